@@ -1,0 +1,619 @@
+// bp/channel.hpp: the bounded channel, the seed's Block and Drop strategies.
+//
+//   bp::channel<T>          MPMC FIFO queue of fixed capacity; what happens when it is full is
+//                           a bp::overflow policy. Capacity 0 is a rendezvous (Go's unbuffered
+//                           channel).
+//   bp::channel_options<T>  capacity, policy and the drop handler, for designated initializers.
+//   bp::channel_stats       counters: sent, received, dropped, evicted, rejected,
+//                           high_watermark, send_waits.
+//   bp::sender<T>,          copyable ends of one channel with ownership-based closing: the
+//   bp::receiver<T>         channel closes when the last sender or the last receiver is gone.
+//   bp::make_channel<T>     creates a channel and returns {sender, receiver}.
+//
+// Example (examples/quick_start.cpp):
+//
+//   auto [tx, rx] = bp::make_channel<int>(8);          // overflow::block
+//   std::thread producer([tx = std::move(tx)]() mutable {
+//     for (int i = 0; i < 100; ++i) (void)tx.send(i);  // waits while 8 items are buffered
+//   });                                                // last sender gone: channel closes
+//   long sum = 0;
+//   for (int v : rx) sum += v;                         // drains, then ends
+//   producer.join();
+#pragma once
+
+#include <chrono>
+#include <climits>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/config.hpp"
+#include "detail/event_count.hpp"
+#include "detail/futex.hpp"
+#include "detail/rendezvous.hpp"
+#include "detail/ring.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+// Counters of one channel. Each is exact once every thread using the channel is done; while
+// operations are in flight a snapshot may be momentarily inconsistent between fields.
+// Invariants at rest:
+//   sent == received + size() + evicted
+//   sent + dropped + rejected == number of sends not answered `closed` or `timeout`
+struct channel_stats {
+  std::uint64_t sent = 0;            // values accepted into the buffer (or handed over, cap 0)
+  std::uint64_t received = 0;        // values delivered to receivers
+  std::uint64_t dropped = 0;         // drop_newest: values refused because the buffer was full
+  std::uint64_t evicted = 0;         // drop_oldest: buffered values evicted by newer ones
+  std::uint64_t rejected = 0;        // `full` answers to send / try_send
+  std::size_t high_watermark = 0;    // largest size() seen
+  std::uint64_t send_waits = 0;      // sends that had to wait for room (or for a receiver)
+};
+
+// Options for a channel, to be written with designated initializers:
+//   bp::channel<Frame> ch({.capacity = 64, .policy = bp::overflow::drop_oldest,
+//                          .on_undelivered = [](Frame&& f) { pool.recycle(std::move(f)); }});
+template <class T>
+struct channel_options {
+  std::size_t capacity = 0;
+  overflow policy = overflow::block;
+  // Receives every value the channel accepted but will never deliver: evicted by drop_oldest,
+  // or still buffered when the channel is destroyed (Kotlin's onUndeliveredElement). Runs on
+  // the thread that evicts or destroys; it must not throw (std::terminate if it does) and must
+  // not use the channel.
+  std::function<void(T&&)> on_undelivered{};
+};
+
+// Element requirements: values move in and out of slots after a slot is claimed, where an
+// exception could not be undone, so moving and destroying must not throw.
+template <class T>
+concept channel_element = std::is_object_v<T> && std::is_nothrow_move_constructible_v<T> &&
+                          std::is_nothrow_destructible_v<T>;
+
+// A bounded multi-producer multi-consumer FIFO channel.
+//
+// A full channel answers according to its `overflow` policy:
+//   policy        full buffer                                  send() returns
+//   block         waits until a slot frees (or close)          ok, or closed
+//   drop_newest   discards the value being sent                dropped
+//   drop_oldest   evicts the oldest buffered value, enqueues   ok (eviction counted)
+//   reject        enqueues nothing; the caller decides         full
+// A value the channel does not take (any answer but ok) stays with the caller: an rvalue
+// argument is left unmoved. try_send never waits (a full `block` channel answers full);
+// send_for/send_until answer timeout when time runs out first.
+//
+// When to use: `block` when every item matters (orders, events: slowness propagates upstream
+// instead of memory growing); `drop_oldest` when freshness matters (telemetry, UI state);
+// `drop_newest` when the first items of a burst matter more (sampling, rate-capped logs);
+// `reject` when the producer has its own fallback (answer 503, spill to disk, retry later).
+// When not to use: if the consumer should pull exactly n items, see bp::rs (Signal); if the
+// producer should run at a fixed rate whatever the consumer does, see bp::token_bucket.
+//
+// Thread safety: every member may be called concurrently from any number of threads, except
+// the destructor. Observers (size, stats, is_closed) are best effort: stale the moment they
+// return while other threads operate.
+//
+// Memory ordering: a successful send happens-before the recv that returns its value. close()
+// happens-before any operation that answers `closed` or ends a receive loop because of it.
+//
+// Blocking: a waiting thread spins briefly (a few microseconds at most), then parks on a futex
+// and burns no CPU until woken. Nothing is allocated per item: the ring of `capacity` slots is
+// allocated once, in the constructor.
+//
+// Closing: close() is idempotent and wakes every waiter. Senders then answer `closed`;
+// receivers still get everything buffered before close(), then std::nullopt. On a capacity-0
+// channel a sender still waiting at close() answers `closed` and its value is not delivered.
+// A drop_oldest send racing with close() may evict one buffered value (handed to the drop
+// handler and counted) and then answer `closed`.
+//
+// Errors: invalid construction arguments throw std::invalid_argument naming the argument;
+// allocation failure of the ring throws std::bad_alloc. No operation throws after that, except
+// what copying a `const T&` argument throws.
+template <channel_element T>
+class channel {
+ public:
+  using value_type = T;
+  using drop_handler = std::function<void(T&&)>;
+
+  explicit channel(std::size_t capacity, overflow policy = overflow::block,
+                   drop_handler on_undelivered = {})
+      : ring_(validated_capacity(capacity, policy)),
+        policy_(policy),
+        on_undelivered_(std::move(on_undelivered)) {}
+
+  explicit channel(channel_options<T> options)
+      : channel(options.capacity, options.policy, std::move(options.on_undelivered)) {}
+
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+
+  // Values still buffered go to the drop handler (if any), then are destroyed.
+  ~channel() {
+    if (!on_undelivered_ || capacity() == 0) return;
+    while (auto v = ring_.try_pop()) hand_to_drop_handler(std::move(*v));
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  [[nodiscard]] status send(T&& value) { return send_impl(value, true, forever()); }
+  [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
+    T copy(value);
+    return send(std::move(copy));
+  }
+
+  // Never waits: ok | dropped | full | closed.
+  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, forever()); }
+  [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
+    T copy(value);
+    return try_send(std::move(copy));
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+    return send_impl(value, true, detail::deadline_after(timeout));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout)
+    requires std::copy_constructible<T>
+  {
+    T copy(value);
+    return send_for(std::move(copy), timeout);
+  }
+
+  template <class Clock, class Duration>
+  [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
+    return send_impl(value, true, to_steady(deadline));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status send_until(const T& value,
+                                  std::chrono::time_point<Clock, Duration> deadline)
+    requires std::copy_constructible<T>
+  {
+    T copy(value);
+    return send_until(std::move(copy), deadline);
+  }
+
+  // --- receiving -------------------------------------------------------------------------------
+
+  // Waits while empty; std::nullopt once closed and drained.
+  std::optional<T> recv() { return recv_impl(true, forever()); }
+
+  // std::nullopt when nothing is buffered right now (on capacity 0: no sender is waiting).
+  std::optional<T> try_recv() { return recv_impl(false, forever()); }
+
+  // std::nullopt when closed and drained, or when the timeout passes first.
+  template <class Rep, class Period>
+  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+    return recv_impl(true, detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return recv_impl(true, to_steady(deadline));
+  }
+
+  // --- state -----------------------------------------------------------------------------------
+
+  // Idempotent. Wakes every waiting sender (they answer `closed`) and receiver.
+  void close() {
+    if (capacity() == 0) {
+      rendezvous_.close();
+      return;
+    }
+    if (ring_.close()) {
+      not_empty_.notify_all();
+      not_full_.notify_all();
+    }
+  }
+
+  [[nodiscard]] bool is_closed() const noexcept {
+    return capacity() == 0 ? rendezvous_.is_closed() : ring_.is_closed();
+  }
+
+  // Items buffered now (best effort under concurrency), never more than capacity(); always 0 on
+  // a rendezvous channel.
+  [[nodiscard]] std::size_t size() const noexcept { return capacity() == 0 ? 0 : ring_.size(); }
+  [[nodiscard]] std::size_t capacity() const noexcept { return ring_.capacity(); }
+  [[nodiscard]] overflow policy() const noexcept { return policy_; }
+
+  [[nodiscard]] channel_stats stats() const noexcept {
+    channel_stats s;
+    s.evicted = evicted_.load(std::memory_order_relaxed);
+    if (capacity() == 0) {
+      s.sent = s.received = rendezvous_.handed();
+    } else {
+      s.received = ring_.popped() - s.evicted;  // pops are receives or evictions
+      s.sent = ring_.pushed();
+    }
+    s.dropped = dropped_.load(std::memory_order_relaxed);
+    s.rejected = rejected_.load(std::memory_order_relaxed);
+    s.high_watermark = high_watermark_.load(std::memory_order_relaxed);
+    s.send_waits = send_waits_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
+
+  class iterator {
+   public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::input_iterator_tag;
+
+    iterator() = default;
+    explicit iterator(channel* ch) : ch_(ch) { ++*this; }
+    T& operator*() const { return *cur_; }
+    T* operator->() const { return &*cur_; }
+    iterator& operator++() {
+      cur_ = ch_->recv();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
+
+   private:
+    channel* ch_ = nullptr;
+    mutable std::optional<T> cur_;
+  };
+
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  static std::size_t validated_capacity(std::size_t capacity, overflow policy) {
+    switch (policy) {
+      case overflow::block:
+      case overflow::drop_newest:
+      case overflow::drop_oldest:
+      case overflow::reject: break;
+      default:
+        throw std::invalid_argument("bp::channel: policy is not a bp::overflow value (" +
+                                    std::to_string(static_cast<int>(policy)) + ")");
+    }
+    if (capacity == 0 && policy != overflow::block)
+      throw std::invalid_argument(
+          "bp::channel: capacity 0 (a rendezvous channel) requires policy overflow::block, got " +
+          std::string(to_string(policy)));
+    constexpr std::size_t max_capacity = std::size_t{1} << 40;
+    if (capacity > max_capacity)
+      throw std::invalid_argument("bp::channel: capacity " + std::to_string(capacity) +
+                                  " exceeds the maximum of 2^40 slots");
+    return capacity;
+  }
+
+  static constexpr detail::clock::time_point forever() noexcept {
+    return detail::clock::time_point::max();
+  }
+
+  template <class Clock, class Duration>
+  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
+    if constexpr (std::is_same_v<Clock, detail::clock>) {
+      return std::chrono::time_point_cast<detail::clock::duration>(tp);
+    } else {
+      return detail::deadline_after(tp - Clock::now());
+    }
+  }
+
+  static bool expired(detail::clock::time_point deadline) noexcept {
+    return deadline != forever() && detail::clock::now() >= deadline;
+  }
+
+  // Spin this many times (each a CPU pause) re-trying before parking: covers a hand-off that
+  // is already under way on the other core, without burning CPU when nothing is coming.
+  static constexpr int spin_limit = 64;
+
+  void hand_to_drop_handler(T&& v) noexcept { on_undelivered_(std::move(v)); }
+
+  void after_push(std::uint64_t ticket) noexcept {
+    if (high_watermark_.load(std::memory_order_relaxed) < capacity()) {
+      const std::size_t n = ring_.size_after_push(ticket);
+      std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
+      while (n > seen && !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+      }
+    }
+    not_empty_.notify_one();
+  }
+
+  // After any pop (a receive or an eviction): wake a sender waiting for room; and once closed,
+  // wake receivers parked while the last in-flight push completed, so they see the end.
+  void after_pop() noexcept {
+    detail::full_fence();
+    not_full_.wake_if_waiting(1);
+    if (not_empty_.waiters() != 0 && ring_.is_closed()) not_empty_.wake_if_waiting(INT_MAX);
+  }
+
+  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
+    if (capacity() == 0) return send_rendezvous(value, may_wait, deadline);
+    std::uint64_t ticket = 0;
+    switch (ring_.try_push(value, ticket)) {
+      case detail::push_result::ok: after_push(ticket); return status::ok;
+      case detail::push_result::closed: return status::closed;
+      case detail::push_result::full: break;
+    }
+    switch (policy_) {
+      case overflow::drop_newest:
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return status::dropped;
+      case overflow::reject:
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return status::full;
+      case overflow::drop_oldest: return send_evicting(value);
+      case overflow::block: break;
+    }
+    if (!may_wait) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      return status::full;
+    }
+    return send_waiting(value, deadline);
+  }
+
+  status send_evicting(T& value) {
+    for (;;) {
+      if (ring_.is_closed()) return status::closed;
+      if (auto old = ring_.try_pop()) {
+        evicted_.fetch_add(1, std::memory_order_relaxed);
+        after_pop();
+        if (on_undelivered_) hand_to_drop_handler(std::move(*old));
+      } else {
+        detail::cpu_relax();  // the oldest slot is mid-push or mid-pop; it settles in a moment
+      }
+      std::uint64_t ticket = 0;
+      switch (ring_.try_push(value, ticket)) {
+        case detail::push_result::ok: after_push(ticket); return status::ok;
+        case detail::push_result::closed: return status::closed;
+        case detail::push_result::full: break;  // another sender took the freed slot
+      }
+    }
+  }
+
+  status send_waiting(T& value, detail::clock::time_point deadline) {
+    send_waits_.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t ticket = 0;
+    auto attempt = [&]() -> std::optional<status> {
+      switch (ring_.try_push(value, ticket)) {
+        case detail::push_result::ok: after_push(ticket); return status::ok;
+        case detail::push_result::closed: return status::closed;
+        case detail::push_result::full: return std::nullopt;
+      }
+      return std::nullopt;
+    };
+    for (;;) {
+      for (int i = 0; i < spin_limit; ++i) {
+        detail::cpu_relax();
+        if (auto r = attempt()) return *r;
+      }
+      const auto key = not_full_.prepare_wait();
+      if (auto r = attempt()) {
+        not_full_.cancel_wait();
+        return *r;
+      }
+      if (expired(deadline)) {
+        not_full_.cancel_wait();
+        return status::timeout;
+      }
+      not_full_.wait(key, deadline);
+    }
+  }
+
+  status send_rendezvous(T& value, bool may_wait, detail::clock::time_point deadline) {
+    switch (rendezvous_.send(value, may_wait, deadline, send_waits_)) {
+      case rendezvous_t::outcome::done: return status::ok;
+      case rendezvous_t::outcome::closed: return status::closed;
+      case rendezvous_t::outcome::timeout: return status::timeout;
+      case rendezvous_t::outcome::empty: break;
+    }
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return status::full;
+  }
+
+  std::optional<T> recv_impl(bool may_wait, detail::clock::time_point deadline) {
+    if (capacity() == 0) {
+      std::optional<T> out;
+      rendezvous_.recv(out, may_wait, deadline);
+      return out;
+    }
+    if (auto v = ring_.try_pop()) {
+      after_pop();
+      return v;
+    }
+    if (!may_wait) return std::nullopt;
+    for (;;) {
+      for (int i = 0; i < spin_limit; ++i) {
+        detail::cpu_relax();
+        if (auto v = ring_.try_pop()) {
+          after_pop();
+          return v;
+        }
+      }
+      if (ring_.closed_and_drained()) return std::nullopt;
+      const auto key = not_empty_.prepare_wait();
+      if (auto v = ring_.try_pop()) {
+        not_empty_.cancel_wait();
+        after_pop();
+        return v;
+      }
+      if (ring_.closed_and_drained() || expired(deadline)) {
+        not_empty_.cancel_wait();
+        return std::nullopt;
+      }
+      not_empty_.wait(key, deadline);
+    }
+  }
+
+  using rendezvous_t = detail::rendezvous<T>;
+
+  detail::ring<T> ring_;
+  detail::event_count not_empty_;  // receivers wait here
+  detail::event_count not_full_;   // block-policy senders wait here
+  rendezvous_t rendezvous_;        // used only when capacity() == 0
+  const overflow policy_;
+  drop_handler on_undelivered_;
+
+  // Rarely written counters share one line, away from the ring's indices.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> evicted_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> send_waits_{0};
+  std::atomic<std::size_t> high_watermark_{0};
+};
+
+// --- ownership-based closing ---------------------------------------------------------------------
+
+namespace detail {
+template <class T>
+struct channel_core {
+  template <class... A>
+  explicit channel_core(A&&... a) : ch(std::forward<A>(a)...) {}
+  channel<T> ch;
+  std::atomic<std::size_t> senders{1};
+  std::atomic<std::size_t> receivers{1};
+};
+
+// Copy = one more owner of that end; the last owner of an end closes the channel.
+template <class T, std::atomic<std::size_t> channel_core<T>::*Count>
+class channel_end {
+ public:
+  channel_end() = default;
+  explicit channel_end(std::shared_ptr<channel_core<T>> c) noexcept : c_(std::move(c)) {}
+  channel_end(const channel_end& o) noexcept : c_(o.c_) {
+    if (c_) ((*c_).*Count).fetch_add(1, std::memory_order_relaxed);
+  }
+  channel_end(channel_end&& o) noexcept = default;
+  channel_end& operator=(channel_end o) noexcept {
+    std::swap(c_, o.c_);
+    return *this;
+  }
+  ~channel_end() { reset(); }
+
+  // Gives up this handle (as destruction does); the handle is then empty.
+  void reset() noexcept {
+    if (c_ && ((*c_).*Count).fetch_sub(1, std::memory_order_acq_rel) == 1) c_->ch.close();
+    c_.reset();
+  }
+
+  explicit operator bool() const noexcept { return c_ != nullptr; }
+  void close() const {
+    if (c_) c_->ch.close();
+  }
+  [[nodiscard]] bool is_closed() const noexcept { return !c_ || c_->ch.is_closed(); }
+  [[nodiscard]] std::size_t size() const noexcept { return c_ ? c_->ch.size() : 0; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return c_ ? c_->ch.capacity() : 0; }
+  [[nodiscard]] channel_stats stats() const noexcept { return c_ ? c_->ch.stats() : channel_stats{}; }
+
+ protected:
+  channel<T>* get() const noexcept { return c_ ? &c_->ch : nullptr; }
+
+ private:
+  std::shared_ptr<channel_core<T>> c_;
+};
+}  // namespace detail
+
+// The sending end of a channel made by make_channel. Copyable: each copy is an owner; when the
+// last sender is destroyed (or reset()), the channel closes and receivers drain, then see the
+// end. An empty (default-constructed or moved-from) sender answers `closed`.
+// Thread safety: as bp::channel; one handle object itself is not to be mutated concurrently.
+template <channel_element T>
+class sender : public detail::channel_end<T, &detail::channel_core<T>::senders> {
+  using base = detail::channel_end<T, &detail::channel_core<T>::senders>;
+
+ public:
+  using value_type = T;
+  using base::base;
+
+  [[nodiscard]] status send(T&& v) const { return ch() ? ch()->send(std::move(v)) : status::closed; }
+  [[nodiscard]] status send(const T& v) const requires std::copy_constructible<T> {
+    return ch() ? ch()->send(v) : status::closed;
+  }
+  [[nodiscard]] status try_send(T&& v) const {
+    return ch() ? ch()->try_send(std::move(v)) : status::closed;
+  }
+  [[nodiscard]] status try_send(const T& v) const requires std::copy_constructible<T> {
+    return ch() ? ch()->try_send(v) : status::closed;
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(T&& v, std::chrono::duration<Rep, Period> t) const {
+    return ch() ? ch()->send_for(std::move(v), t) : status::closed;
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(const T& v, std::chrono::duration<Rep, Period> t) const
+    requires std::copy_constructible<T>
+  {
+    return ch() ? ch()->send_for(v, t) : status::closed;
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status send_until(T&& v, std::chrono::time_point<Clock, Duration> d) const {
+    return ch() ? ch()->send_until(std::move(v), d) : status::closed;
+  }
+
+ private:
+  channel<T>* ch() const noexcept { return this->get(); }
+};
+
+// The receiving end of a channel made by make_channel. Copyable: each copy is an owner; when
+// the last receiver is destroyed (or reset()), the channel closes and sends answer `closed`.
+// Values still buffered then go to the drop handler when the channel is destroyed.
+// An empty receiver behaves as a closed, drained channel.
+template <channel_element T>
+class receiver : public detail::channel_end<T, &detail::channel_core<T>::receivers> {
+  using base = detail::channel_end<T, &detail::channel_core<T>::receivers>;
+
+ public:
+  using value_type = T;
+  using base::base;
+
+  std::optional<T> recv() const { return ch() ? ch()->recv() : std::nullopt; }
+  std::optional<T> try_recv() const { return ch() ? ch()->try_recv() : std::nullopt; }
+  template <class Rep, class Period>
+  std::optional<T> recv_for(std::chrono::duration<Rep, Period> t) const {
+    return ch() ? ch()->recv_for(t) : std::nullopt;
+  }
+  template <class Clock, class Duration>
+  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> d) const {
+    return ch() ? ch()->recv_until(d) : std::nullopt;
+  }
+
+  // range-for: receives until closed and drained.
+  class iterator {
+   public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::input_iterator_tag;
+    iterator() = default;
+    explicit iterator(const receiver* r) : r_(r) { ++*this; }
+    T& operator*() const { return *cur_; }
+    T* operator->() const { return &*cur_; }
+    iterator& operator++() {
+      cur_ = r_->recv();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
+
+   private:
+    const receiver* r_ = nullptr;
+    mutable std::optional<T> cur_;
+  };
+  iterator begin() const { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  channel<T>* ch() const noexcept { return this->get(); }
+};
+
+// Creates a channel owned by its ends: `auto [tx, rx] = bp::make_channel<T>(capacity, policy);`
+// Arguments are those of bp::channel's constructors (and throw the same way).
+template <channel_element T, class... Args>
+[[nodiscard]] std::pair<sender<T>, receiver<T>> make_channel(Args&&... args) {
+  auto core = std::make_shared<detail::channel_core<T>>(std::forward<Args>(args)...);
+  return {sender<T>(core), receiver<T>(std::move(core))};
+}
+
+}  // namespace bp

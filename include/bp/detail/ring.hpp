@@ -1,0 +1,169 @@
+// Internal: the bounded MPMC ring under bp::channel. Lock-free, allocation-free after
+// construction, any capacity >= 1, exactly `capacity` items.
+//
+// Each slot carries a sequence number (after D. Vyukov's bounded MPMC queue): for the ticket
+// `pos` the slot `pos % capacity` is free when `seq == 2*pos` and holds the item when
+// `seq == 2*pos + 1`; a pop sets it to `2*(pos + capacity)`, free for the next lap. (Vyukov's
+// `pos`/`pos + 1` encoding cannot tell "full with t" from "free for t + 1" when capacity is
+// 1; doubling keeps every capacity unambiguous, and tickets stay below 2^62.) Producers
+// claim tickets by CAS on `tail_`, consumers on `head_`, so contention is per index, never a
+// lock. The top bit of `tail_` is the closed flag: closing and claiming a ticket are one atomic
+// word, so a push either got its ticket before close() (and is delivered) or answers `closed`.
+//
+// Memory ordering: the release store of `seq` after constructing (or destroying) the value and
+// the acquire load of `seq` before touching it are the only happens-before edges the payload
+// needs; ticket CASes are relaxed. `pushed()`/`popped()` read the tickets for statistics.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "config.hpp"
+
+namespace bp::detail {
+
+enum class push_result { ok, full, closed };
+
+template <class T>
+class ring {
+ public:
+  static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
+
+  explicit ring(std::size_t capacity) : cap_(capacity) {
+    if (cap_ == 0) return;
+    slots_ = static_cast<slot*>(::operator new[](sizeof(slot) * cap_, std::align_val_t{alignof(slot)}));
+    for (std::size_t i = 0; i < cap_; ++i) ::new (&slots_[i]) slot(2 * i);
+  }
+
+  ring(const ring&) = delete;
+  ring& operator=(const ring&) = delete;
+
+  // Destroys what is still buffered; the owner drains it first if it wants the values.
+  ~ring() {
+    if (!slots_) return;
+    while (auto v = try_pop()) {
+    }
+    for (std::size_t i = 0; i < cap_; ++i) slots_[i].~slot();
+    ::operator delete[](slots_, std::align_val_t{alignof(slot)});
+  }
+
+  // Takes `v` (moves from it) only on `ok`, and then stores the ticket it got in `ticket`.
+  push_result try_push(T& v, std::uint64_t& ticket) noexcept {
+    std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (pos & closed_bit) return push_result::closed;
+      slot& s = slots_[index(pos)];
+      const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::int64_t>(seq - 2 * pos);
+      if (diff == 0) {
+        if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+          ::new (s.ptr()) T(std::move(v));
+          s.seq.store(2 * pos + 1, std::memory_order_release);
+          ticket = pos;
+          return push_result::ok;
+        }
+      } else if (diff < 0) {
+        // The slot still holds the value of the previous lap: full. Re-read the tail once so a
+        // stale `pos` (another producer moved on) is not mistaken for fullness.
+        const std::uint64_t now = tail_.load(std::memory_order_relaxed);
+        if (now == pos) return push_result::full;
+        pos = now;
+      } else {
+        pos = tail_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  std::optional<T> try_pop() noexcept {
+    std::uint64_t pos = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      slot& s = slots_[index(pos)];
+      const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::int64_t>(seq - (2 * pos + 1));
+      if (diff == 0) {
+        if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+          T* p = s.ptr();
+          std::optional<T> out(std::move(*p));
+          p->~T();
+          s.seq.store(2 * (pos + cap_), std::memory_order_release);
+          return out;
+        }
+      } else if (diff < 0) {
+        const std::uint64_t now = head_.load(std::memory_order_relaxed);
+        if (now == pos) return std::nullopt;  // empty, or the producer of `pos` is mid-push
+        pos = now;
+      } else {
+        pos = head_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // Returns true if this call closed the ring (false if it already was).
+  bool close() noexcept {
+    return (tail_.fetch_or(closed_bit, std::memory_order_acq_rel) & closed_bit) == 0;
+  }
+
+  [[nodiscard]] bool is_closed() const noexcept {
+    return (tail_.load(std::memory_order_acquire) & closed_bit) != 0;
+  }
+
+  // Closed, and every ticket handed out before close() has been popped.
+  [[nodiscard]] bool closed_and_drained() const noexcept {
+    const std::uint64_t t = tail_.load(std::memory_order_acquire);
+    if (!(t & closed_bit)) return false;
+    return head_.load(std::memory_order_acquire) == (t & ~closed_bit);
+  }
+
+  // Items buffered now; best effort under concurrency, never above capacity. The tail is read
+  // first: the head can only have moved forward since, so the difference cannot overshoot.
+  [[nodiscard]] std::size_t size() const noexcept {
+    const std::uint64_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
+    const std::uint64_t h = head_.load(std::memory_order_acquire);
+    if (h >= t) return 0;
+    const std::uint64_t n = t - h;
+    return n > cap_ ? cap_ : static_cast<std::size_t>(n);
+  }
+
+  // Buffered items right after this thread's successful push at ticket `pos` (exact lower
+  // bound of the head: the slot was freed by the pop of `pos - capacity`).
+  [[nodiscard]] std::size_t size_after_push(std::uint64_t pos) const noexcept {
+    const std::uint64_t h = head_.load(std::memory_order_relaxed);
+    const std::uint64_t n = pos + 1 > h ? pos + 1 - h : 0;
+    return n > cap_ ? cap_ : static_cast<std::size_t>(n);
+  }
+
+  [[nodiscard]] std::uint64_t pushed() const noexcept {
+    return tail_.load(std::memory_order_relaxed) & ~closed_bit;
+  }
+  [[nodiscard]] std::uint64_t popped() const noexcept {
+    return head_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+
+ private:
+  struct slot {
+    explicit slot(std::uint64_t s) noexcept : seq(s) {}
+    std::atomic<std::uint64_t> seq;
+    alignas(T) unsigned char storage[sizeof(T)];
+    T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
+  };
+
+  std::size_t index(std::uint64_t pos) const noexcept {
+    return static_cast<std::size_t>(pos % cap_);
+  }
+
+  alignas(cache_line) std::atomic<std::uint64_t> tail_{0};
+  alignas(cache_line) std::atomic<std::uint64_t> head_{0};
+  alignas(cache_line) slot* slots_ = nullptr;
+  std::size_t cap_;
+};
+
+}  // namespace bp::detail

@@ -1,0 +1,560 @@
+#include <bp/channel.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bp::overflow;
+using bp::status;
+using bp::test::counted;
+using bp::test::eventually;
+using bp::test::watchdog;
+
+// Every API.md invariant that must hold once all threads are done.
+template <class T>
+void expect_invariants(const bp::channel<T>& ch, std::uint64_t sends_not_closed_or_timeout) {
+  const auto s = ch.stats();
+  EXPECT_EQ(s.sent, s.received + ch.size() + s.evicted);
+  EXPECT_EQ(s.sent + s.dropped + s.rejected, sends_not_closed_or_timeout);
+  EXPECT_LE(s.high_watermark, ch.capacity());
+}
+
+// ---- construction --------------------------------------------------------------------------
+
+TEST(ChannelConstruct, RendezvousNeedsBlock) {
+  for (auto p : {overflow::drop_newest, overflow::drop_oldest, overflow::reject}) {
+    try {
+      bp::channel<int> ch(0, p);
+      FAIL() << "capacity 0 with " << p << " must throw";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("capacity"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(bp::channel<int>(0, overflow::block));
+}
+
+TEST(ChannelConstruct, InvalidPolicyNamesTheArgument) {
+  try {
+    bp::channel<int> ch(4, static_cast<overflow>(17));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("policy"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChannelConstruct, HugeCapacityNamesTheArgument) {
+  try {
+    bp::channel<int> ch(std::size_t{1} << 50);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("capacity"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChannelConstruct, OptionsWithDesignatedInitializers) {
+  int undelivered = 0;
+  {
+    bp::channel<int> ch({.capacity = 3,
+                         .policy = overflow::drop_oldest,
+                         .on_undelivered = [&](int&&) { ++undelivered; }});
+    EXPECT_EQ(ch.capacity(), 3u);
+    EXPECT_EQ(ch.policy(), overflow::drop_oldest);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(ch.send(i), status::ok);
+    EXPECT_EQ(undelivered, 2);  // 0 and 1 evicted
+  }
+  EXPECT_EQ(undelivered, 5);  // 2, 3, 4 still buffered at destruction
+}
+
+TEST(ChannelConstruct, AnyCapacityHoldsExactlyThatMany) {
+  for (std::size_t cap : {1u, 2u, 3u, 7u, 10u, 1000u}) {
+    bp::channel<std::size_t> ch(cap, overflow::reject);
+    for (std::size_t i = 0; i < cap; ++i) ASSERT_EQ(ch.try_send(i), status::ok);
+    EXPECT_EQ(ch.size(), cap);
+    EXPECT_EQ(ch.try_send(cap), status::full);
+    for (std::size_t i = 0; i < cap; ++i) ASSERT_EQ(ch.try_recv(), i);
+    EXPECT_EQ(ch.try_recv(), std::nullopt);
+  }
+}
+
+// ---- one typed suite over every policy ---------------------------------------------------
+
+class EveryPolicy : public ::testing::TestWithParam<overflow> {};
+INSTANTIATE_TEST_SUITE_P(Channel, EveryPolicy,
+                         ::testing::Values(overflow::block, overflow::drop_newest,
+                                           overflow::drop_oldest, overflow::reject),
+                         [](const auto& info) { return std::string(bp::to_string(info.param)); });
+
+TEST_P(EveryPolicy, FifoBelowCapacity) {
+  bp::channel<int> ch(4, GetParam());
+  for (int lap = 0; lap < 10; ++lap) {  // wraps the ring several times
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(ch.send(lap * 10 + i), status::ok);
+    EXPECT_EQ(ch.size(), 3u);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(ch.recv(), lap * 10 + i);
+  }
+  EXPECT_EQ(ch.size(), 0u);
+  expect_invariants(ch, 30);
+}
+
+TEST_P(EveryPolicy, FullBufferAnswersPerPolicyTable) {
+  std::vector<int> undelivered;
+  bp::channel<std::string> ch(2, GetParam(), [&](std::string&& s) { undelivered.push_back(std::stoi(s)); });
+  ASSERT_EQ(ch.send(std::string("0")), status::ok);
+  ASSERT_EQ(ch.send(std::string("1")), status::ok);
+  std::string v = "2";
+  status s = GetParam() == overflow::block ? ch.send_for(std::move(v), 20ms) : ch.send(std::move(v));
+  switch (GetParam()) {
+    case overflow::block:
+      EXPECT_EQ(s, status::timeout);
+      EXPECT_EQ(v, "2") << "a value not taken stays with the caller";
+      EXPECT_EQ(ch.stats().send_waits, 1u);
+      break;
+    case overflow::drop_newest:
+      EXPECT_EQ(s, status::dropped);
+      EXPECT_EQ(v, "2");
+      EXPECT_EQ(ch.stats().dropped, 1u);
+      break;
+    case overflow::drop_oldest:
+      EXPECT_EQ(s, status::ok);
+      EXPECT_EQ(ch.stats().evicted, 1u);
+      EXPECT_EQ(undelivered, std::vector<int>{0});
+      break;
+    case overflow::reject:
+      EXPECT_EQ(s, status::full);
+      EXPECT_EQ(v, "2");
+      EXPECT_EQ(ch.stats().rejected, 1u);
+      break;
+  }
+  EXPECT_EQ(ch.size(), 2u);
+  if (GetParam() == overflow::drop_oldest) {
+    EXPECT_EQ(ch.recv(), "1");
+    EXPECT_EQ(ch.recv(), "2");
+  } else {
+    EXPECT_EQ(ch.recv(), "0");
+    EXPECT_EQ(ch.recv(), "1");
+  }
+  expect_invariants(ch, GetParam() == overflow::block ? 2 : 3);
+}
+
+TEST_P(EveryPolicy, TrySendNeverWaits) {
+  bp::channel<int> ch(1, GetParam());
+  ASSERT_EQ(ch.try_send(1), status::ok);
+  const status expected[] = {status::full, status::dropped, status::ok, status::full};
+  EXPECT_EQ(ch.try_send(2), expected[static_cast<int>(GetParam())]);
+  expect_invariants(ch, 2);
+  const auto st = ch.stats();
+  if (GetParam() == overflow::block || GetParam() == overflow::reject) {
+    EXPECT_EQ(st.rejected, 1u);
+  }
+}
+
+TEST_P(EveryPolicy, SendOnClosedAnswersClosedAndLeavesValue) {
+  bp::channel<std::unique_ptr<int>> ch(2, GetParam());
+  ch.close();
+  auto p = std::make_unique<int>(7);
+  EXPECT_EQ(ch.send(std::move(p)), status::closed);
+  EXPECT_EQ(ch.try_send(std::move(p)), status::closed);
+  EXPECT_EQ(ch.send_for(std::move(p), 1ms), status::closed);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(*p, 7);
+  EXPECT_EQ(ch.stats().sent, 0u);
+  expect_invariants(ch, 0);
+}
+
+TEST_P(EveryPolicy, CloseDeliversWhatWasBufferedThenEnds) {
+  bp::channel<int> ch(3, GetParam());
+  ASSERT_EQ(ch.send(1), status::ok);
+  ASSERT_EQ(ch.send(2), status::ok);
+  ch.close();
+  ch.close();  // idempotent
+  EXPECT_TRUE(ch.is_closed());
+  EXPECT_EQ(ch.recv(), 1);
+  EXPECT_EQ(ch.try_recv(), 2);
+  EXPECT_EQ(ch.recv(), std::nullopt);
+  EXPECT_EQ(ch.recv_for(1ms), std::nullopt);
+  EXPECT_EQ(ch.try_recv(), std::nullopt);
+}
+
+TEST_P(EveryPolicy, RangeForDrainsUntilClosed) {
+  watchdog dog(30s);
+  bp::channel<int> ch(2, GetParam() == overflow::block ? overflow::block : GetParam());
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) {
+      while (ch.send(i) != status::ok) std::this_thread::yield();  // lossy policies: retry
+    }
+    ch.close();
+  });
+  int expected = 0;
+  for (int v : ch) {
+    if (GetParam() == overflow::drop_oldest) {
+      EXPECT_GE(v, expected);  // evictions may skip values, never reorder them
+      expected = v + 1;
+    } else {
+      EXPECT_EQ(v, expected++);
+    }
+  }
+  producer.join();
+  if (GetParam() != overflow::drop_oldest) {
+    EXPECT_EQ(expected, 100);
+  }
+}
+
+TEST_P(EveryPolicy, MoveOnlyPayload) {
+  bp::channel<std::unique_ptr<int>> ch(2, GetParam());
+  ASSERT_EQ(ch.send(std::make_unique<int>(1)), status::ok);
+  auto v = ch.recv();
+  ASSERT_TRUE(v && *v);
+  EXPECT_EQ(**v, 1);
+}
+
+TEST_P(EveryPolicy, NoLeakNoDoubleDestroy) {
+  const long before = counted::live;
+  {
+    bp::channel<counted> ch(4, GetParam());
+    for (int i = 0; i < 10; ++i) (void)ch.try_send(counted(i));
+    (void)ch.recv();
+    counted keep(99);
+    (void)ch.send(keep);  // copy overload
+    EXPECT_FALSE(keep.moved_from);
+  }
+  EXPECT_EQ(counted::live, before);
+}
+
+TEST_P(EveryPolicy, ConstRefSendCopies) {
+  bp::channel<std::string> ch(1, GetParam());
+  const std::string s = "hello";
+  ASSERT_EQ(ch.send(s), status::ok);
+  EXPECT_EQ(ch.recv(), "hello");
+  EXPECT_EQ(s, "hello");
+}
+
+TEST_P(EveryPolicy, HighWatermark) {
+  bp::channel<int> ch(5, GetParam());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(ch.send(i), status::ok);
+  EXPECT_EQ(ch.stats().high_watermark, 3u);
+  for (int i = 0; i < 3; ++i) (void)ch.recv();
+  ASSERT_EQ(ch.send(9), status::ok);
+  EXPECT_EQ(ch.stats().high_watermark, 3u);
+  for (int i = 0; i < 10; ++i) (void)ch.try_send(i);
+  EXPECT_EQ(ch.stats().high_watermark, 5u);
+}
+
+// ---- blocking and waking -------------------------------------------------------------------
+
+TEST(ChannelBlock, SenderWaitsUntilASlotFrees) {
+  watchdog dog(30s);
+  bp::channel<int> ch(1);
+  ASSERT_EQ(ch.send(1), status::ok);
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    EXPECT_EQ(ch.send_for(2, 10s), status::ok);
+    done = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(ch.recv_for(5s), 1);
+  EXPECT_EQ(ch.recv_for(5s), 2);
+  t.join();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(ch.stats().send_waits, 1u);
+}
+
+TEST(ChannelBlock, ReceiverWaitsUntilAValueArrives) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  std::thread t([&] { EXPECT_EQ(ch.recv_for(10s), 42); });
+  std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(ch.send(42), status::ok);
+  t.join();
+}
+
+TEST(ChannelBlock, CloseWakesEveryBlockedSenderAndLeavesTheirValues) {
+  watchdog dog(30s);
+  bp::channel<std::unique_ptr<int>> ch(1);
+  ASSERT_EQ(ch.send(std::make_unique<int>(0)), status::ok);
+  constexpr int n = 4;
+  std::vector<std::thread> senders;
+  std::atomic<int> closed_answers{0}, values_kept{0};
+  for (int i = 0; i < n; ++i) {
+    senders.emplace_back([&, i] {
+      auto v = std::make_unique<int>(i + 1);
+      if (ch.send_for(std::move(v), 20s) == status::closed) ++closed_answers;
+      if (v && *v == i + 1) ++values_kept;
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return ch.stats().send_waits == n; }));
+  std::this_thread::sleep_for(10ms);  // let them park
+  ch.close();
+  for (auto& t : senders) t.join();
+  EXPECT_EQ(closed_answers, n);
+  EXPECT_EQ(values_kept, n);
+  auto first = ch.recv();  // the value buffered before close is still delivered
+  ASSERT_TRUE(first && *first);
+  EXPECT_EQ(**first, 0);
+  EXPECT_EQ(ch.recv(), std::nullopt);
+}
+
+TEST(ChannelBlock, CloseWakesEveryBlockedReceiver) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  std::vector<std::thread> receivers;
+  std::atomic<int> ended{0};
+  for (int i = 0; i < 4; ++i)
+    receivers.emplace_back([&] {
+      if (!ch.recv_for(20s)) ++ended;
+    });
+  std::this_thread::sleep_for(30ms);
+  ch.close();
+  for (auto& t : receivers) t.join();
+  EXPECT_EQ(ended, 4);
+}
+
+TEST(ChannelBlock, RecvForTimesOut) {
+  bp::channel<int> ch(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_for(30ms), std::nullopt);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 30ms);
+  EXPECT_LT(waited, 5s);
+  EXPECT_FALSE(ch.is_closed());
+}
+
+TEST(ChannelBlock, ZeroAndNegativeTimeoutsDoNotWait) {
+  bp::channel<int> ch(1);
+  ASSERT_EQ(ch.send(1), status::ok);
+  EXPECT_EQ(ch.send_for(2, 0ms), status::timeout);
+  EXPECT_EQ(ch.send_for(2, -5ms), status::timeout);
+  EXPECT_EQ(ch.recv_for(0ms), 1);
+  EXPECT_EQ(ch.recv_for(-1ms), std::nullopt);
+  expect_invariants(ch, 1);
+}
+
+TEST(ChannelBlock, UntilVariantsTakeAnyClock) {
+  bp::channel<int> ch(1);
+  ASSERT_EQ(ch.send_until(1, std::chrono::system_clock::now() + 1s), status::ok);
+  EXPECT_EQ(ch.send_until(2, std::chrono::steady_clock::now() + 10ms), status::timeout);
+  EXPECT_EQ(ch.recv_until(std::chrono::system_clock::now() + 1s), 1);
+  EXPECT_EQ(ch.recv_until(std::chrono::steady_clock::now() + 10ms), std::nullopt);
+}
+
+TEST(ChannelBlock, HugeTimeoutIsAccepted) {
+  bp::channel<int> ch(1);
+  EXPECT_EQ(ch.send_for(1, std::chrono::hours::max()), status::ok);
+  EXPECT_EQ(ch.recv_for(std::chrono::nanoseconds::max()), 1);
+}
+
+// ---- capacity 0: rendezvous ----------------------------------------------------------------
+
+TEST(ChannelRendezvous, SendReturnsOnlyOnceTaken) {
+  watchdog dog(30s);
+  bp::channel<int> ch(0);
+  EXPECT_EQ(ch.capacity(), 0u);
+  std::atomic<bool> sent{false};
+  std::thread t([&] {
+    EXPECT_EQ(ch.send_for(5, 10s), status::ok);
+    sent = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(sent);
+  EXPECT_EQ(ch.size(), 0u);
+  EXPECT_EQ(ch.recv_for(5s), 5);
+  t.join();
+  EXPECT_TRUE(sent);
+  const auto s = ch.stats();
+  EXPECT_EQ(s.sent, 1u);
+  EXPECT_EQ(s.received, 1u);
+  EXPECT_EQ(s.send_waits, 1u);
+  EXPECT_EQ(s.high_watermark, 0u);
+}
+
+TEST(ChannelRendezvous, TrySendNeedsAWaitingReceiver) {
+  watchdog dog(30s);
+  bp::channel<int> ch(0);
+  EXPECT_EQ(ch.try_send(1), status::full);
+  EXPECT_EQ(ch.stats().rejected, 1u);
+  std::optional<int> got;
+  std::thread r([&] { got = ch.recv_for(10s); });
+  ASSERT_TRUE(eventually([&] { return ch.try_send(2) == status::ok; }));
+  r.join();
+  EXPECT_EQ(got, 2);
+  expect_invariants(ch, ch.stats().sent + ch.stats().rejected);
+}
+
+TEST(ChannelRendezvous, TryRecvTakesFromAWaitingSender) {
+  watchdog dog(30s);
+  bp::channel<int> ch(0);
+  EXPECT_EQ(ch.try_recv(), std::nullopt);
+  std::thread s([&] { EXPECT_EQ(ch.send_for(9, 10s), status::ok); });
+  std::optional<int> got;
+  ASSERT_TRUE(eventually([&] { return (got = ch.try_recv()).has_value(); }));
+  s.join();
+  EXPECT_EQ(got, 9);
+}
+
+TEST(ChannelRendezvous, TimeoutLeavesTheValueWithTheSender) {
+  bp::channel<std::unique_ptr<int>> ch(0);
+  auto p = std::make_unique<int>(3);
+  EXPECT_EQ(ch.send_for(std::move(p), 10ms), status::timeout);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(ch.recv_for(10ms), std::nullopt);  // the timed-out sender left nothing behind
+  EXPECT_EQ(ch.stats().sent, 0u);
+}
+
+TEST(ChannelRendezvous, CloseAnswersWaitingSenderClosedValueNotDelivered) {
+  watchdog dog(30s);
+  bp::channel<std::unique_ptr<int>> ch(0);
+  std::thread t([&] {
+    auto p = std::make_unique<int>(4);
+    EXPECT_EQ(ch.send_for(std::move(p), 20s), status::closed);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(*p, 4);
+  });
+  ASSERT_TRUE(eventually([&] { return ch.stats().send_waits == 1; }));
+  ch.close();
+  t.join();
+  EXPECT_EQ(ch.recv(), std::nullopt);
+  EXPECT_EQ(ch.send(std::make_unique<int>(1)), status::closed);
+}
+
+TEST(ChannelRendezvous, CloseWakesWaitingReceiver) {
+  watchdog dog(30s);
+  bp::channel<int> ch(0);
+  std::thread t([&] { EXPECT_EQ(ch.recv_for(20s), std::nullopt); });
+  std::this_thread::sleep_for(20ms);
+  ch.close();
+  t.join();
+  EXPECT_TRUE(ch.is_closed());
+}
+
+TEST(ChannelRendezvous, PingPongKeepsOrder) {
+  watchdog dog(60s);
+  bp::channel<int> ch(0);
+  std::thread t([&] {
+    for (int i = 0; i < 2000; ++i) ASSERT_EQ(ch.send_for(i, 10s), status::ok);
+    ch.close();
+  });
+  int expected = 0;
+  while (auto v = ch.recv_for(10s)) ASSERT_EQ(*v, expected++);
+  t.join();
+  EXPECT_EQ(expected, 2000);
+  EXPECT_EQ(ch.stats().sent, 2000u);
+}
+
+// ---- drop handler --------------------------------------------------------------------------
+
+TEST(ChannelDropHandler, ReceivesEvictedAndLeftoverValuesOnlyOnce) {
+  std::vector<int> seen;
+  {
+    bp::channel<std::unique_ptr<int>> ch(2, overflow::drop_oldest,
+                                        [&](std::unique_ptr<int>&& p) { seen.push_back(*p); });
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(ch.send(std::make_unique<int>(i)), status::ok);
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
+    EXPECT_EQ(**ch.recv(), 3);
+  }
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4}));
+}
+
+TEST(ChannelDropHandler, NotCalledForValuesThatStayWithTheCaller) {
+  int calls = 0;
+  bp::channel<int> ch(1, overflow::drop_newest, [&](int&&) { ++calls; });
+  ASSERT_EQ(ch.send(1), status::ok);
+  EXPECT_EQ(ch.send(2), status::dropped);
+  EXPECT_EQ(calls, 0);
+}
+
+// ---- ownership-based closing ---------------------------------------------------------------
+
+TEST(MakeChannel, LastSenderGoneClosesAndReceiversDrain) {
+  auto [tx, rx] = bp::make_channel<int>(4);
+  {
+    auto tx2 = tx;
+    ASSERT_EQ(tx2.send(1), status::ok);
+  }
+  EXPECT_FALSE(rx.is_closed());
+  ASSERT_EQ(tx.send(2), status::ok);
+  tx.reset();
+  EXPECT_TRUE(rx.is_closed());
+  EXPECT_EQ(rx.recv(), 1);
+  EXPECT_EQ(rx.recv(), 2);
+  EXPECT_EQ(rx.recv(), std::nullopt);
+}
+
+TEST(MakeChannel, LastReceiverGoneMakesSendsAnswerClosed) {
+  auto [tx, rx] = bp::make_channel<int>(4, overflow::reject);
+  auto rx2 = rx;
+  rx.reset();
+  EXPECT_EQ(tx.send(1), status::ok);
+  rx2 = bp::receiver<int>();
+  EXPECT_EQ(tx.send(2), status::closed);
+  EXPECT_TRUE(tx.is_closed());
+}
+
+TEST(MakeChannel, BlockedSenderWakesWhenLastReceiverLeaves) {
+  watchdog dog(30s);
+  auto [tx, rx] = bp::make_channel<int>(1);
+  ASSERT_EQ(tx.send(1), status::ok);
+  std::thread t([tx = tx] { EXPECT_EQ(tx.send_for(2, 20s), status::closed); });
+  ASSERT_TRUE(eventually([&] { return tx.stats().send_waits == 1; }));
+  rx.reset();
+  t.join();
+}
+
+TEST(MakeChannel, ProducersOwningCopiesCloseWhenAllFinish) {
+  watchdog dog(30s);
+  auto [tx, rx] = bp::make_channel<int>(8);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 3; ++p)
+    producers.emplace_back([tx = tx, p] {
+      for (int i = 0; i < 100; ++i) ASSERT_EQ(tx.send_for(p * 1000 + i, 10s), status::ok);
+    });
+  tx.reset();
+  long count = 0;
+  for (int v : rx) {
+    (void)v;
+    ++count;
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(count, 300);
+}
+
+TEST(MakeChannel, EmptyHandlesAnswerClosed) {
+  bp::sender<int> tx;
+  bp::receiver<int> rx;
+  EXPECT_FALSE(tx);
+  EXPECT_EQ(tx.send(1), status::closed);
+  EXPECT_EQ(tx.try_send(1), status::closed);
+  EXPECT_TRUE(tx.is_closed());
+  EXPECT_EQ(rx.recv(), std::nullopt);
+  auto [a, b] = bp::make_channel<int>(1);
+  auto moved = std::move(a);
+  EXPECT_EQ(a.send(1), status::closed);  // NOLINT(bugprone-use-after-move): documented
+  EXPECT_EQ(moved.send(1), status::ok);
+  EXPECT_FALSE(b.is_closed());
+}
+
+TEST(MakeChannel, OptionsAndRendezvous) {
+  watchdog dog(30s);
+  int undelivered = 0;
+  {
+    auto [tx, rx] = bp::make_channel<int>(bp::channel_options<int>{
+        .capacity = 1, .policy = overflow::drop_oldest, .on_undelivered = [&](int&&) { ++undelivered; }});
+    ASSERT_EQ(tx.send(1), status::ok);
+    ASSERT_EQ(tx.send(2), status::ok);
+    EXPECT_EQ(undelivered, 1);
+  }
+  EXPECT_EQ(undelivered, 2);
+  auto [tx, rx] = bp::make_channel<int>(0);
+  std::thread t([tx = std::move(tx)] { EXPECT_EQ(tx.send_for(1, 10s), status::ok); });
+  EXPECT_EQ(rx.recv_for(10s), 1);
+  t.join();
+  EXPECT_EQ(rx.recv_for(10s), std::nullopt);  // the only sender is gone
+}
+
+}  // namespace

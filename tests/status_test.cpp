@@ -1,0 +1,24 @@
+#include <bp/status.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+TEST(Status, NamesEveryAnswer) {
+  EXPECT_EQ(bp::to_string(bp::status::ok), "ok");
+  EXPECT_EQ(bp::to_string(bp::status::dropped), "dropped");
+  EXPECT_EQ(bp::to_string(bp::status::full), "full");
+  EXPECT_EQ(bp::to_string(bp::status::closed), "closed");
+  EXPECT_EQ(bp::to_string(bp::status::timeout), "timeout");
+  EXPECT_EQ(bp::to_string(static_cast<bp::status>(42)), "invalid");
+}
+
+TEST(Status, NamesEveryPolicy) {
+  EXPECT_EQ(bp::to_string(bp::overflow::block), "block");
+  EXPECT_EQ(bp::to_string(bp::overflow::drop_newest), "drop_newest");
+  EXPECT_EQ(bp::to_string(bp::overflow::drop_oldest), "drop_oldest");
+  EXPECT_EQ(bp::to_string(bp::overflow::reject), "reject");
+  std::ostringstream os;
+  os << bp::overflow::reject << ' ' << bp::status::timeout;
+  EXPECT_EQ(os.str(), "reject timeout");
+}

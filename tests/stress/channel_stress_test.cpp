@@ -1,0 +1,209 @@
+// Conservation stress for bp::channel: P producers x C consumers, every policy, small capacities.
+// Each item is (producer, sequence). At the end every item sent is in exactly one place:
+// received by a consumer, evicted to the drop handler, or back with its producer (dropped,
+// rejected). Nothing duplicated, nothing lost, per-producer order kept at every consumer, and
+// size() never above capacity as seen by a watcher thread.
+#include <bp/channel.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bp::overflow;
+using bp::status;
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int items_per_producer = 5000;  // sanitizers slow each op 5-20x
+#else
+constexpr int items_per_producer = 20000;
+#endif
+constexpr int producers = 4;
+constexpr int consumers = 4;
+
+struct item {
+  std::uint32_t producer;
+  std::uint32_t seq;
+};
+
+enum class fate : std::uint8_t { none, received, evicted, dropped, rejected };
+
+struct params {
+  overflow policy;
+  std::size_t capacity;
+};
+
+std::string name_of(const ::testing::TestParamInfo<params>& info) {
+  return std::string(bp::to_string(info.param.policy)) + "_cap" + std::to_string(info.param.capacity);
+}
+
+class Conservation : public ::testing::TestWithParam<params> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Channel, Conservation,
+    ::testing::Values(params{overflow::block, 0}, params{overflow::block, 1}, params{overflow::block, 8},
+                      params{overflow::drop_newest, 1}, params{overflow::drop_newest, 8},
+                      params{overflow::drop_oldest, 1}, params{overflow::drop_oldest, 8},
+                      params{overflow::reject, 1}, params{overflow::reject, 8}),
+    name_of);
+
+TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
+  bp::test::watchdog dog(240s, "conservation stress");
+  const auto [policy, capacity] = GetParam();
+  const int per_producer = capacity == 0 ? items_per_producer / 10 : items_per_producer;
+
+  // fates[p][s] is written by exactly one thread, once; checked after all joins.
+  std::vector<std::vector<fate>> fates(producers, std::vector<fate>(per_producer, fate::none));
+  std::atomic<long> duplicates{0};
+  auto mark = [&](item it, fate f) {
+    auto& slot = fates[it.producer][it.seq];
+    if (slot != fate::none) ++duplicates;
+    slot = f;
+  };
+  std::mutex evicted_mutex;  // the drop handler may run on several producer threads at once
+  bp::channel<item> ch(capacity, policy, [&](item&& it) {
+    std::lock_guard lock(evicted_mutex);
+    mark(it, fate::evicted);
+  });
+
+  std::atomic<bool> failed{false};
+  std::atomic<long> sends_counted{0};  // answers other than closed/timeout
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int s = 0; s < per_producer; ++s) {
+        item it{static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
+        const status r = ch.send_for(it, 30s);
+        switch (r) {
+          case status::ok: break;
+          case status::dropped: fates[p][s] = fate::dropped; break;
+          case status::full: fates[p][s] = fate::rejected; break;
+          default: failed = true; return;  // closed/timeout must not happen here
+        }
+        ++sends_counted;
+      }
+    });
+  }
+
+  std::atomic<long> order_violations{0};
+  std::vector<std::vector<item>> received(consumers);
+  for (int c = 0; c < consumers; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<long> last(producers, -1);
+      for (;;) {
+        auto v = ch.recv_for(30s);
+        if (!v) {
+          if (!ch.is_closed()) failed = true;  // timed out: something is stuck
+          return;
+        }
+        if (static_cast<long>(v->seq) <= last[v->producer]) ++order_violations;
+        last[v->producer] = v->seq;
+        received[c].push_back(*v);
+      }
+    });
+  }
+
+  std::atomic<bool> stop_watch{false};
+  std::atomic<long> size_violations{0};
+  std::thread watcher([&] {
+    while (!stop_watch) {
+      if (ch.size() > capacity) ++size_violations;
+      std::this_thread::yield();
+    }
+  });
+
+  for (int p = 0; p < producers; ++p) threads[p].join();
+  ch.close();
+  for (int c = 0; c < consumers; ++c) threads[producers + c].join();
+  stop_watch = true;
+  watcher.join();
+
+  ASSERT_FALSE(failed) << "a send or receive timed out or answered closed early";
+  for (auto& r : received)
+    for (auto it : r) mark(it, fate::received);
+
+  EXPECT_EQ(duplicates, 0);
+  EXPECT_EQ(order_violations, 0);
+  EXPECT_EQ(size_violations, 0);
+  long counts[5] = {};
+  for (auto& per : fates)
+    for (fate f : per) ++counts[static_cast<int>(f)];
+  EXPECT_EQ(counts[static_cast<int>(fate::none)], 0) << "items lost";
+
+  const auto st = ch.stats();
+  EXPECT_EQ(st.received, static_cast<std::uint64_t>(counts[static_cast<int>(fate::received)]));
+  EXPECT_EQ(st.evicted, static_cast<std::uint64_t>(counts[static_cast<int>(fate::evicted)]));
+  EXPECT_EQ(st.dropped, static_cast<std::uint64_t>(counts[static_cast<int>(fate::dropped)]));
+  EXPECT_EQ(st.rejected, static_cast<std::uint64_t>(counts[static_cast<int>(fate::rejected)]));
+  EXPECT_EQ(st.sent, st.received + ch.size() + st.evicted);
+  EXPECT_EQ(st.sent + st.dropped + st.rejected, static_cast<std::uint64_t>(sends_counted.load()));
+  EXPECT_EQ(st.received + st.dropped + st.evicted + st.rejected,
+            static_cast<std::uint64_t>(producers) * per_producer);
+  EXPECT_LE(st.high_watermark, capacity);
+  if (policy == overflow::block) {
+    EXPECT_EQ(st.received, static_cast<std::uint64_t>(producers) * per_producer);
+  }
+}
+
+// Close races with blocked and running senders/receivers: every thread returns, every value is
+// accounted (delivered or still with its sender), nothing after `closed` is enqueued.
+TEST(ChannelStress, CloseRacesWithTraffic) {
+  bp::test::watchdog dog(120s, "close race");
+  for (int round = 0; round < 50; ++round) {
+    for (std::size_t capacity : {0u, 1u, 4u}) {
+      bp::channel<int> ch(capacity);
+      std::atomic<long> accepted{0}, delivered{0};
+      std::vector<std::thread> ts;
+      for (int p = 0; p < 3; ++p)
+        ts.emplace_back([&] {
+          for (int i = 0;; ++i) {
+            const status r = ch.send_for(i, 30s);
+            if (r == status::closed) return;
+            ASSERT_EQ(r, status::ok);
+            ++accepted;
+          }
+        });
+      for (int c = 0; c < 3; ++c)
+        ts.emplace_back([&] {
+          while (ch.recv_for(30s)) ++delivered;
+          ASSERT_TRUE(ch.is_closed());
+        });
+      std::this_thread::sleep_for(std::chrono::microseconds(200 + 100 * round));
+      ch.close();
+      for (auto& t : ts) t.join();
+      EXPECT_EQ(accepted.load(), delivered.load()) << "capacity " << capacity;
+      EXPECT_EQ(ch.size(), 0u);
+      EXPECT_EQ(ch.stats().sent, static_cast<std::uint64_t>(accepted.load()));
+    }
+  }
+}
+
+// Ownership-based closing under load: producers hold sender copies and simply finish.
+TEST(ChannelStress, LastSenderClosesUnderLoad) {
+  bp::test::watchdog dog(120s, "sender ownership");
+  auto [tx, rx] = bp::make_channel<std::uint64_t>(4);
+  std::vector<std::thread> ts;
+  constexpr std::uint64_t n = 5000;
+  for (std::uint64_t p = 0; p < 4; ++p)
+    ts.emplace_back([tx = tx, p] {
+      for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(tx.send_for(p * n + i, 30s), status::ok);
+    });
+  tx.reset();
+  std::atomic<std::uint64_t> sum{0}, count{0};
+  for (int c = 0; c < 3; ++c)
+    ts.emplace_back([rx = rx, &sum, &count] {
+      for (auto v : rx) sum += v, ++count;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(count, 4 * n);
+  EXPECT_EQ(sum, (4 * n) * (4 * n - 1) / 2);
+}
+
+}  // namespace
