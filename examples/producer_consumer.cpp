@@ -69,7 +69,8 @@ result run(bp::overflow policy, const config& cfg) {
       waiting = true;
       const auto answer = ch.send(i);  // block: waits while full; others answer at once
       waiting = false;
-      waited_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
+      waited_ns +=
+          std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
       if (answer == bp::status::closed) break;
       ++produced;
       if (clock_type::now() > next) next = clock_type::now();  // no catch-up burst after a wait
@@ -89,14 +90,15 @@ result run(bp::overflow policy, const config& cfg) {
     std::this_thread::sleep_for(100ms);
     if (!cfg.live) continue;
     const auto s = ch.stats();
-    std::printf("\r%-12s [%s] %3zu/%-3zu producer %-8s produced %6llu consumed %6llu "
-                "dropped %5llu evicted %5llu rejected %5llu",
-                std::string(bp::to_string(policy)).c_str(), bar(ch.size(), ch.capacity()).c_str(),
-                ch.size(), ch.capacity(), waiting ? "WAITING" : "running",
-                static_cast<unsigned long long>(produced.load()),
-                static_cast<unsigned long long>(consumed.load()),
-                static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.evicted),
-                static_cast<unsigned long long>(s.rejected));
+    std::printf(
+        "\r%-12s [%s] %3zu/%-3zu producer %-8s produced %6llu consumed %6llu "
+        "dropped %5llu evicted %5llu rejected %5llu",
+        std::string(bp::to_string(policy)).c_str(), bar(ch.size(), ch.capacity()).c_str(),
+        ch.size(), ch.capacity(), waiting ? "WAITING" : "running",
+        static_cast<unsigned long long>(produced.load()),
+        static_cast<unsigned long long>(consumed.load()),
+        static_cast<unsigned long long>(s.dropped), static_cast<unsigned long long>(s.evicted),
+        static_cast<unsigned long long>(s.rejected));
     std::fflush(stdout);
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -139,9 +141,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::printf("Producer 1000 items/s, consumer 200 items/s (5:1 overload), capacity %zu, %.1f s per "
-              "policy\n\n",
-              cfg.capacity, cfg.seconds);
+  std::printf(
+      "Producer 1000 items/s, consumer 200 items/s (5:1 overload), capacity %zu, %.1f s per "
+      "policy\n\n",
+      cfg.capacity, cfg.seconds);
   std::vector<result> results;
   for (auto p : {bp::overflow::block, bp::overflow::drop_newest, bp::overflow::drop_oldest,
                  bp::overflow::reject})

@@ -105,11 +105,13 @@ TEST_P(EveryPolicy, FifoBelowCapacity) {
 
 TEST_P(EveryPolicy, FullBufferAnswersPerPolicyTable) {
   std::vector<int> undelivered;
-  bp::channel<std::string> ch(2, GetParam(), [&](std::string&& s) { undelivered.push_back(std::stoi(s)); });
+  bp::channel<std::string> ch(2, GetParam(),
+                              [&](std::string&& s) { undelivered.push_back(std::stoi(s)); });
   ASSERT_EQ(ch.send(std::string("0")), status::ok);
   ASSERT_EQ(ch.send(std::string("1")), status::ok);
   std::string v = "2";
-  status s = GetParam() == overflow::block ? ch.send_for(std::move(v), 20ms) : ch.send(std::move(v));
+  status s =
+      GetParam() == overflow::block ? ch.send_for(std::move(v), 20ms) : ch.send(std::move(v));
   switch (GetParam()) {
     case overflow::block:
       EXPECT_EQ(s, status::timeout);
@@ -453,7 +455,7 @@ TEST(ChannelDropHandler, ReceivesEvictedAndLeftoverValuesOnlyOnce) {
   std::vector<int> seen;
   {
     bp::channel<std::unique_ptr<int>> ch(2, overflow::drop_oldest,
-                                        [&](std::unique_ptr<int>&& p) { seen.push_back(*p); });
+                                         [&](std::unique_ptr<int>&& p) { seen.push_back(*p); });
     for (int i = 0; i < 5; ++i) ASSERT_EQ(ch.send(std::make_unique<int>(i)), status::ok);
     EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
     EXPECT_EQ(**ch.recv(), 3);
@@ -544,7 +546,9 @@ TEST(MakeChannel, OptionsAndRendezvous) {
   int undelivered = 0;
   {
     auto [tx, rx] = bp::make_channel<int>(bp::channel_options<int>{
-        .capacity = 1, .policy = overflow::drop_oldest, .on_undelivered = [&](int&&) { ++undelivered; }});
+        .capacity = 1, .policy = overflow::drop_oldest, .on_undelivered = [&](int&&) {
+          ++undelivered;
+        }});
     ASSERT_EQ(tx.send(1), status::ok);
     ASSERT_EQ(tx.send(2), status::ok);
     EXPECT_EQ(undelivered, 1);

@@ -50,13 +50,13 @@ namespace bp {
 //   sent == received + size() + evicted
 //   sent + dropped + rejected == number of sends not answered `closed` or `timeout`
 struct channel_stats {
-  std::uint64_t sent = 0;            // values accepted into the buffer (or handed over, cap 0)
-  std::uint64_t received = 0;        // values delivered to receivers
-  std::uint64_t dropped = 0;         // drop_newest: values refused because the buffer was full
-  std::uint64_t evicted = 0;         // drop_oldest: buffered values evicted by newer ones
-  std::uint64_t rejected = 0;        // `full` answers to send / try_send
-  std::size_t high_watermark = 0;    // largest size() seen
-  std::uint64_t send_waits = 0;      // sends that had to wait for room (or for a receiver)
+  std::uint64_t sent = 0;          // values accepted into the buffer (or handed over, cap 0)
+  std::uint64_t received = 0;      // values delivered to receivers
+  std::uint64_t dropped = 0;       // drop_newest: values refused because the buffer was full
+  std::uint64_t evicted = 0;       // drop_oldest: buffered values evicted by newer ones
+  std::uint64_t rejected = 0;      // `full` answers to send / try_send
+  std::size_t high_watermark = 0;  // largest size() seen
+  std::uint64_t send_waits = 0;    // sends that had to wait for room (or for a receiver)
 };
 
 // Options for a channel, to be written with designated initializers:
@@ -77,7 +77,7 @@ struct channel_options {
 // exception could not be undone, so moving and destroying must not throw.
 template <class T>
 concept channel_element = std::is_object_v<T> && std::is_nothrow_move_constructible_v<T> &&
-                          std::is_nothrow_destructible_v<T>;
+    std::is_nothrow_destructible_v<T>;
 
 // A bounded multi-producer multi-consumer FIFO channel.
 //
@@ -162,9 +162,8 @@ class channel {
     return send_impl(value, true, detail::deadline_after(timeout));
   }
   template <class Rep, class Period>
-  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout)
-    requires std::copy_constructible<T>
-  {
+  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout) requires
+      std::copy_constructible<T> {
     T copy(value);
     return send_for(std::move(copy), timeout);
   }
@@ -174,10 +173,9 @@ class channel {
     return send_impl(value, true, to_steady(deadline));
   }
   template <class Clock, class Duration>
-  [[nodiscard]] status send_until(const T& value,
-                                  std::chrono::time_point<Clock, Duration> deadline)
-    requires std::copy_constructible<T>
-  {
+  [[nodiscard]] status send_until(
+      const T& value,
+      std::chrono::time_point<Clock, Duration> deadline) requires std::copy_constructible<T> {
     T copy(value);
     return send_until(std::move(copy), deadline);
   }
@@ -273,7 +271,8 @@ class channel {
       case overflow::block:
       case overflow::drop_newest:
       case overflow::drop_oldest:
-      case overflow::reject: break;
+      case overflow::reject:
+        break;
       default:
         throw std::invalid_argument("bp::channel: policy is not a bp::overflow value (" +
                                     std::to_string(static_cast<int>(policy)) + ")");
@@ -316,7 +315,8 @@ class channel {
     if (high_watermark_.load(std::memory_order_relaxed) < capacity()) {
       const std::size_t n = ring_.size_after_push(ticket);
       std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
-      while (n > seen && !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+      while (n > seen &&
+             !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
       }
     }
     not_empty_.notify_one();
@@ -334,9 +334,13 @@ class channel {
     if (capacity() == 0) return send_rendezvous(value, may_wait, deadline);
     std::uint64_t ticket = 0;
     switch (ring_.try_push(value, ticket)) {
-      case detail::push_result::ok: after_push(ticket); return status::ok;
-      case detail::push_result::closed: return status::closed;
-      case detail::push_result::full: break;
+      case detail::push_result::ok:
+        after_push(ticket);
+        return status::ok;
+      case detail::push_result::closed:
+        return status::closed;
+      case detail::push_result::full:
+        break;
     }
     switch (policy_) {
       case overflow::drop_newest:
@@ -345,8 +349,10 @@ class channel {
       case overflow::reject:
         rejected_.fetch_add(1, std::memory_order_relaxed);
         return status::full;
-      case overflow::drop_oldest: return send_evicting(value);
-      case overflow::block: break;
+      case overflow::drop_oldest:
+        return send_evicting(value);
+      case overflow::block:
+        break;
     }
     if (!may_wait) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -367,9 +373,13 @@ class channel {
       }
       std::uint64_t ticket = 0;
       switch (ring_.try_push(value, ticket)) {
-        case detail::push_result::ok: after_push(ticket); return status::ok;
-        case detail::push_result::closed: return status::closed;
-        case detail::push_result::full: break;  // another sender took the freed slot
+        case detail::push_result::ok:
+          after_push(ticket);
+          return status::ok;
+        case detail::push_result::closed:
+          return status::closed;
+        case detail::push_result::full:
+          break;  // another sender took the freed slot
       }
     }
   }
@@ -379,9 +389,13 @@ class channel {
     std::uint64_t ticket = 0;
     auto attempt = [&]() -> std::optional<status> {
       switch (ring_.try_push(value, ticket)) {
-        case detail::push_result::ok: after_push(ticket); return status::ok;
-        case detail::push_result::closed: return status::closed;
-        case detail::push_result::full: return std::nullopt;
+        case detail::push_result::ok:
+          after_push(ticket);
+          return status::ok;
+        case detail::push_result::closed:
+          return status::closed;
+        case detail::push_result::full:
+          return std::nullopt;
       }
       return std::nullopt;
     };
@@ -405,10 +419,14 @@ class channel {
 
   status send_rendezvous(T& value, bool may_wait, detail::clock::time_point deadline) {
     switch (rendezvous_.send(value, may_wait, deadline, send_waits_)) {
-      case rendezvous_t::outcome::done: return status::ok;
-      case rendezvous_t::outcome::closed: return status::closed;
-      case rendezvous_t::outcome::timeout: return status::timeout;
-      case rendezvous_t::outcome::empty: break;
+      case rendezvous_t::outcome::done:
+        return status::ok;
+      case rendezvous_t::outcome::closed:
+        return status::closed;
+      case rendezvous_t::outcome::timeout:
+        return status::timeout;
+      case rendezvous_t::outcome::empty:
+        break;
     }
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return status::full;
@@ -506,7 +524,9 @@ class channel_end {
   [[nodiscard]] bool is_closed() const noexcept { return !c_ || c_->ch.is_closed(); }
   [[nodiscard]] std::size_t size() const noexcept { return c_ ? c_->ch.size() : 0; }
   [[nodiscard]] std::size_t capacity() const noexcept { return c_ ? c_->ch.capacity() : 0; }
-  [[nodiscard]] channel_stats stats() const noexcept { return c_ ? c_->ch.stats() : channel_stats{}; }
+  [[nodiscard]] channel_stats stats() const noexcept {
+    return c_ ? c_->ch.stats() : channel_stats{};
+  }
 
  protected:
   channel<T>* get() const noexcept { return c_ ? &c_->ch : nullptr; }
@@ -528,7 +548,9 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders> 
   using value_type = T;
   using base::base;
 
-  [[nodiscard]] status send(T&& v) const { return ch() ? ch()->send(std::move(v)) : status::closed; }
+  [[nodiscard]] status send(T&& v) const {
+    return ch() ? ch()->send(std::move(v)) : status::closed;
+  }
   [[nodiscard]] status send(const T& v) const requires std::copy_constructible<T> {
     return ch() ? ch()->send(v) : status::closed;
   }
@@ -543,9 +565,8 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders> 
     return ch() ? ch()->send_for(std::move(v), t) : status::closed;
   }
   template <class Rep, class Period>
-  [[nodiscard]] status send_for(const T& v, std::chrono::duration<Rep, Period> t) const
-    requires std::copy_constructible<T>
-  {
+  [[nodiscard]] status send_for(
+      const T& v, std::chrono::duration<Rep, Period> t) const requires std::copy_constructible<T> {
     return ch() ? ch()->send_for(v, t) : status::closed;
   }
   template <class Clock, class Duration>

@@ -39,26 +39,39 @@ enum class status {
 
 [[nodiscard]] constexpr std::string_view to_string(overflow p) noexcept {
   switch (p) {
-    case overflow::block: return "block";
-    case overflow::drop_newest: return "drop_newest";
-    case overflow::drop_oldest: return "drop_oldest";
-    case overflow::reject: return "reject";
+    case overflow::block:
+      return "block";
+    case overflow::drop_newest:
+      return "drop_newest";
+    case overflow::drop_oldest:
+      return "drop_oldest";
+    case overflow::reject:
+      return "reject";
   }
   return "invalid";
 }
 
 [[nodiscard]] constexpr std::string_view to_string(status s) noexcept {
   switch (s) {
-    case status::ok: return "ok";
-    case status::dropped: return "dropped";
-    case status::full: return "full";
-    case status::closed: return "closed";
-    case status::timeout: return "timeout";
+    case status::ok:
+      return "ok";
+    case status::dropped:
+      return "dropped";
+    case status::full:
+      return "full";
+    case status::closed:
+      return "closed";
+    case status::timeout:
+      return "timeout";
   }
   return "invalid";
 }
 
-inline std::ostream& operator<<(std::ostream& os, overflow p) { return os << to_string(p); }
-inline std::ostream& operator<<(std::ostream& os, status s) { return os << to_string(s); }
+inline std::ostream& operator<<(std::ostream& os, overflow p) {
+  return os << to_string(p);
+}
+inline std::ostream& operator<<(std::ostream& os, status s) {
+  return os << to_string(s);
+}
 
 }  // namespace bp

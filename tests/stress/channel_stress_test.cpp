@@ -41,17 +41,19 @@ struct params {
 };
 
 std::string name_of(const ::testing::TestParamInfo<params>& info) {
-  return std::string(bp::to_string(info.param.policy)) + "_cap" + std::to_string(info.param.capacity);
+  return std::string(bp::to_string(info.param.policy)) + "_cap" +
+         std::to_string(info.param.capacity);
 }
 
 class Conservation : public ::testing::TestWithParam<params> {};
 
 INSTANTIATE_TEST_SUITE_P(
     Channel, Conservation,
-    ::testing::Values(params{overflow::block, 0}, params{overflow::block, 1}, params{overflow::block, 8},
-                      params{overflow::drop_newest, 1}, params{overflow::drop_newest, 8},
-                      params{overflow::drop_oldest, 1}, params{overflow::drop_oldest, 8},
-                      params{overflow::reject, 1}, params{overflow::reject, 8}),
+    ::testing::Values(params{overflow::block, 0}, params{overflow::block, 1},
+                      params{overflow::block, 8}, params{overflow::drop_newest, 1},
+                      params{overflow::drop_newest, 8}, params{overflow::drop_oldest, 1},
+                      params{overflow::drop_oldest, 8}, params{overflow::reject, 1},
+                      params{overflow::reject, 8}),
     name_of);
 
 TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
@@ -82,10 +84,17 @@ TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
         item it{static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
         const status r = ch.send_for(it, 30s);
         switch (r) {
-          case status::ok: break;
-          case status::dropped: fates[p][s] = fate::dropped; break;
-          case status::full: fates[p][s] = fate::rejected; break;
-          default: failed = true; return;  // closed/timeout must not happen here
+          case status::ok:
+            break;
+          case status::dropped:
+            fates[p][s] = fate::dropped;
+            break;
+          case status::full:
+            fates[p][s] = fate::rejected;
+            break;
+          default:
+            failed = true;
+            return;  // closed/timeout must not happen here
         }
         ++sends_counted;
       }

@@ -40,7 +40,6 @@ inline void full_fence() noexcept {
 #endif
 }
 
-
 class event_count {
  public:
   [[nodiscard]] std::uint32_t prepare_wait() noexcept {

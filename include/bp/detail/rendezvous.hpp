@@ -85,8 +85,8 @@ class rendezvous {
   struct node {
     node* next = nullptr;
     node* prev = nullptr;
-    T* src = nullptr;                    // sender: the caller's value
-    std::optional<T>* dest = nullptr;    // receiver: where the value goes
+    T* src = nullptr;                  // sender: the caller's value
+    std::optional<T>* dest = nullptr;  // receiver: where the value goes
     std::atomic<std::uint32_t> state{state_waiting};
   };
 
@@ -123,8 +123,10 @@ class rendezvous {
       in_time = futex_wait(self.state, state_waiting, deadline);
     lock.lock();  // the waker (if any) has finished with `self` once we hold the lock
     switch (self.state.load(std::memory_order_relaxed)) {
-      case state_done: return outcome::done;
-      case state_closed: return outcome::closed;
+      case state_done:
+        return outcome::done;
+      case state_closed:
+        return outcome::closed;
       default:
         (self.src ? senders_ : receivers_).unlink(self);
         return outcome::timeout;

@@ -37,7 +37,8 @@ class ring {
 
   explicit ring(std::size_t capacity) : cap_(capacity) {
     if (cap_ == 0) return;
-    slots_ = static_cast<slot*>(::operator new[](sizeof(slot) * cap_, std::align_val_t{alignof(slot)}));
+    slots_ =
+        static_cast<slot*>(::operator new[](sizeof(slot) * cap_, std::align_val_t{alignof(slot)}));
     for (std::size_t i = 0; i < cap_; ++i) ::new (&slots_[i]) slot(2 * i);
   }
 
