@@ -330,8 +330,8 @@ class channel {
     if (not_empty_.waiters() != 0 && ring_.is_closed()) not_empty_.wake_if_waiting(INT_MAX);
   }
 
-  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
-    if (capacity() == 0) return send_rendezvous(value, may_wait, deadline);
+  // One push attempt: ok or closed, or std::nullopt when the buffer is full.
+  std::optional<status> push_once(T& value) noexcept {
     std::uint64_t ticket = 0;
     switch (ring_.try_push(value, ticket)) {
       case detail::push_result::ok:
@@ -342,6 +342,12 @@ class channel {
       case detail::push_result::full:
         break;
     }
+    return std::nullopt;
+  }
+
+  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
+    if (capacity() == 0) return send_rendezvous(value, may_wait, deadline);
+    if (auto r = push_once(value)) return *r;
     switch (policy_) {
       case overflow::drop_newest:
         dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -371,41 +377,19 @@ class channel {
       } else {
         detail::cpu_relax();  // the oldest slot is mid-push or mid-pop; it settles in a moment
       }
-      std::uint64_t ticket = 0;
-      switch (ring_.try_push(value, ticket)) {
-        case detail::push_result::ok:
-          after_push(ticket);
-          return status::ok;
-        case detail::push_result::closed:
-          return status::closed;
-        case detail::push_result::full:
-          break;  // another sender took the freed slot
-      }
+      if (auto r = push_once(value)) return *r;  // else another sender took the freed slot
     }
   }
 
   status send_waiting(T& value, detail::clock::time_point deadline) {
     send_waits_.fetch_add(1, std::memory_order_relaxed);
-    std::uint64_t ticket = 0;
-    auto attempt = [&]() -> std::optional<status> {
-      switch (ring_.try_push(value, ticket)) {
-        case detail::push_result::ok:
-          after_push(ticket);
-          return status::ok;
-        case detail::push_result::closed:
-          return status::closed;
-        case detail::push_result::full:
-          return std::nullopt;
-      }
-      return std::nullopt;
-    };
     for (;;) {
       for (int i = 0; i < spin_limit; ++i) {
         detail::cpu_relax();
-        if (auto r = attempt()) return *r;
+        if (auto r = push_once(value)) return *r;
       }
       const auto key = not_full_.prepare_wait();
-      if (auto r = attempt()) {
+      if (auto r = push_once(value)) {
         not_full_.cancel_wait();
         return *r;
       }
