@@ -1,3 +1,4 @@
+// bp-test-timeout: 300
 // Conservation stress for bp::channel: P producers x C consumers, every policy, small capacities.
 // Each item is (producer, sequence). At the end every item sent is in exactly one place:
 // received by a consumer, evicted to the drop handler, or back with its producer (dropped,
