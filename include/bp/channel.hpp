@@ -32,6 +32,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -322,13 +323,8 @@ class channel {
     not_empty_.notify_one();
   }
 
-  // After any pop (a receive or an eviction): wake a sender waiting for room; and once closed,
-  // wake receivers parked while the last in-flight push completed, so they see the end.
-  void after_pop() noexcept {
-    detail::full_fence();
-    not_full_.wake_if_waiting(1);
-    if (not_empty_.waiters() != 0 && ring_.is_closed()) not_empty_.wake_if_waiting(INT_MAX);
-  }
+  // After any pop (a receive or an eviction): wake a sender waiting for room.
+  void after_pop() noexcept { not_full_.notify_one(); }
 
   // One push attempt: ok or closed, or std::nullopt when the buffer is full.
   std::optional<status> push_once(T& value) noexcept {
@@ -397,6 +393,11 @@ class channel {
         not_full_.cancel_wait();
         return status::timeout;
       }
+      if (!ring_.settled_full()) {  // a pop is freeing a slot right now: retry, don't sleep
+        not_full_.cancel_wait();
+        std::this_thread::yield();
+        continue;
+      }
       not_full_.wait(key, deadline);
     }
   }
@@ -442,9 +443,15 @@ class channel {
         after_pop();
         return v;
       }
-      if (ring_.closed_and_drained() || expired(deadline)) {
+      const bool settled = ring_.settled_empty();
+      if ((settled && ring_.is_closed()) || expired(deadline)) {
         not_empty_.cancel_wait();
         return std::nullopt;
+      }
+      if (!settled) {  // a push is publishing its value right now: retry, don't sleep
+        not_empty_.cancel_wait();
+        std::this_thread::yield();
+        continue;
       }
       not_empty_.wait(key, deadline);
     }

@@ -9,10 +9,13 @@
 //     else ec.wait(key, deadline);      // parks unless the epoch moved since prepare_wait
 // The notifier makes its change visible first, then calls notify_one/notify_all.
 //
-// Memory ordering: the waiter's registration (seq_cst RMW + fence) and the notifier's fence
-// form a Dekker pair: either the notifier sees `waiters_ > 0` and bumps the epoch (so the park
-// returns at once or is woken), or the waiter's re-check sees the notifier's change. That is
-// why notify needs no lock and a wake can never be lost.
+// Memory ordering: a Dekker pair made only of seq_cst operations, which the C++ model (and
+// TSan) reason about directly, with no standalone fence. The notifier publishes its change with
+// a seq_cst store or RMW, then loads `waiters_` (seq_cst); the waiter increments `waiters_`
+// (seq_cst RMW), then re-checks the condition with seq_cst loads. In the single total order S
+// either the notifier's load comes after the increment (it sees the waiter and wakes it) or the
+// waiter's re-check comes after the publication (it sees the change). A wake cannot be lost,
+// and notify needs no lock. On x86 the seq_cst store is one `xchg`; seq_cst loads are plain.
 #pragma once
 
 #include <atomic>
@@ -24,27 +27,10 @@
 
 namespace bp::detail {
 
-// A sequentially consistent fence: orders "publish my change" before "look for waiters".
-inline void full_fence() noexcept {
-  // TSan does not model standalone fences and GCC warns about them under -fsanitize=thread.
-  // The fence only orders the waiter-count check (wake-ups), never data, so TSan's race
-  // detection loses nothing by ignoring it; a fake RMW here would instead invent a
-  // happens-before edge between unrelated threads and hide real races.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic pop
-#endif
-}
-
 class event_count {
  public:
   [[nodiscard]] std::uint32_t prepare_wait() noexcept {
     waiters_.fetch_add(1, std::memory_order_seq_cst);
-    full_fence();
     return epoch_.load(std::memory_order_acquire);
   }
 
@@ -57,26 +43,20 @@ class event_count {
     return in_time;
   }
 
-  void notify_one() noexcept {
-    full_fence();
-    wake_if_waiting(1);
-  }
-  void notify_all() noexcept {
-    full_fence();
-    wake_if_waiting(INT_MAX);
-  }
+  // The caller's change must have been published with a seq_cst store or RMW (see above).
+  void notify_one() noexcept { wake_if_waiting(1); }
+  void notify_all() noexcept { wake_if_waiting(INT_MAX); }
 
-  // For a caller that has already issued full_fence() after its change (one fence can serve
-  // several event counts).
+  // Wakes up to `count` parked waiters if any are registered; free (one load) when none are.
   void wake_if_waiting(int count) noexcept {
-    if (waiters_.load(std::memory_order_relaxed) == 0) return;
+    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
     epoch_.fetch_add(1, std::memory_order_release);
     futex_wake(epoch_, count);
   }
 
-  // How many threads are registered right now (exact only after a full_fence()).
+  // How many threads are registered right now (a seq_cst load: usable in the protocol above).
   [[nodiscard]] std::uint32_t waiters() const noexcept {
-    return waiters_.load(std::memory_order_relaxed);
+    return waiters_.load(std::memory_order_seq_cst);
   }
 
  private:

@@ -11,8 +11,11 @@
 // word, so a push either got its ticket before close() (and is delivered) or answers `closed`.
 //
 // Memory ordering: the release store of `seq` after constructing (or destroying) the value and
-// the acquire load of `seq` before touching it are the only happens-before edges the payload
-// needs; ticket CASes are relaxed. `pushed()`/`popped()` read the tickets for statistics.
+// the acquire load of `seq` before touching it carry the payload's happens-before edge. The
+// ticket CASes are seq_cst: they are the "publish" half of the channel's event counts (see
+// detail/event_count.hpp), paired with the seq_cst ticket loads of `settled_empty()` and
+// `settled_full()` that a waiter makes after registering. So each operation costs exactly one
+// locked instruction on x86 (the CAS); the publishing store and all loads are plain.
 #pragma once
 
 #include <atomic>
@@ -37,6 +40,7 @@ class ring {
 
   explicit ring(std::size_t capacity) : cap_(capacity) {
     if (cap_ == 0) return;
+    if (cap_ > 1 && (cap_ & (cap_ - 1)) == 0) mask_ = cap_ - 1;
     slots_ =
         static_cast<slot*>(::operator new[](sizeof(slot) * cap_, std::align_val_t{alignof(slot)}));
     for (std::size_t i = 0; i < cap_; ++i) ::new (&slots_[i]) slot(2 * i);
@@ -63,7 +67,7 @@ class ring {
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
       const auto diff = static_cast<std::int64_t>(seq - 2 * pos);
       if (diff == 0) {
-        if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+        if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
           ::new (s.ptr()) T(std::move(v));
           s.seq.store(2 * pos + 1, std::memory_order_release);
@@ -89,7 +93,7 @@ class ring {
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
       const auto diff = static_cast<std::int64_t>(seq - (2 * pos + 1));
       if (diff == 0) {
-        if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
+        if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
           T* p = s.ptr();
           std::optional<T> out(std::move(*p));
@@ -109,19 +113,30 @@ class ring {
 
   // Returns true if this call closed the ring (false if it already was).
   bool close() noexcept {
-    return (tail_.fetch_or(closed_bit, std::memory_order_acq_rel) & closed_bit) == 0;
+    return (tail_.fetch_or(closed_bit, std::memory_order_seq_cst) & closed_bit) == 0;
   }
 
   [[nodiscard]] bool is_closed() const noexcept {
-    return (tail_.load(std::memory_order_acquire) & closed_bit) != 0;
+    return (tail_.load(std::memory_order_seq_cst) & closed_bit) != 0;
+  }
+
+  // Every ticket handed to a push has been claimed by a pop: empty, and no push under way.
+  // (A push that claimed its ticket but has not yet published its value makes this false: a
+  // receiver must then retry shortly, not sleep, because that push may not see it waiting.)
+  [[nodiscard]] bool settled_empty() const noexcept {
+    const std::uint64_t t = tail_.load(std::memory_order_seq_cst) & ~closed_bit;
+    return head_.load(std::memory_order_seq_cst) == t;
+  }
+
+  // Every slot is claimed by a push and none by a pop: full, and no pop under way.
+  [[nodiscard]] bool settled_full() const noexcept {
+    const std::uint64_t h = head_.load(std::memory_order_seq_cst);
+    const std::uint64_t t = tail_.load(std::memory_order_seq_cst) & ~closed_bit;
+    return t - h >= cap_;
   }
 
   // Closed, and every ticket handed out before close() has been popped.
-  [[nodiscard]] bool closed_and_drained() const noexcept {
-    const std::uint64_t t = tail_.load(std::memory_order_acquire);
-    if (!(t & closed_bit)) return false;
-    return head_.load(std::memory_order_acquire) == (t & ~closed_bit);
-  }
+  [[nodiscard]] bool closed_and_drained() const noexcept { return is_closed() && settled_empty(); }
 
   // Items buffered now; best effort under concurrency, never above capacity. The tail is read
   // first: the head can only have moved forward since, so the difference cannot overshoot.
@@ -157,14 +172,16 @@ class ring {
     T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
   };
 
+  // A mask when the capacity is a power of two (the common case), a division otherwise.
   std::size_t index(std::uint64_t pos) const noexcept {
-    return static_cast<std::size_t>(pos % cap_);
+    return static_cast<std::size_t>(mask_ ? (pos & mask_) : (pos % cap_));
   }
 
   alignas(cache_line) std::atomic<std::uint64_t> tail_{0};
   alignas(cache_line) std::atomic<std::uint64_t> head_{0};
   alignas(cache_line) slot* slots_ = nullptr;
   std::size_t cap_;
+  std::uint64_t mask_ = 0;  // capacity - 1 if the capacity is a power of two > 1, else 0
 };
 
 }  // namespace bp::detail
