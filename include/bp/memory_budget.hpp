@@ -1,0 +1,591 @@
+// bp/memory_budget.hpp: one byte budget shared by many streams, the answer to the seed's Q2
+// ("500 streams x 1 MB highWaterMark = 500 MB: use a global memory budget").
+//
+//   bp::memory_budget               a global budget of bytes (Kafka's `buffer.memory`): a
+//                                   reservation that does not fit waits up to a timeout
+//                                   (`max.block.ms`), then answers bp::status::timeout.
+//   bp::memory_budget::stream       one registered user of the budget (a connection, a channel, a
+//                                   writer). The budget shares its bytes fairly between the
+//                                   streams that are active right now.
+//   bp::memory_budget::reservation  move-only RAII grant of bytes; gives them back when destroyed,
+//                                   can be released in part or split.
+//   bp::memory_budget_stats         counters: in use, peak, waits, timeouts, ...
+//   bp::default_item_size           the size function used when none is given: size() *
+//                                   sizeof(element) for contiguous ranges, sizeof(T) otherwise.
+//
+// Example (examples/memory_budget.cpp runs the full Q2 scenario):
+//
+//   bp::memory_budget budget(64 << 20);                  // 64 MiB for the whole process
+//   auto conn = budget.open_stream();                    // one per connection
+//   auto bytes = conn.reserve_for(chunk.size(), 100ms);  // waits while the budget is spent
+//   if (!bytes) return bytes.status();                   // timeout or closed: chunk not buffered
+//   queue.push({std::move(chunk), std::move(bytes)});    // bytes come back when the entry dies
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/config.hpp"
+#include "detail/event_count.hpp"
+#include "detail/futex.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+// Counters of one budget. Each is exact once every thread using the budget is done; while
+// operations are in flight a snapshot may be momentarily inconsistent between fields.
+struct memory_budget_stats {
+  std::size_t capacity = 0;        // the budget, in bytes
+  std::size_t in_use = 0;          // bytes held by live reservations; never above capacity
+  std::size_t peak = 0;            // largest in_use seen
+  std::size_t streams = 0;         // open stream handles
+  std::size_t active_streams = 0;  // streams holding bytes or waiting for them (plus the default)
+  std::uint64_t granted = 0;       // reservations granted (of a non-zero size)
+  std::uint64_t waits = 0;         // reservations that had to wait
+  std::uint64_t timeouts = 0;      // waits that answered `timeout`
+  std::uint64_t refused = 0;       // try_reserve answers `full`
+};
+
+// The bytes an item counts for when no size function is given: a contiguous range (std::string,
+// std::vector<std::byte>, ...) counts its elements' bytes, anything else sizeof(T).
+struct default_item_size {
+  template <class T>
+  [[nodiscard]] std::size_t operator()(const T& item) const noexcept {
+    if constexpr (std::ranges::contiguous_range<const T&> && std::ranges::sized_range<const T&>) {
+      return std::ranges::size(item) * sizeof(std::ranges::range_value_t<const T&>);
+    } else {
+      return sizeof(T);
+    }
+  }
+};
+
+namespace detail {
+
+// The shared state of one stream. Its word packs what decides whether the stream is active, so
+// that a single atomic RMW both changes it and tells whether the stream became (in)active:
+//   bits 0..47   bytes held by the stream's reservations
+//   bits 48..62  threads waiting for bytes on this stream
+//   bit  63      the stream handle is gone; the last reservation to give its bytes back frees it
+// The state lives on the heap so that stream handles can move while reservations point at it.
+struct budget_stream_state {
+  static constexpr std::uint64_t bytes_mask = (std::uint64_t{1} << 48) - 1;
+  static constexpr std::uint64_t waiter_one = std::uint64_t{1} << 48;
+  static constexpr std::uint64_t detached = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t live_mask = ~detached;
+
+  std::atomic<std::uint64_t> word{0};
+  std::atomic<bool> closed{false};
+
+  [[nodiscard]] std::size_t held() const noexcept {
+    return static_cast<std::size_t>(word.load(std::memory_order_seq_cst) & bytes_mask);
+  }
+};
+
+}  // namespace detail
+
+// A byte budget shared by many streams (Kafka's producer `buffer.memory` + `max.block.ms`).
+//
+// Bytes are granted as reservations: `try_reserve` never waits (ok | full | closed), `reserve`
+// waits until the bytes fit (ok | closed), `reserve_for`/`reserve_until` wait at most that long
+// (ok | timeout | closed). A reservation gives its bytes back when destroyed (or released), and
+// that wakes the waiters. The sum of live reservations never exceeds capacity().
+//
+// Fairness. Streams register with open_stream(); a stream is *active* while it holds bytes or
+// waits for them, and its fair share is capacity() / (number of active streams), so the share
+// grows and shrinks as streams come and go. A stream may hold more than its share only while no
+// one else needs the bytes: as soon as a waiting stream holds less than its share, no other
+// stream is granted bytes beyond its own share until that waiter is served. One hot stream can
+// therefore use the whole budget when it is alone, and is pushed back to its share as its bytes
+// drain once others arrive; it can never starve them. Among several waiting streams under their
+// share the order is not strictly FIFO: each is served once enough bytes come back.
+// The budget's own try_reserve/reserve_* use a built-in default stream.
+//
+// When to use: many buffers (connections, channels, writers) whose per-buffer limits add up to
+// more memory than the process may use: each keeps its own limit (a watermark, a capacity) and
+// the budget bounds their sum. When not to use: one buffer alone (its own bound suffices); a
+// limit on work in flight rather than bytes (see bp::channel's capacity).
+//
+// Thread safety: every member of memory_budget, stream and reservation may be called from any
+// thread; one stream handle may be used by many threads at once (not moved or destroyed while
+// in use); one reservation object is not to be used by two threads at once. Observers (in_use,
+// peak, fair_share, stats, ...) are best effort: stale the moment they return.
+//
+// Memory ordering: giving bytes back happens-before the grant that reuses them (both are
+// seq_cst RMWs on the in-use counter). close() happens-before every answer `closed` it causes.
+// Every change a waiter may be waiting for (bytes back, a needy waiter leaving, a stream going
+// idle, close) is a seq_cst RMW or store followed by the event count's waiter check, and a
+// waiter re-checks with seq_cst loads after registering: no wake-up can be lost.
+//
+// Blocking: a waiting reservation parks on a futex (bp::detail::event_count) and burns no CPU
+// until bytes come back, the deadline passes, or close() is called. Nothing is allocated per
+// reservation: a grant is one compare-exchange on the in-use counter and one fetch-add on the
+// stream; a stream's state is allocated once by open_stream().
+//
+// Errors: a capacity of 0 or above 2^47 throws std::invalid_argument naming `capacity`; asking
+// for more bytes than the whole budget throws std::invalid_argument naming `bytes` (it could
+// never be granted). Nothing else throws.
+//
+// Cancellation: close() is idempotent; every waiting reservation answers `closed` and later
+// ones too. Reservations already granted stay valid and still give their bytes back.
+// stream::close() does the same for one stream only.
+//
+// Lifetime: the budget must outlive its streams and reservations. A reservation may outlive the
+// stream that made it (an item still buffered after its writer is gone).
+//
+// Example:
+//   bp::memory_budget budget(64 << 20);
+//   auto s = budget.open_stream();
+//   if (auto r = s.reserve_for(4096, 50ms)) {
+//     buffer.push(std::move(chunk), std::move(r));   // r.bytes() == 4096 until the item dies
+//   } else if (r.status() == bp::status::timeout) {
+//     ++slow_downs;                                  // chunk is still ours: shed or retry
+//   }
+class memory_budget {
+  using state = detail::budget_stream_state;
+
+ public:
+  class reservation;
+  class stream;
+
+  static constexpr std::size_t max_capacity = std::size_t{1} << 47;
+
+  explicit memory_budget(std::size_t capacity) : capacity_(validated_capacity(capacity)) {}
+  memory_budget(const memory_budget&) = delete;
+  memory_budget& operator=(const memory_budget&) = delete;
+
+  // Registers a new stream (allocates its small shared state once).
+  [[nodiscard]] stream open_stream();
+
+  // The same verbs as stream's, on the budget's default stream.
+  [[nodiscard]] reservation try_reserve(std::size_t bytes);
+  [[nodiscard]] reservation reserve(std::size_t bytes);
+  template <class Rep, class Period>
+  [[nodiscard]] reservation reserve_for(std::size_t bytes,
+                                        std::chrono::duration<Rep, Period> timeout);
+  template <class Clock, class Duration>
+  [[nodiscard]] reservation reserve_until(std::size_t bytes,
+                                          std::chrono::time_point<Clock, Duration> deadline);
+
+  // Idempotent. Every waiting reservation answers `closed`, and so do later ones.
+  void close() noexcept {
+    closed_.store(true, std::memory_order_seq_cst);
+    room_.notify_all();
+  }
+  [[nodiscard]] bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // Bytes held by live reservations (best effort), never above capacity().
+  [[nodiscard]] std::size_t in_use() const noexcept {
+    return in_use_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::size_t available() const noexcept { return capacity_ - in_use(); }
+  [[nodiscard]] std::size_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
+  // Streams holding bytes or waiting for them right now (best effort), at least 1.
+  [[nodiscard]] std::size_t active_streams() const noexcept {
+    return static_cast<std::size_t>(
+        std::max<std::int64_t>(1, active_.load(std::memory_order_seq_cst)));
+  }
+  // capacity() / active_streams(): what each active stream is entitled to right now.
+  [[nodiscard]] std::size_t fair_share() const noexcept { return capacity_ / active_streams(); }
+
+  [[nodiscard]] memory_budget_stats stats() const noexcept {
+    memory_budget_stats s;
+    s.capacity = capacity_;
+    s.in_use = in_use();
+    s.peak = peak();
+    s.streams = streams_.load(std::memory_order_relaxed);
+    s.active_streams = static_cast<std::size_t>(
+        std::max<std::int64_t>(0, active_.load(std::memory_order_relaxed)));
+    s.granted = granted_.load(std::memory_order_relaxed);
+    s.waits = waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
+    s.refused = refused_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  static std::size_t validated_capacity(std::size_t capacity) {
+    if (capacity == 0)
+      throw std::invalid_argument("bp::memory_budget: capacity must be at least 1 byte");
+    if (capacity > max_capacity)
+      throw std::invalid_argument("bp::memory_budget: capacity " + std::to_string(capacity) +
+                                  " exceeds the maximum of 2^47 bytes");
+    return capacity;
+  }
+
+  static constexpr detail::clock::time_point forever() noexcept {
+    return detail::clock::time_point::max();
+  }
+
+  template <class Clock, class Duration>
+  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
+    if constexpr (std::is_same_v<Clock, detail::clock>) {
+      return std::chrono::time_point_cast<detail::clock::duration>(tp);
+    } else {
+      return detail::deadline_after(tp - Clock::now());
+    }
+  }
+
+  static bool expired(detail::clock::time_point deadline) noexcept {
+    return deadline != forever() && detail::clock::now() >= deadline;
+  }
+
+  // Adds to a stream's word; the stream becomes active if it held nothing and had no waiter.
+  void stream_add(state& s, std::uint64_t delta) noexcept {
+    const std::uint64_t old = s.word.fetch_add(delta, std::memory_order_seq_cst);
+    if ((old & state::live_mask) == 0) active_.fetch_add(1, std::memory_order_seq_cst);
+  }
+
+  // Subtracts from a stream's word; frees the state when that was the last use of a detached one.
+  void stream_sub(state& s, std::uint64_t delta) noexcept {
+    const std::uint64_t now = s.word.fetch_sub(delta, std::memory_order_seq_cst) - delta;
+    if ((now & state::live_mask) != 0) return;
+    active_.fetch_sub(1, std::memory_order_seq_cst);
+    if (now == state::detached) delete &s;
+  }
+
+  void note_peak(std::size_t now) noexcept {
+    std::size_t seen = peak_.load(std::memory_order_relaxed);
+    while (now > seen && !peak_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+    }
+  }
+
+  // One attempt to take `bytes`. Unless `privileged` (a waiter under its fair share), a stream
+  // may not go beyond its share while such a waiter exists.
+  bool try_take(state& s, std::size_t bytes, bool privileged) noexcept {
+    if (!privileged && needy_.load(std::memory_order_seq_cst) != 0 &&
+        s.held() + bytes > fair_share())
+      return false;
+    std::size_t cur = in_use_.load(std::memory_order_seq_cst);
+    do {
+      if (bytes > capacity_ - cur) return false;
+    } while (!in_use_.compare_exchange_weak(cur, cur + bytes, std::memory_order_seq_cst,
+                                            std::memory_order_seq_cst));
+    stream_add(s, bytes);
+    granted_.fetch_add(1, std::memory_order_relaxed);
+    note_peak(cur + bytes);
+    return true;
+  }
+
+  void give_back(state& s, std::size_t bytes) noexcept {
+    // seq_cst publication, then the waiter check: the event count's Dekker pair.
+    in_use_.fetch_sub(bytes, std::memory_order_seq_cst);
+    stream_sub(s, bytes);  // may free `s`: not touched below
+    room_.notify_all();
+  }
+
+  void wake_all() noexcept { room_.notify_all(); }
+
+  reservation acquire(state& s, std::size_t bytes, bool may_wait,
+                      detail::clock::time_point deadline);
+  bp::status acquire_waiting(state& s, std::size_t bytes, detail::clock::time_point deadline);
+
+  const std::size_t capacity_;
+  state default_stream_;
+  std::atomic<bool> closed_{false};
+
+  // Written on every grant and give-back: one line.
+  alignas(detail::cache_line) std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::size_t> peak_{0};
+  std::atomic<std::uint64_t> granted_{0};
+
+  // Read on every grant, written on activity changes and by waiters.
+  alignas(detail::cache_line) std::atomic<std::int64_t> active_{0};
+  std::atomic<std::uint32_t> needy_{0};  // waiters holding less than their fair share
+
+  alignas(detail::cache_line) detail::event_count room_;  // waiting reservations park here
+  std::atomic<std::size_t> streams_{0};
+  std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  std::atomic<std::uint64_t> refused_{0};
+};
+
+// A grant of bytes from a memory_budget, given back when destroyed. Move-only.
+//
+// status() is the answer of the call that made it: ok (bytes() are held), or full, timeout,
+// closed (nothing is held). `if (r)` tests for ok. A moved-from or released reservation holds
+// 0 bytes and keeps its status; a default-constructed one holds 0 bytes and answers ok.
+//
+// Thread safety: one reservation object is used by one thread at a time; different
+// reservations of the same budget or stream may be used concurrently.
+//
+// Errors: release(n) and split(n) with n > bytes() throw std::invalid_argument naming `bytes`.
+//
+// Example:
+//   auto r = s.reserve(batch_bytes);            // one wait for a whole batch
+//   for (auto& item : batch) q.push({std::move(item), r.split(size(item))});
+class memory_budget::reservation {
+ public:
+  reservation() noexcept = default;
+  reservation(reservation&& o) noexcept
+      : budget_(o.budget_),
+        state_(o.state_),
+        bytes_(std::exchange(o.bytes_, 0)),
+        answer_(o.answer_) {}
+  reservation& operator=(reservation&& o) noexcept {
+    if (this != &o) {
+      release();
+      budget_ = o.budget_;
+      state_ = o.state_;
+      bytes_ = std::exchange(o.bytes_, 0);
+      answer_ = o.answer_;
+    }
+    return *this;
+  }
+  reservation(const reservation&) = delete;
+  reservation& operator=(const reservation&) = delete;
+  ~reservation() { release(); }
+
+  [[nodiscard]] bp::status status() const noexcept { return answer_; }
+  explicit operator bool() const noexcept { return answer_ == bp::status::ok; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+  // Gives every byte back (wakes waiters). Idempotent.
+  void release() noexcept {
+    if (bytes_ == 0) return;
+    budget_->give_back(*state_, std::exchange(bytes_, 0));
+  }
+
+  // Gives `bytes` back and keeps the rest.
+  void release(std::size_t bytes) {
+    check(bytes, "release");
+    if (bytes == 0) return;
+    bytes_ -= bytes;
+    budget_->give_back(*state_, bytes);
+  }
+
+  // Keeps at most `bytes`, gives the rest back.
+  void shrink_to(std::size_t bytes) noexcept {
+    if (bytes >= bytes_) return;
+    const std::size_t surplus = bytes_ - bytes;
+    bytes_ = bytes;
+    budget_->give_back(*state_, surplus);
+  }
+
+  // Moves `bytes` of this grant into a new reservation of the same stream (no budget traffic).
+  [[nodiscard]] reservation split(std::size_t bytes) {
+    check(bytes, "split");
+    bytes_ -= bytes;
+    return reservation(budget_, state_, bytes, bp::status::ok);
+  }
+
+ private:
+  friend class memory_budget;
+
+  explicit reservation(bp::status answer) noexcept : answer_(answer) {}
+  reservation(memory_budget* b, detail::budget_stream_state* s, std::size_t bytes,
+              bp::status answer) noexcept
+      : budget_(b), state_(s), bytes_(bytes), answer_(answer) {}
+
+  void check(std::size_t bytes, const char* what) const {
+    if (bytes > bytes_)
+      throw std::invalid_argument(std::string("bp::memory_budget::reservation::") + what +
+                                  ": bytes " + std::to_string(bytes) + " exceeds the " +
+                                  std::to_string(bytes_) + " bytes held");
+  }
+
+  memory_budget* budget_ = nullptr;
+  detail::budget_stream_state* state_ = nullptr;
+  std::size_t bytes_ = 0;
+  bp::status answer_ = bp::status::ok;
+};
+
+// One registered user of a memory_budget: the unit the fairness rule shares bytes between.
+// Move-only handle; destroying it (or moving over it) unregisters the stream, while
+// reservations it made stay valid and give their bytes back later.
+//
+// Verbs: try_reserve never waits (ok | full | closed; `full` also when the bytes are there but
+// a waiting stream under its fair share comes first); reserve waits (ok | closed);
+// reserve_for / reserve_until wait at most that long (ok | timeout | closed). A reservation of
+// 0 bytes is granted at once (unless closed).
+//
+// Thread safety: many threads may reserve on one stream at once; moving or destroying the
+// handle must not race with its use. An empty (default-constructed or moved-from) stream
+// answers `closed`.
+//
+// Errors: bytes > the budget's capacity() throws std::invalid_argument naming `bytes`.
+//
+// Cancellation: close() makes this stream's waiting and later reservations answer `closed`
+// (the budget stays open for the others); granted reservations stay valid.
+//
+// Example:
+//   std::vector<bp::memory_budget::stream> conns;
+//   for (int i = 0; i < 500; ++i) conns.push_back(budget.open_stream());
+//   auto r = conns[7].reserve_for(chunk_bytes, 100ms);
+class memory_budget::stream {
+ public:
+  stream() noexcept = default;
+  stream(stream&& o) noexcept
+      : budget_(std::exchange(o.budget_, nullptr)), state_(std::exchange(o.state_, nullptr)) {}
+  stream& operator=(stream&& o) noexcept {
+    if (this != &o) {
+      detach();
+      budget_ = std::exchange(o.budget_, nullptr);
+      state_ = std::exchange(o.state_, nullptr);
+    }
+    return *this;
+  }
+  stream(const stream&) = delete;
+  stream& operator=(const stream&) = delete;
+  ~stream() { detach(); }
+
+  [[nodiscard]] reservation try_reserve(std::size_t bytes) {
+    return state_ ? budget_->acquire(*state_, bytes, false, forever()) : closed_answer();
+  }
+  [[nodiscard]] reservation reserve(std::size_t bytes) {
+    return state_ ? budget_->acquire(*state_, bytes, true, forever()) : closed_answer();
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] reservation reserve_for(std::size_t bytes,
+                                        std::chrono::duration<Rep, Period> timeout) {
+    return state_ ? budget_->acquire(*state_, bytes, true, detail::deadline_after(timeout))
+                  : closed_answer();
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] reservation reserve_until(std::size_t bytes,
+                                          std::chrono::time_point<Clock, Duration> deadline) {
+    return state_ ? budget_->acquire(*state_, bytes, true, memory_budget::to_steady(deadline))
+                  : closed_answer();
+  }
+
+  // Idempotent: this stream's waiting and later reservations answer `closed`.
+  void close() noexcept {
+    if (!state_) return;
+    state_->closed.store(true, std::memory_order_seq_cst);
+    budget_->wake_all();
+  }
+  [[nodiscard]] bool is_closed() const noexcept {
+    return !state_ || state_->closed.load(std::memory_order_acquire) || budget_->is_closed();
+  }
+
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+  // Bytes held by this stream's live reservations (best effort).
+  [[nodiscard]] std::size_t in_use() const noexcept { return state_ ? state_->held() : 0; }
+  // The budget's fair share right now (best effort).
+  [[nodiscard]] std::size_t fair_share() const noexcept {
+    return budget_ ? budget_->fair_share() : 0;
+  }
+  [[nodiscard]] memory_budget* budget() const noexcept { return budget_; }
+
+ private:
+  friend class memory_budget;
+  stream(memory_budget* b, detail::budget_stream_state* s) noexcept : budget_(b), state_(s) {}
+
+  static constexpr detail::clock::time_point forever() noexcept { return memory_budget::forever(); }
+  static reservation closed_answer() noexcept { return reservation(bp::status::closed); }
+
+  void detach() noexcept {
+    if (!state_) return;
+    state_->closed.store(true, std::memory_order_release);
+    budget_->streams_.fetch_sub(1, std::memory_order_relaxed);
+    const std::uint64_t old =
+        state_->word.fetch_or(detail::budget_stream_state::detached, std::memory_order_acq_rel);
+    if ((old & detail::budget_stream_state::live_mask) == 0) delete state_;
+    state_ = nullptr;
+    budget_ = nullptr;
+  }
+
+  memory_budget* budget_ = nullptr;
+  detail::budget_stream_state* state_ = nullptr;
+};
+
+// --- memory_budget members that need the nested classes complete ------------------------------
+
+inline memory_budget::stream memory_budget::open_stream() {
+  auto* s = new detail::budget_stream_state;
+  streams_.fetch_add(1, std::memory_order_relaxed);
+  return stream(this, s);
+}
+
+inline memory_budget::reservation memory_budget::try_reserve(std::size_t bytes) {
+  return acquire(default_stream_, bytes, false, forever());
+}
+inline memory_budget::reservation memory_budget::reserve(std::size_t bytes) {
+  return acquire(default_stream_, bytes, true, forever());
+}
+template <class Rep, class Period>
+memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
+                                                      std::chrono::duration<Rep, Period> timeout) {
+  return acquire(default_stream_, bytes, true, detail::deadline_after(timeout));
+}
+template <class Clock, class Duration>
+memory_budget::reservation memory_budget::reserve_until(
+    std::size_t bytes, std::chrono::time_point<Clock, Duration> deadline) {
+  return acquire(default_stream_, bytes, true, to_steady(deadline));
+}
+
+inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
+                                                         detail::clock::time_point deadline) {
+  if (bytes > capacity_)
+    throw std::invalid_argument("bp::memory_budget: bytes " + std::to_string(bytes) +
+                                " exceeds the budget's capacity of " + std::to_string(capacity_) +
+                                " (it could never be granted)");
+  if (closed_.load(std::memory_order_acquire) || s.closed.load(std::memory_order_acquire))
+    return reservation(bp::status::closed);
+  if (bytes == 0) return reservation(this, &s, 0, bp::status::ok);
+  if (try_take(s, bytes, false)) return reservation(this, &s, bytes, bp::status::ok);
+  if (!may_wait) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return reservation(bp::status::full);
+  }
+  const bp::status answer = acquire_waiting(s, bytes, deadline);
+  return answer == bp::status::ok ? reservation(this, &s, bytes, answer) : reservation(answer);
+}
+
+// The slow path: register as a waiter of the stream (which makes it active, shrinking the
+// others' share), mark ourselves needy while we hold less than our share (which stops the
+// others from growing past theirs), and park until bytes come back.
+inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
+                                                 detail::clock::time_point deadline) {
+  waits_.fetch_add(1, std::memory_order_relaxed);
+  stream_add(s, state::waiter_one);
+  bool needy = false;
+  bp::status answer = bp::status::timeout;
+  for (;;) {
+    const bool now_needy = s.held() < fair_share();
+    if (now_needy != needy) {
+      needy = now_needy;
+      if (needy) {
+        needy_.fetch_add(1, std::memory_order_seq_cst);
+      } else {
+        needy_.fetch_sub(1, std::memory_order_seq_cst);
+        room_.notify_all();  // streams held back for us may go on
+      }
+    }
+    const auto key = room_.prepare_wait();
+    if (closed_.load(std::memory_order_seq_cst) || s.closed.load(std::memory_order_seq_cst)) {
+      room_.cancel_wait();
+      answer = bp::status::closed;
+      break;
+    }
+    if (try_take(s, bytes, needy)) {
+      room_.cancel_wait();
+      answer = bp::status::ok;
+      break;
+    }
+    if (expired(deadline)) {
+      room_.cancel_wait();
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+    room_.wait(key, deadline);
+  }
+  if (needy) needy_.fetch_sub(1, std::memory_order_seq_cst);
+  stream_sub(s, state::waiter_one);
+  // Our leaving may let others go on: we no longer hold them back, and the share grew.
+  room_.notify_all();
+  return answer;
+}
+
+}  // namespace bp
