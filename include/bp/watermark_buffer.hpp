@@ -1,0 +1,383 @@
+// bp/watermark_buffer.hpp: Node.js writable-stream semantics, the seed's highWaterMark.
+//
+//   bp::watermark_buffer<T>          a FIFO bounded by advice, not by force: write() buffers the
+//                                    item and answers whether the producer should keep writing
+//                                    (false once buffered bytes reach the high watermark); a
+//                                    `drain` callback fires when they fall back to the low one.
+//                                    It can draw every item's bytes from a bp::memory_budget,
+//                                    which is what bounds the sum over many buffers (Q2).
+//   bp::watermark_buffer_options<T>  watermarks, size function, drain callback, budget.
+//   bp::watermark_buffer_stats       counters: writes, reads, peak bytes, drains, ...
+//   bp::write_result                 the answer to a write: status + keep_writing.
+//
+// Example (examples/memory_budget.cpp runs 500 of these under one budget):
+//
+//   bp::memory_budget budget(64 << 20);
+//   bp::watermark_buffer<std::string> out({.high_watermark = 1 << 20,
+//                                          .on_drain = [&] { resume_reading(conn); },
+//                                          .budget = &budget});
+//   if (!out.write(std::move(chunk))) pause_reading(conn);  // like `if (!ws.write(c))` in Node
+//   while (auto c = out.try_read()) socket.send(*c);        // the consumer side
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/futex.hpp"
+#include "detail/growable_ring.hpp"
+#include "memory_budget.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+// The answer to a write. `if (buf.write(x))` reads as Node's `if (ws.write(x))`: true when the
+// item was buffered and the producer may go on.
+struct write_result {
+  // ok: the item is buffered. full (try_write: the budget has no room right now), timeout,
+  // closed: the item was not buffered and stays with the caller.
+  bp::status status = bp::status::ok;
+  // Node's return value: false once the buffered bytes (this item included) reached the high
+  // watermark, or when the item was not buffered. After a false answer on a buffered item, the
+  // drain callback fires once the buffered bytes fall to the low watermark.
+  bool keep_writing = true;
+
+  explicit operator bool() const noexcept { return status == bp::status::ok && keep_writing; }
+};
+
+template <class T>
+struct watermark_buffer_options {
+  // write() answers keep_writing == false once buffered bytes reach this (Node's
+  // highWaterMark, whose default for byte streams is 16 KiB). Must be at least 1.
+  std::size_t high_watermark = 16 * 1024;
+  // The drain callback fires when buffered bytes fall to this after a false answer. Node
+  // drains at 0 (its default here); a higher mark resumes the producer before the consumer
+  // starves. Must not exceed high_watermark.
+  std::size_t low_watermark = 0;
+  // The bytes an item counts for, taken once when it is written.
+  std::function<std::size_t(const T&)> size = default_item_size{};
+  // Fires once per crossing, on the thread whose read brought the bytes down, outside any lock:
+  // it may write to this buffer (Node's producers resume in their 'drain' handler) but must not
+  // destroy it. It must not throw (std::terminate if it does).
+  std::function<void()> on_drain{};
+  // When set, each item's bytes are reserved from this budget (on a stream of its own opened
+  // by the buffer) before the item is buffered, and given back when it is read. The budget must
+  // outlive the buffer.
+  memory_budget* budget = nullptr;
+};
+
+// Counters of one buffer, exact once every thread using it is done.
+struct watermark_buffer_stats {
+  std::uint64_t writes = 0;        // items buffered
+  std::uint64_t reads = 0;         // items read
+  std::uint64_t over_high = 0;     // writes that answered keep_writing == false
+  std::uint64_t drains = 0;        // times the drain callback fired (or would have)
+  std::uint64_t refused = 0;       // writes not buffered: full, timeout or closed
+  std::size_t buffered_bytes = 0;  // bytes buffered now
+  std::size_t peak_bytes = 0;      // largest buffered_bytes seen
+};
+
+template <class T>
+concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_constructible_v<T> &&
+    std::is_nothrow_destructible_v<T>;
+
+// A FIFO of items whose high watermark is advice to the producer, with Node.js writable
+// semantics: write() always buffers (the high watermark is not a hard limit: the producer is
+// expected to pause on `false`, exactly as in Node), answers false once the buffered bytes
+// reach the high watermark, and the drain callback fires once per such crossing when reads
+// bring the bytes down to the low watermark. The reading side is pull-based: read / try_read /
+// read_for / read_until.
+//
+// With a budget, the hard limit is the budget: each item's bytes are reserved before it is
+// buffered, so write() waits while the budget is spent (Kafka's max.block.ms: write_for answers
+// timeout, try_write answers full), and the budget's fairness rule shares it between buffers.
+// Without a budget no write ever waits.
+//
+// When to use: a producer that can pause (a socket reader, a file reader, a generator) feeding
+// a consumer of unknown speed, especially many such pairs under one memory budget. When not to
+// use: when the producer cannot pause and must be blocked or refused per item, use
+// bp::channel (a hard capacity) or bp::budgeted_channel (a hard byte budget).
+//
+// Thread safety: every member may be called concurrently from any number of threads, except
+// the destructor. Observers are best effort.
+//
+// Memory ordering: a write that buffers an item happens-before the read that returns it (one
+// mutex). A read that brings bytes to the low watermark happens-before its drain callback and
+// the return of wait_drain* calls it releases.
+//
+// Blocking: readers waiting for items, producers in wait_drain*, and (with a budget) writers
+// waiting for bytes park (a condition variable; the budget's event count) and burn no CPU.
+// Storage is a ring that grows to the largest backlog seen and never allocates after that.
+//
+// Errors: high_watermark 0, low_watermark > high_watermark throw std::invalid_argument naming
+// the argument; so does writing an item whose size exceeds the budget's capacity (`item`). A
+// size function that throws propagates out of write (nothing buffered).
+//
+// Cancellation: close() (Node's end()) is idempotent: writes answer closed, waiting writers
+// (for budget bytes), readers and wait_drain callers wake; readers get what is buffered, then
+// std::nullopt.
+//
+// Example:
+//   bp::watermark_buffer<std::string> buf({.high_watermark = 64 << 10, .low_watermark = 16 << 10});
+//   std::thread producer([&] {
+//     for (auto& chunk : chunks)
+//       if (!buf.write(std::move(chunk))) (void)buf.wait_drain_for(1s);
+//     buf.close();
+//   });
+//   while (auto c = buf.read()) consume(*c);
+template <watermark_element T>
+class watermark_buffer {
+ public:
+  using value_type = T;
+
+  explicit watermark_buffer(watermark_buffer_options<T> options)
+      : high_(options.high_watermark),
+        low_(options.low_watermark),
+        size_(std::move(options.size)),
+        on_drain_(std::move(options.on_drain)) {
+    if (high_ == 0)
+      throw std::invalid_argument("bp::watermark_buffer: high_watermark must be at least 1 byte");
+    if (low_ > high_)
+      throw std::invalid_argument("bp::watermark_buffer: low_watermark " + std::to_string(low_) +
+                                  " exceeds high_watermark " + std::to_string(high_));
+    if (!size_) throw std::invalid_argument("bp::watermark_buffer: size function is empty");
+    if (options.budget) stream_ = options.budget->open_stream();
+  }
+
+  watermark_buffer(const watermark_buffer&) = delete;
+  watermark_buffer& operator=(const watermark_buffer&) = delete;
+
+  // --- writing ---------------------------------------------------------------------------------
+
+  // Buffers the item. With a budget, waits for its bytes first (until they fit or close).
+  [[nodiscard]] write_result write(T&& item) { return write_impl(item, true, forever()); }
+  [[nodiscard]] write_result write(const T& item) requires std::copy_constructible<T> {
+    T copy(item);
+    return write(std::move(copy));
+  }
+
+  // Never waits: with a budget that has no room right now, answers full.
+  [[nodiscard]] write_result try_write(T&& item) { return write_impl(item, false, forever()); }
+
+  template <class Rep, class Period>
+  [[nodiscard]] write_result write_for(T&& item, std::chrono::duration<Rep, Period> timeout) {
+    return write_impl(item, true, detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] write_result write_until(T&& item,
+                                         std::chrono::time_point<Clock, Duration> deadline) {
+    return write_impl(item, true, to_steady(deadline));
+  }
+
+  // Waits until a pending drain has fired (at once when none is pending): ok, timeout, closed.
+  [[nodiscard]] status wait_drain() { return wait_drain_impl(forever()); }
+  template <class Rep, class Period>
+  [[nodiscard]] status wait_drain_for(std::chrono::duration<Rep, Period> timeout) {
+    return wait_drain_impl(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status wait_drain_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return wait_drain_impl(to_steady(deadline));
+  }
+
+  // --- reading ---------------------------------------------------------------------------------
+
+  // Waits while empty; std::nullopt once closed and drained.
+  std::optional<T> read() { return read_impl(true, forever()); }
+  // std::nullopt when nothing is buffered right now.
+  std::optional<T> try_read() { return read_impl(false, forever()); }
+  // std::nullopt when closed and drained, or when the timeout passes first.
+  template <class Rep, class Period>
+  std::optional<T> read_for(std::chrono::duration<Rep, Period> timeout) {
+    return read_impl(true, detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  std::optional<T> read_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return read_impl(true, to_steady(deadline));
+  }
+
+  // --- state -----------------------------------------------------------------------------------
+
+  // Node's end(): idempotent; later writes answer closed, every waiter wakes, readers drain.
+  void close() {
+    {
+      std::lock_guard lock(m_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    stream_.close();  // writers waiting for budget bytes answer closed
+    readable_.notify_all();
+    drained_.notify_all();
+  }
+  [[nodiscard]] bool is_closed() const {
+    std::lock_guard lock(m_);
+    return closed_;
+  }
+
+  // Bytes buffered now (Node's writableLength).
+  [[nodiscard]] std::size_t buffered_bytes() const {
+    std::lock_guard lock(m_);
+    return bytes_;
+  }
+  // Items buffered now.
+  [[nodiscard]] std::size_t size() const {
+    std::lock_guard lock(m_);
+    return ring_.size();
+  }
+  // A write answered false and the drain has not fired yet (Node's writableNeedDrain).
+  [[nodiscard]] bool need_drain() const {
+    std::lock_guard lock(m_);
+    return need_drain_;
+  }
+  [[nodiscard]] std::size_t high_watermark() const noexcept { return high_; }
+  [[nodiscard]] std::size_t low_watermark() const noexcept { return low_; }
+  // The budget stream this buffer draws from (empty without a budget).
+  [[nodiscard]] const memory_budget::stream& budget_stream() const noexcept { return stream_; }
+
+  [[nodiscard]] watermark_buffer_stats stats() const {
+    std::lock_guard lock(m_);
+    watermark_buffer_stats s = stats_;
+    s.buffered_bytes = bytes_;
+    return s;
+  }
+
+ private:
+  struct entry {
+    T value;
+    std::size_t bytes;
+    memory_budget::reservation reserved;
+  };
+
+  static constexpr detail::clock::time_point forever() noexcept {
+    return detail::clock::time_point::max();
+  }
+  template <class Clock, class Duration>
+  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
+    if constexpr (std::is_same_v<Clock, detail::clock>) {
+      return std::chrono::time_point_cast<detail::clock::duration>(tp);
+    } else {
+      return detail::deadline_after(tp - Clock::now());
+    }
+  }
+
+  write_result refuse(status why) {
+    std::lock_guard lock(m_);
+    ++stats_.refused;
+    return {why, false};
+  }
+
+  write_result write_impl(T& item, bool may_wait, detail::clock::time_point deadline) {
+    if (is_closed()) return refuse(status::closed);
+    const std::size_t n = size_(item);
+    memory_budget::reservation reserved;
+    if (stream_) {
+      if (n > stream_.budget()->capacity())
+        throw std::invalid_argument("bp::watermark_buffer: item of " + std::to_string(n) +
+                                    " bytes exceeds the memory budget's capacity of " +
+                                    std::to_string(stream_.budget()->capacity()));
+      reserved = !may_wait               ? stream_.try_reserve(n)
+                 : deadline == forever() ? stream_.reserve(n)
+                                         : stream_.reserve_until(n, deadline);
+      if (!reserved) return refuse(reserved.status());
+    }
+    bool wake;
+    bool keep;
+    {
+      std::lock_guard lock(m_);
+      if (closed_) {
+        ++stats_.refused;
+        return {status::closed, false};
+      }
+      ring_.reserve_one();  // may throw bad_alloc: nothing moved yet
+      ring_.push(entry{std::move(item), n, std::move(reserved)});
+      bytes_ += n;
+      ++stats_.writes;
+      if (bytes_ > stats_.peak_bytes) stats_.peak_bytes = bytes_;
+      keep = bytes_ < high_;
+      if (!keep) {
+        need_drain_ = true;
+        ++stats_.over_high;
+      }
+      wake = readers_waiting_ != 0;
+    }
+    if (wake) readable_.notify_one();
+    return {status::ok, keep};
+  }
+
+  std::optional<T> read_impl(bool may_wait, detail::clock::time_point deadline) {
+    std::unique_lock lock(m_);
+    while (ring_.empty()) {
+      if (closed_ || !may_wait) return std::nullopt;
+      ++readers_waiting_;
+      bool in_time = true;
+      if (deadline == forever()) {
+        readable_.wait(lock);
+      } else {
+        in_time = readable_.wait_until(lock, deadline) == std::cv_status::no_timeout;
+      }
+      --readers_waiting_;
+      if (!in_time && ring_.empty()) return std::nullopt;
+    }
+    entry e = ring_.pop();
+    bytes_ -= e.bytes;
+    ++stats_.reads;
+    const bool fire = need_drain_ && bytes_ <= low_;
+    if (fire) {
+      need_drain_ = false;
+      ++stats_.drains;
+    }
+    const bool wake_drain_waiters = fire && drain_waiters_ != 0;
+    lock.unlock();
+    e.reserved.release();  // the budget gets its bytes back before anyone resumes writing
+    if (wake_drain_waiters) drained_.notify_all();
+    if (fire && on_drain_) run_drain_handler();
+    return std::optional<T>(std::move(e.value));
+  }
+
+  void run_drain_handler() const noexcept { on_drain_(); }
+
+  status wait_drain_impl(detail::clock::time_point deadline) {
+    std::unique_lock lock(m_);
+    while (need_drain_) {
+      if (closed_) return status::closed;
+      ++drain_waiters_;
+      bool in_time = true;
+      if (deadline == forever()) {
+        drained_.wait(lock);
+      } else {
+        in_time = drained_.wait_until(lock, deadline) == std::cv_status::no_timeout;
+      }
+      --drain_waiters_;
+      if (!in_time && need_drain_) return closed_ ? status::closed : status::timeout;
+    }
+    return status::ok;
+  }
+
+  const std::size_t high_;
+  const std::size_t low_;
+  const std::function<std::size_t(const T&)> size_;
+  const std::function<void()> on_drain_;
+  memory_budget::stream stream_;  // declared before ring_: items die first, then the stream
+
+  mutable std::mutex m_;
+  std::condition_variable readable_;
+  std::condition_variable drained_;
+  detail::growable_ring<entry> ring_;
+  std::size_t bytes_ = 0;
+  bool need_drain_ = false;
+  bool closed_ = false;
+  std::uint32_t readers_waiting_ = 0;
+  std::uint32_t drain_waiters_ = 0;
+  watermark_buffer_stats stats_;
+};
+
+}  // namespace bp
