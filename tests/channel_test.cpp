@@ -471,6 +471,114 @@ TEST(ChannelDropHandler, NotCalledForValuesThatStayWithTheCaller) {
   EXPECT_EQ(calls, 0);
 }
 
+// ---- batch operations -----------------------------------------------------------------------
+
+TEST_P(EveryPolicy, TrySendNStopsAtTheFirstValueNotTaken) {
+  bp::channel<std::unique_ptr<int>> ch(3, GetParam());
+  std::vector<std::unique_ptr<int>> values;
+  for (int i = 0; i < 5; ++i) values.push_back(std::make_unique<int>(i));
+  const auto r = ch.try_send_n(values);
+  switch (GetParam()) {
+    case overflow::drop_oldest:  // everything enters, the two oldest are evicted
+      EXPECT_EQ(r, (bp::send_n_result{5, status::ok}));
+      EXPECT_EQ(ch.stats().evicted, 2u);
+      EXPECT_EQ(**ch.try_recv(), 2);
+      break;
+    default: {
+      const status expected = GetParam() == overflow::drop_newest ? status::dropped : status::full;
+      EXPECT_EQ(r, (bp::send_n_result{3, expected}));
+      EXPECT_EQ(values[3] ? *values[3] : -1, 3) << "the value that stopped the batch is untouched";
+      EXPECT_EQ(values[4] ? *values[4] : -1, 4);
+      EXPECT_EQ(**ch.try_recv(), 0);
+    }
+  }
+  for (std::size_t i = 0; i < r.count; ++i) EXPECT_EQ(values[i], nullptr) << "taken values moved";
+}
+
+TEST_P(EveryPolicy, RecvManyTakesWhatIsThereUpToMax) {
+  bp::channel<int> ch(8, GetParam());
+  std::vector<int> in{1, 2, 3, 4, 5};
+  ASSERT_EQ(ch.send_n(in).count, 5u);
+  std::vector<int> out{0};
+  EXPECT_EQ(ch.recv_many(out, 3), 3u);
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(ch.try_recv_many(out, 10), 2u);
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(ch.try_recv_many(out, 10), 0u);
+  EXPECT_EQ(ch.recv_many_for(out, 10, 5ms), 0u);
+  EXPECT_EQ(ch.recv_many(out, 0), 0u);
+  expect_invariants(ch, 5);
+}
+
+TEST(ChannelBatch, SendNWaitsForRoomAndKeepsOrder) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  std::vector<int> in(1000);
+  for (int i = 0; i < 1000; ++i) in[i] = i;
+  std::thread producer([&] {
+    EXPECT_EQ(ch.send_n_for(in, 20s), (bp::send_n_result{1000, status::ok}));
+  });
+  std::vector<int> out;
+  while (out.size() < 1000) ASSERT_GT(ch.recv_many_for(out, 7, 10s), 0u);
+  producer.join();
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(out[i], i);
+  EXPECT_LE(ch.stats().high_watermark, 4u);
+}
+
+TEST(ChannelBatch, RecvManyWakesOnArrivalAndEndsAtClose) {
+  watchdog dog(30s);
+  bp::channel<int> ch(16);
+  std::vector<int> out;
+  std::thread consumer([&] {
+    EXPECT_GE(ch.recv_many_for(out, 16, 10s), 1u);
+    std::vector<int> rest;
+    while (ch.recv_many_for(rest, 16, 10s) != 0) {
+    }
+    EXPECT_TRUE(ch.is_closed());
+  });
+  std::this_thread::sleep_for(20ms);
+  std::vector<int> in{1, 2, 3};
+  ASSERT_EQ(ch.send_n(in).answer, status::ok);
+  std::this_thread::sleep_for(20ms);
+  ch.close();
+  consumer.join();
+  EXPECT_GE(out.size(), 1u);
+  EXPECT_EQ(out[0], 1);
+}
+
+TEST(ChannelBatch, SendNOnClosedAndTimeoutAndRendezvous) {
+  watchdog dog(30s);
+  bp::channel<int> full(2);
+  std::vector<int> in{1, 2, 3};
+  EXPECT_EQ(full.send_n_for(in, 10ms), (bp::send_n_result{2, status::timeout}));
+  full.close();
+  EXPECT_EQ(full.send_n(in), (bp::send_n_result{0, status::closed}));
+
+  bp::channel<int> rv(0);
+  std::thread producer([&] {
+    std::vector<int> v{7, 8, 9};
+    EXPECT_EQ(rv.send_n_for(v, 10s), (bp::send_n_result{3, status::ok}));
+  });
+  std::vector<int> out;
+  while (out.size() < 3) ASSERT_EQ(rv.recv_many_for(out, 5, 10s), 1u);
+  producer.join();
+  EXPECT_EQ(out, (std::vector<int>{7, 8, 9}));
+}
+
+TEST(ChannelBatch, HandlesForwardBatches) {
+  auto [tx, rx] = bp::make_channel<int>(4);
+  std::vector<int> in{1, 2};
+  EXPECT_EQ(tx.send_n(in).count, 2u);
+  EXPECT_EQ(tx.try_send_n(in).count, 2u);
+  EXPECT_EQ(tx.send_n_for(in, 1ms).answer, status::timeout);
+  std::vector<int> out;
+  EXPECT_EQ(rx.recv_many(out, 3), 3u);
+  EXPECT_EQ(rx.try_recv_many(out, 3), 1u);
+  EXPECT_EQ(rx.recv_many_for(out, 3, 1ms), 0u);
+  bp::sender<int> empty;
+  EXPECT_EQ(empty.send_n(in).answer, status::closed);
+}
+
 // ---- ownership-based closing ---------------------------------------------------------------
 
 TEST(MakeChannel, LastSenderGoneClosesAndReceiversDrain) {

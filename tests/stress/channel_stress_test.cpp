@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -22,9 +23,9 @@ using bp::overflow;
 using bp::status;
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int items_per_producer = 5000;  // sanitizers slow each op 5-20x
+constexpr int items_per_producer = 15000;  // sanitizers slow each op 5-20x
 #else
-constexpr int items_per_producer = 20000;
+constexpr int items_per_producer = 60000;
 #endif
 constexpr int producers = 4;
 constexpr int consumers = 4;
@@ -39,11 +40,12 @@ enum class fate : std::uint8_t { none, received, evicted, dropped, rejected };
 struct params {
   overflow policy;
   std::size_t capacity;
+  bool batched = false;  // send_n / recv_many instead of single operations
 };
 
 std::string name_of(const ::testing::TestParamInfo<params>& info) {
   return std::string(bp::to_string(info.param.policy)) + "_cap" +
-         std::to_string(info.param.capacity);
+         std::to_string(info.param.capacity) + (info.param.batched ? "_batched" : "");
 }
 
 class Conservation : public ::testing::TestWithParam<params> {};
@@ -54,12 +56,15 @@ INSTANTIATE_TEST_SUITE_P(
                       params{overflow::block, 8}, params{overflow::drop_newest, 1},
                       params{overflow::drop_newest, 8}, params{overflow::drop_oldest, 1},
                       params{overflow::drop_oldest, 8}, params{overflow::reject, 1},
-                      params{overflow::reject, 8}),
+                      params{overflow::reject, 8}, params{overflow::block, 0, true},
+                      params{overflow::block, 1, true}, params{overflow::block, 16, true},
+                      params{overflow::drop_newest, 16, true},
+                      params{overflow::drop_oldest, 16, true}, params{overflow::reject, 16, true}),
     name_of);
 
 TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
   bp::test::watchdog dog(240s, "conservation stress");
-  const auto [policy, capacity] = GetParam();
+  const auto [policy, capacity, batched] = GetParam();
   const int per_producer = capacity == 0 ? items_per_producer / 10 : items_per_producer;
 
   // fates[p][s] is written by exactly one thread, once; checked after all joins.
@@ -81,23 +86,42 @@ TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p) {
     threads.emplace_back([&, p] {
-      for (int s = 0; s < per_producer; ++s) {
-        item it{static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
-        const status r = ch.send_for(it, 30s);
+      auto settle = [&](int s, status r) {  // the answer for value s (not ok)
         switch (r) {
-          case status::ok:
-            break;
           case status::dropped:
             fates[p][s] = fate::dropped;
-            break;
+            return true;
           case status::full:
             fates[p][s] = fate::rejected;
-            break;
+            return true;
           default:
             failed = true;
-            return;  // closed/timeout must not happen here
+            return false;  // closed/timeout must not happen here
         }
+      };
+      if (!batched) {
+        for (int s = 0; s < per_producer; ++s) {
+          item it{static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
+          const status r = ch.send_for(it, 30s);
+          if (r != status::ok && !settle(s, r)) return;
+          ++sends_counted;
+        }
+        return;
+      }
+      std::vector<item> all(per_producer);
+      for (int s = 0; s < per_producer; ++s)
+        all[s] = {static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
+      std::size_t next = 0, batch = 1;
+      while (next < all.size()) {
+        batch = batch % 13 + 1;  // 2..13, 1.. : varied batch sizes
+        std::span<item> chunk(all.data() + next, std::min(batch, all.size() - next));
+        const auto r = ch.send_n_for(chunk, 30s);
+        next += r.count;
+        sends_counted += static_cast<long>(r.count);
+        if (r.answer == status::ok) continue;
+        if (!settle(static_cast<int>(next), r.answer)) return;
         ++sends_counted;
+        ++next;
       }
     });
   }
@@ -107,15 +131,28 @@ TEST_P(Conservation, EveryItemExactlyOnceInOrder) {
   for (int c = 0; c < consumers; ++c) {
     threads.emplace_back([&, c] {
       std::vector<long> last(producers, -1);
+      auto take = [&](const item& v) {
+        if (static_cast<long>(v.seq) <= last[v.producer]) ++order_violations;
+        last[v.producer] = v.seq;
+        received[c].push_back(v);
+      };
+      std::vector<item> buf;
       for (;;) {
+        if (batched) {
+          buf.clear();
+          if (ch.recv_many_for(buf, 1 + c * 5, 30s) == 0) {
+            if (!ch.is_closed()) failed = true;  // timed out: something is stuck
+            return;
+          }
+          for (const auto& v : buf) take(v);
+          continue;
+        }
         auto v = ch.recv_for(30s);
         if (!v) {
           if (!ch.is_closed()) failed = true;  // timed out: something is stuck
           return;
         }
-        if (static_cast<long>(v->seq) <= last[v->producer]) ++order_violations;
-        last[v->producer] = v->seq;
-        received[c].push_back(*v);
+        take(*v);
       }
     });
   }

@@ -111,6 +111,72 @@ class ring {
     }
   }
 
+  // Batch push: claims with one CAS the longest run of free slots from the tail (at most
+  // `max`), then moves `*first++` into each. Returns how many were pushed (0 when full or
+  // closed; `closed` tells which) and the first ticket of the run.
+  template <class It>
+  std::size_t try_push_n(It& first, std::size_t max, std::uint64_t& ticket, bool& closed) noexcept {
+    if (max > cap_) max = cap_;
+    std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      closed = (pos & closed_bit) != 0;
+      if (closed) return 0;
+      std::size_t k = 0;
+      while (k < max && slots_[index(pos + k)].seq.load(std::memory_order_acquire) == 2 * (pos + k))
+        ++k;
+      if (k == 0) {
+        const std::uint64_t seq = slots_[index(pos)].seq.load(std::memory_order_acquire);
+        const std::uint64_t now = tail_.load(std::memory_order_relaxed);
+        if (static_cast<std::int64_t>(seq - 2 * pos) < 0 && now == pos) return 0;  // full
+        pos = now;
+        continue;
+      }
+      if (tail_.compare_exchange_weak(pos, pos + k, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        for (std::size_t i = 0; i < k; ++i, ++first) {
+          slot& s = slots_[index(pos + i)];
+          ::new (s.ptr()) T(std::move(*first));
+          s.seq.store(2 * (pos + i) + 1, std::memory_order_release);
+        }
+        ticket = pos;
+        return k;
+      }
+    }
+  }
+
+  // Batch pop: claims with one CAS the longest run of published values from the head (at most
+  // `max`) and moves each into `*out++`. Returns how many.
+  template <class Out>
+  std::size_t try_pop_n(Out& out, std::size_t max) noexcept {
+    if (max > cap_) max = cap_;
+    std::uint64_t pos = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      std::size_t k = 0;
+      while (k < max &&
+             slots_[index(pos + k)].seq.load(std::memory_order_acquire) == 2 * (pos + k) + 1)
+        ++k;
+      if (k == 0) {
+        const std::uint64_t seq = slots_[index(pos)].seq.load(std::memory_order_acquire);
+        const std::uint64_t now = head_.load(std::memory_order_relaxed);
+        if (static_cast<std::int64_t>(seq - (2 * pos + 1)) < 0 && now == pos) return 0;  // empty
+        pos = now;
+        continue;
+      }
+      if (head_.compare_exchange_weak(pos, pos + k, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        for (std::size_t i = 0; i < k; ++i) {
+          slot& s = slots_[index(pos + i)];
+          T* p = s.ptr();
+          *out = std::move(*p);
+          ++out;
+          p->~T();
+          s.seq.store(2 * (pos + i + cap_), std::memory_order_release);
+        }
+        return k;
+      }
+    }
+  }
+
   // Returns true if this call closed the ring (false if it already was).
   bool close() noexcept {
     return (tail_.fetch_or(closed_bit, std::memory_order_seq_cst) & closed_bit) == 0;
