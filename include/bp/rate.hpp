@@ -49,10 +49,11 @@ class bucket_core {
  public:
   bucket_core(double rate, clock_ref clock) : gcra_(rate, clock) {}
 
-  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  // seq_cst on both sides: the flag is the change an event-count waiter re-checks.
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
 
   void close() noexcept {
-    if (!closed_.exchange(true, std::memory_order_acq_rel)) wake_sleepers(gcra_.clock(), ec_);
+    if (!closed_.exchange(true, std::memory_order_seq_cst)) wake_sleepers(gcra_.clock(), ec_);
   }
 
   // Parks until the claim acts; false (units given back) if the bucket closes first.

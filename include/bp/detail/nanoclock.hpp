@@ -34,7 +34,8 @@ class manual_clock {
   manual_clock(const manual_clock&) = delete;
   manual_clock& operator=(const manual_clock&) = delete;
 
-  [[nodiscard]] std::int64_t now_ns() const noexcept { return ns_.load(std::memory_order_acquire); }
+  // seq_cst: a waiter's re-check after registering on ticks() (the event-count protocol).
+  [[nodiscard]] std::int64_t now_ns() const noexcept { return ns_.load(std::memory_order_seq_cst); }
   [[nodiscard]] std::chrono::nanoseconds now() const noexcept {
     return std::chrono::nanoseconds(now_ns());
   }
@@ -42,7 +43,7 @@ class manual_clock {
   // Moves time forward by `d`; a negative `d` throws std::invalid_argument (time is monotonic).
   void advance(std::chrono::nanoseconds d) {
     if (d.count() < 0) throw std::invalid_argument("bp::manual_clock::advance: d is negative");
-    ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+    ns_.fetch_add(d.count(), std::memory_order_seq_cst);
     ticks_.notify_all();
   }
 
@@ -50,7 +51,7 @@ class manual_clock {
   void advance_to(std::chrono::nanoseconds t) noexcept {
     std::int64_t cur = ns_.load(std::memory_order_relaxed);
     while (cur < t.count() &&
-           !ns_.compare_exchange_weak(cur, t.count(), std::memory_order_acq_rel)) {
+           !ns_.compare_exchange_weak(cur, t.count(), std::memory_order_seq_cst)) {
     }
     ticks_.notify_all();
   }
