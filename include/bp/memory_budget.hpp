@@ -127,7 +127,8 @@ struct budget_stream_state {
 // idle, close) is a seq_cst RMW or store followed by the event count's waiter check, and a
 // waiter re-checks with seq_cst loads after registering: no wake-up can be lost.
 //
-// Blocking: a waiting reservation parks on a futex (bp::detail::event_count) and burns no CPU
+// Blocking: a reservation that does not fit retries briefly (a few microseconds at most: bytes
+// often come back that fast), then parks on a futex (bp::detail::event_count) and burns no CPU
 // until bytes come back, the deadline passes, or close() is called. Nothing is allocated per
 // reservation: a grant is one compare-exchange on the in-use counter and one fetch-add on the
 // stream; a stream's state is allocated once by open_stream().
@@ -240,6 +241,9 @@ class memory_budget {
   static bool expired(detail::clock::time_point deadline) noexcept {
     return deadline != forever() && detail::clock::now() >= deadline;
   }
+
+  // Retries (each after a CPU pause) before a reservation parks: a few microseconds at most.
+  static constexpr int spin_limit = 64;
 
   // Adds to a stream's word; the stream becomes active if it held nothing and had no waiter.
   void stream_add(state& s, std::uint64_t delta) noexcept {
@@ -538,6 +542,12 @@ inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t b
   if (!may_wait) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return reservation(bp::status::full);
+  }
+  // Bytes usually come back within microseconds while consumers run: a short spin catches
+  // them without a system call on either side (a releaser that sees no waiter wakes nobody).
+  for (int i = 0; i < spin_limit && !expired(deadline); ++i) {
+    detail::cpu_relax();
+    if (try_take(s, bytes, false)) return reservation(this, &s, bytes, bp::status::ok);
   }
   const bp::status answer = acquire_waiting(s, bytes, deadline);
   return answer == bp::status::ok ? reservation(this, &s, bytes, answer) : reservation(answer);

@@ -20,6 +20,7 @@
 //   while (auto c = out.try_read()) socket.send(*c);        // the consumer side
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -59,7 +60,8 @@ struct watermark_buffer_options {
   // write() answers keep_writing == false once buffered bytes reach this (Node's
   // highWaterMark, whose default for byte streams is 16 KiB). Must be at least 1.
   std::size_t high_watermark = 16 * 1024;
-  // The drain callback fires when buffered bytes fall to this after a false answer. Node
+  // The drain callback fires when buffered bytes fall to this after a false answer (scaled
+  // down with the high watermark in effect when a budget lowered it). Node
   // drains at 0 (its default here); a higher mark resumes the producer before the consumer
   // starves. Must not exceed high_watermark.
   std::size_t low_watermark = 0;
@@ -100,7 +102,11 @@ concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_construc
 // With a budget, the hard limit is the budget: each item's bytes are reserved before it is
 // buffered, so write() waits while the budget is spent (Kafka's max.block.ms: write_for answers
 // timeout, try_write answers full), and the budget's fairness rule shares it between buffers.
-// Without a budget no write ever waits.
+// The advice adapts too (the seed's "global budget that dynamically adjusts per-stream
+// thresholds"): the high watermark in effect is min(high_watermark, the budget's fair share),
+// and the drain mark of that crossing keeps its ratio low/high. 500 buffers of 1 MiB under a
+// 64 MiB budget therefore each ask their producer to pause at ~128 KiB while all are busy, and
+// producers rarely have to block in the budget at all. Without a budget no write ever waits.
 //
 // When to use: a producer that can pause (a socket reader, a file reader, a generator) feeding
 // a consumer of unknown speed, especially many such pairs under one memory budget. When not to
@@ -239,6 +245,11 @@ class watermark_buffer {
     return need_drain_;
   }
   [[nodiscard]] std::size_t high_watermark() const noexcept { return high_; }
+  // high_watermark(), or less while the budget's fair share is smaller (best effort).
+  [[nodiscard]] std::size_t high_watermark_in_effect() const noexcept {
+    if (!stream_) return high_;
+    return std::max<std::size_t>(1, std::min(high_, stream_.fair_share() / 4 * 3));
+  }
   [[nodiscard]] std::size_t low_watermark() const noexcept { return low_; }
   // The budget stream this buffer draws from (empty without a budget).
   [[nodiscard]] const memory_budget::stream& budget_stream() const noexcept { return stream_; }
@@ -302,9 +313,15 @@ class watermark_buffer {
       bytes_ += n;
       ++stats_.writes;
       if (bytes_ > stats_.peak_bytes) stats_.peak_bytes = bytes_;
-      keep = bytes_ < high_;
+      const std::size_t limit = high_watermark_in_effect();
+      keep = bytes_ < limit;
       if (!keep) {
         need_drain_ = true;
+        // The drain mark keeps its ratio to the high mark in effect.
+        drain_at_ = limit == high_ ? low_
+                                   : static_cast<std::size_t>(static_cast<long double>(low_) *
+                                                              static_cast<long double>(limit) /
+                                                              static_cast<long double>(high_));
         ++stats_.over_high;
       }
       wake = readers_waiting_ != 0;
@@ -330,7 +347,7 @@ class watermark_buffer {
     entry e = ring_.pop();
     bytes_ -= e.bytes;
     ++stats_.reads;
-    const bool fire = need_drain_ && bytes_ <= low_;
+    const bool fire = need_drain_ && bytes_ <= drain_at_;
     if (fire) {
       need_drain_ = false;
       ++stats_.drains;
@@ -374,6 +391,7 @@ class watermark_buffer {
   detail::growable_ring<entry> ring_;
   std::size_t bytes_ = 0;
   bool need_drain_ = false;
+  std::size_t drain_at_ = 0;  // the low mark of the current crossing
   bool closed_ = false;
   std::uint32_t readers_waiting_ = 0;
   std::uint32_t drain_waiters_ = 0;
