@@ -1,0 +1,73 @@
+// bp-test-timeout: 300
+// The seed's Q2 (examples/q2_scenario.hpp): 500 streams with a 1 MiB high watermark each.
+// Without a budget the buffered bytes climb towards 500 MiB; under a 64 MiB bp::memory_budget
+// they never exceed 64 MiB, every chunk of every stream arrives exactly once and in order
+// (every stream makes progress: none is starved), and the throughput stays >= 80% of the
+// unbudgeted run.
+#include <gtest/gtest.h>
+
+#include "../../examples/q2_scenario.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+
+q2::config scenario(std::size_t budget_mib) {
+  q2::config cfg;
+  cfg.budget = budget_mib << 20;
+  cfg.chunks_per_stream = sanitized ? 72 : 128;  // past one high watermark's worth (64 chunks)
+  return cfg;
+}
+
+constexpr std::size_t mib = std::size_t{1} << 20;
+
+TEST(MemoryBudgetQ2, WithoutABudgetTheBuffersAddUpToStreamsTimesHighWatermark) {
+  bp::test::watchdog dog(240s);
+  const auto r = q2::run(scenario(0));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.chunks, 500u * scenario(0).chunks_per_stream);
+  // The producers outrun the consumers: most streams fill to their 1 MiB mark.
+  EXPECT_GT(r.peak_buffered, 256 * mib) << "the unbudgeted run should show Q2's surprise";
+}
+
+TEST(MemoryBudgetQ2, UnderA64MiBBudgetThePeakStaysWithinIt) {
+  bp::test::watchdog dog(240s);
+  const auto r = q2::run(scenario(64));
+  ASSERT_TRUE(r.ok) << r.error;  // nothing lost, duplicated or reordered; every stream finished
+  EXPECT_EQ(r.chunks, 500u * scenario(64).chunks_per_stream);
+  EXPECT_LE(r.budget_peak, 64 * mib);
+  EXPECT_GT(r.budget_peak, 32 * mib) << "the budget should actually be used";
+  EXPECT_EQ(r.budget.in_use, 0u);
+  EXPECT_EQ(r.budget.timeouts, 0u);
+  EXPECT_GT(r.pauses, 0u);
+  EXPECT_EQ(r.pauses, r.drains) << "every false answer was followed by exactly one drain";
+}
+
+// Timing on a shared machine is noisy: the best of three runs of each, interleaved.
+TEST(MemoryBudgetQ2, ThroughputStaysAbove80PercentOfTheUnbudgetedRun) {
+  if (sanitized) GTEST_SKIP() << "timing is meaningless under sanitizers";
+  bp::test::watchdog dog(240s);
+  double best_unbudgeted = 0;
+  double best_budgeted = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto u = q2::run(scenario(0));
+    const auto b = q2::run(scenario(64));
+    ASSERT_TRUE(u.ok && b.ok) << u.error << b.error;
+    EXPECT_LE(b.budget_peak, 64 * mib);
+    best_unbudgeted = std::max(best_unbudgeted, u.bytes_per_second());
+    best_budgeted = std::max(best_budgeted, b.bytes_per_second());
+  }
+  const double ratio = best_budgeted / best_unbudgeted;
+  std::printf("budgeted / unbudgeted throughput: %.2f (%.0f / %.0f MiB/s)\n", ratio,
+              best_budgeted / double(mib), best_unbudgeted / double(mib));
+  EXPECT_GE(ratio, 0.8);
+}
+
+}  // namespace
