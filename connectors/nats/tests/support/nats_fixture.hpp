@@ -44,7 +44,12 @@ class nats_test : public ::testing::Test {
 
   static std::string peer() {
     const char* p = std::getenv("BP_NATS_PEER");
-    return p != nullptr ? p : "bp_nats_peer";
+    if (p != nullptr && *p != '\0') return p;
+#ifdef BP_NATS_PEER_PATH
+    return BP_NATS_PEER_PATH;
+#else
+    return "bp_nats_peer";
+#endif
   }
 
   nats_server server_;

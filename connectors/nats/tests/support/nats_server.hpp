@@ -65,7 +65,12 @@ inline std::string http_get(int port, const std::string& path) {
 
 inline std::string nats_server_binary() {
   const char* env = std::getenv("BP_NATS_SERVER");
-  return env != nullptr && *env != '\0' ? env : "nats-server";
+  if (env != nullptr && *env != '\0') return env;
+#ifdef BP_NATS_SERVER_PATH
+  return BP_NATS_SERVER_PATH;
+#else
+  return "nats-server";
+#endif
 }
 
 class nats_server {

@@ -1,0 +1,187 @@
+#include <bp/nats/receiver.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <bp/nats/sender.hpp>
+
+#include "nats_fixture.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bp::overflow;
+using bp::status;
+using bp::nats::receiver;
+using bp::nats::sender;
+
+class receiver_test : public bp::test::nats_test {};
+
+TEST_F(receiver_test, range_for_drains_then_ends_after_the_senders_close) {
+  sender<std::string> tx(opts(16, overflow::block));
+  receiver<std::string> rx(opts(16, overflow::block));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  EXPECT_EQ(tx.close(), status::ok);
+  std::vector<std::string> got;
+  for (std::string v : rx) got.push_back(v);
+  ASSERT_EQ(got.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(got[i], std::to_string(i));
+  EXPECT_TRUE(rx.is_closed());
+  EXPECT_EQ(rx.recv(), std::nullopt);
+  // Received values and the marker were acknowledged (asynchronously): they leave the stream.
+  EXPECT_TRUE(bp::test::eventually([&] { return rx.size() == 0; }, 5000ms));
+}
+
+TEST_F(receiver_test, recv_for_times_out_and_try_recv_does_not_wait) {
+  receiver<std::string> rx(opts(4, overflow::block));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(rx.recv_for(300ms), std::nullopt);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 3s);
+  EXPECT_EQ(rx.try_recv(), std::nullopt);
+  sender<std::string> tx(opts(4, overflow::block));
+  ASSERT_EQ(tx.send("x"), status::ok);
+  EXPECT_TRUE(bp::test::eventually([&] { return rx.try_recv() == std::optional<std::string>("x"); },
+                                   5000ms));
+}
+
+TEST_F(receiver_test, close_ends_receiving_here) {
+  receiver<std::string> rx(opts(4, overflow::block));
+  std::thread closer([&] {
+    std::this_thread::sleep_for(100ms);
+    rx.close();
+  });
+  EXPECT_EQ(rx.recv(), std::nullopt);  // wakes within fetch_wait of the close
+  closer.join();
+  EXPECT_TRUE(rx.is_closed());
+}
+
+TEST_F(receiver_test, nak_redelivers_and_unacked_messages_come_back_after_ack_wait) {
+  auto o = opts(4, overflow::block);
+  o.ack_wait = 1s;
+  sender<std::string> tx(o);
+  receiver<std::string> rx(o);
+  ASSERT_EQ(tx.send("a"), status::ok);
+  auto d = rx.recv_message_for(5s);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->value, "a");
+  EXPECT_EQ(d->info().delivered, 1u);
+  d->nak();
+  auto again = rx.recv_message_for(5s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->value, "a");
+  EXPECT_EQ(again->info().delivered, 2u);
+  again->ack(true);
+  ASSERT_EQ(tx.send("b"), status::ok);
+  {
+    auto b = rx.recv_message_for(5s);  // dropped without an answer: back after ack_wait
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->value, "b");
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto b2 = rx.recv_message_for(5s);
+  ASSERT_TRUE(b2);
+  EXPECT_EQ(b2->value, "b");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 500ms);
+  b2->ack(true);
+  EXPECT_EQ(rx.redelivered(), 2u);
+  EXPECT_EQ(rx.size(), 0u);  // ack(true) waited for the server
+}
+
+TEST_F(receiver_test, term_removes_a_poison_message_and_a_decode_error_terms_it) {
+  auto o = opts(4, overflow::block);
+  o.ack_wait = 1s;
+  sender<std::string> tx(o);
+  ASSERT_EQ(tx.send("not an int"), status::ok);
+  receiver<int> rx(o);
+  EXPECT_THROW((void)rx.recv_for(5s), std::invalid_argument);
+  EXPECT_EQ(rx.recv_for(1500ms), std::nullopt);  // terminated: not delivered again
+  EXPECT_TRUE(bp::test::eventually([&] { return rx.size() == 0; }, 5000ms));
+}
+
+TEST_F(receiver_test, bytes_and_arithmetic_codecs_round_trip) {
+  {
+    sender<std::vector<std::byte>> tx(opts(4, overflow::block, "BYTES"));
+    receiver<std::vector<std::byte>> rx(opts(4, overflow::block, "BYTES"));
+    const std::vector<std::byte> v{std::byte{0}, std::byte{255}, std::byte{7}};
+    ASSERT_EQ(tx.send(v), status::ok);
+    EXPECT_EQ(rx.recv_for(5s), v);
+  }
+  sender<double> tx(opts(4, overflow::block, "NUM"));
+  receiver<double> rx(opts(4, overflow::block, "NUM"));
+  ASSERT_EQ(tx.send(2.5), status::ok);
+  EXPECT_EQ(rx.recv_for(5s), 2.5);
+}
+
+struct point {
+  int x, y;
+  bool operator==(const point&) const = default;
+};
+struct point_codec {
+  static void encode(const point& p, std::vector<std::byte>& out) {
+    const std::string s = std::to_string(p.x) + "," + std::to_string(p.y);
+    bp::nats::default_codec<std::string>::encode(s, out);
+  }
+  static point decode(std::span<const std::byte> in) {
+    const auto s = bp::nats::default_codec<std::string>::decode(in);
+    const auto comma = s.find(',');
+    if (comma == std::string::npos) throw std::invalid_argument("point_codec: no comma");
+    return {std::stoi(s.substr(0, comma)), std::stoi(s.substr(comma + 1))};
+  }
+};
+static_assert(bp::nats::codec_for<point_codec, point>);
+
+TEST_F(receiver_test, a_user_codec_carries_a_user_type) {
+  sender<point, point_codec> tx(opts(4, overflow::block));
+  receiver<point, point_codec> rx(opts(4, overflow::block));
+  ASSERT_EQ(tx.send(point{3, -4}), status::ok);
+  EXPECT_EQ(rx.recv_for(5s), (point{3, -4}));
+}
+
+// The Block strategy in one process: a slow consumer makes a fast producer wait, and the stream
+// never holds more than its capacity.
+TEST_F(receiver_test, slow_consumer_makes_the_producer_wait_within_capacity) {
+  constexpr std::size_t cap = 5;
+  constexpr int n = 40;
+  sender<std::string> tx(opts(cap, overflow::block));
+  receiver<std::string> rx(opts(cap, overflow::block));
+  std::atomic<bool> done{false};
+  std::uint64_t max_seen = 0;
+  std::thread monitor([&] {
+    while (!done) {
+      max_seen = std::max<std::uint64_t>(max_seen, rx.state().messages);
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  std::vector<std::string> got;
+  std::thread consumer([&] {
+    for (int i = 0; i < n; ++i) {
+      auto v = rx.recv_for(10s);
+      if (!v) break;
+      std::this_thread::sleep_for(20ms);
+      got.push_back(*v);
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) ASSERT_EQ(tx.send_for(std::to_string(i), 20s), status::ok);
+  const auto producer_time = std::chrono::steady_clock::now() - t0;
+  consumer.join();
+  done = true;
+  monitor.join();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(got[i], std::to_string(i));
+  EXPECT_LE(max_seen, cap);
+  EXPECT_GT(tx.stats().send_waits, 0u);
+  // n - cap sends had to wait for the consumer's 20 ms per item.
+  EXPECT_GE(producer_time, (n - static_cast<int>(cap) - 5) * 20ms);
+}
+
+}  // namespace
