@@ -1,0 +1,313 @@
+// bp/budgeted_channel.hpp: a bounded channel whose items also hold bytes of a shared
+// bp::memory_budget (Kafka's producer: `buffer.memory` shared by every partition's queue).
+//
+//   bp::budgeted_channel<T>          bp::channel<T> composed with a memory_budget stream and a
+//                                    size function: a send first reserves the item's bytes, a
+//                                    receive (or an eviction, or the channel's destruction) gives
+//                                    them back. Same verbs and bp::status answers as bp::channel.
+//   bp::budgeted_channel_options<T>  capacity, policy, size function, drop handler, max_block.
+//
+// Example:
+//
+//   bp::memory_budget budget(64 << 20);                       // shared by every channel
+//   bp::budgeted_channel<std::string> orders(budget, {.capacity = 1024});
+//   bp::budgeted_channel<std::string> audit(budget, {.capacity = 1024,
+//                                                    .policy = bp::overflow::drop_oldest});
+//   if (orders.send_for(std::move(msg), 100ms) == bp::status::timeout) shed(msg);
+//   while (auto m = orders.recv()) handle(*m);                // bytes go back per receive
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "channel.hpp"
+#include "detail/futex.hpp"
+#include "memory_budget.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+template <class T>
+struct budgeted_channel_options {
+  // Items, as bp::channel's capacity (0 is a rendezvous, block only). The byte bound is the
+  // budget's; the item bound still caps the number of buffered values.
+  std::size_t capacity = 0;
+  overflow policy = overflow::block;
+  // The bytes an item counts for, taken once per send.
+  std::function<std::size_t(const T&)> size = default_item_size{};
+  // As bp::channel's: receives every accepted value that will never be delivered (evicted, or
+  // buffered at destruction). Its bytes are given back before it runs.
+  std::function<void(T&&)> on_undelivered{};
+  // Bounds how long send() waits in all (Kafka's max.block.ms); past it send() answers
+  // timeout. The default, duration::max(), means send() waits without limit (ok | closed, as
+  // bp::channel's send).
+  std::chrono::nanoseconds max_block = std::chrono::nanoseconds::max();
+};
+
+template <class T>
+concept budgeted_channel_element = channel_element<T> && std::is_nothrow_move_assignable_v<T>;
+
+// A bounded MPMC FIFO channel whose items also hold budget bytes.
+//
+// A send first reserves size(value) bytes on the channel's own stream of the budget (so the
+// budget's fairness rule shares the bytes between channels), then sends as bp::channel does.
+// When the budget has no room, each policy answers by its rule:
+//   policy        budget spent                                             send() returns
+//   block         waits for bytes (then for a slot), up to the deadline    ok | timeout | closed
+//   drop_newest   discards the value being sent                            dropped
+//   drop_oldest   evicts this channel's oldest values until the bytes fit  ok (evictions
+//                 (the drop handler gets them); if none is left to evict,  counted) | dropped
+//                 discards the value
+//   reject        nothing is enqueued                                      full
+// try_send on a block channel answers full when either the bytes or a slot are missing.
+// send_for/send_until bound the whole wait (bytes, then slot). Any answer but ok leaves the
+// value with the caller (an rvalue argument is left with its value) and holds no bytes.
+// The bytes come back when the value is received, evicted, or destroyed with the channel.
+//
+// Counters: stats() answers bp::channel_stats with the same invariants as bp::channel; budget
+// refusals count as `dropped` (drop_newest, drop_oldest) or `rejected` (reject, try_send), and
+// values evicted to make room for bytes count as `evicted`.
+//
+// When to use: many queues (partitions, tenants, connections) whose item capacities would add
+// up to more memory than the process may spend, with items of varying size. When not to use:
+// items of one fixed size and one queue: bp::channel's capacity already bounds the bytes.
+//
+// Thread safety: as bp::channel: every member may be called concurrently, except the
+// destructor; observers are best effort.
+//
+// Memory ordering: as bp::channel (a successful send happens-before the receive of its value)
+// and bp::memory_budget (bytes given back happen-before the grant that reuses them).
+//
+// Errors: bp::channel's construction errors (naming `capacity` or `policy`); a value whose size
+// exceeds the budget's capacity throws std::invalid_argument naming `item` (nothing is sent); an
+// empty size function throws naming `size`. The budget must outlive the channel.
+//
+// Cancellation: close() is idempotent: senders waiting for bytes or slots answer closed,
+// receivers drain what is buffered. Closing the budget makes sends answer closed too.
+//
+// Example:
+//   bp::budgeted_channel<std::vector<std::byte>> q(budget, {.capacity = 256,
+//                                                           .max_block = 60s});
+//   std::thread consumer([&] { for (auto& frame : q) write_to_disk(frame); });
+//   if (q.send(std::move(frame)) == bp::status::timeout) alert("budget exhausted for 60 s");
+template <budgeted_channel_element T>
+class budgeted_channel {
+  struct entry {
+    T value;
+    memory_budget::reservation reserved;
+  };
+
+ public:
+  using value_type = T;
+
+  budgeted_channel(memory_budget& budget, budgeted_channel_options<T> options)
+      : size_(checked(std::move(options.size))),
+        max_block_(options.max_block),
+        stream_(budget.open_stream()),
+        evict_handler_(wrap(std::move(options.on_undelivered))),
+        ch_(options.capacity, options.policy, evict_handler_) {}
+
+  budgeted_channel(memory_budget& budget, std::size_t capacity, overflow policy = overflow::block)
+      : budgeted_channel(budget,
+                         budgeted_channel_options<T>{.capacity = capacity, .policy = policy}) {}
+
+  budgeted_channel(const budgeted_channel&) = delete;
+  budgeted_channel& operator=(const budgeted_channel&) = delete;
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  [[nodiscard]] status send(T&& value) {
+    return send_impl(value, true,
+                     max_block_ == std::chrono::nanoseconds::max()
+                         ? forever()
+                         : detail::deadline_after(max_block_));
+  }
+  [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
+    T copy(value);
+    return send(std::move(copy));
+  }
+  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, forever()); }
+  [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
+    T copy(value);
+    return try_send(std::move(copy));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+    return send_impl(value, true, detail::deadline_after(timeout));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout) requires
+      std::copy_constructible<T> {
+    T copy(value);
+    return send_for(std::move(copy), timeout);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
+    return send_impl(value, true, to_steady(deadline));
+  }
+
+  // --- receiving -------------------------------------------------------------------------------
+
+  std::optional<T> recv() { return unwrap(ch_.recv()); }
+  std::optional<T> try_recv() { return unwrap(ch_.try_recv()); }
+  template <class Rep, class Period>
+  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+    return unwrap(ch_.recv_for(timeout));
+  }
+  template <class Clock, class Duration>
+  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return unwrap(ch_.recv_until(deadline));
+  }
+
+  // --- state -----------------------------------------------------------------------------------
+
+  // Idempotent; wakes senders waiting for bytes or slots (they answer closed) and receivers.
+  void close() {
+    ch_.close();
+    stream_.close();
+  }
+  [[nodiscard]] bool is_closed() const noexcept { return ch_.is_closed(); }
+  [[nodiscard]] std::size_t size() const noexcept { return ch_.size(); }
+  [[nodiscard]] std::size_t capacity() const noexcept { return ch_.capacity(); }
+  [[nodiscard]] overflow policy() const noexcept { return ch_.policy(); }
+  // Budget bytes held by this channel's buffered values (best effort).
+  [[nodiscard]] std::size_t bytes() const noexcept { return stream_.in_use(); }
+  [[nodiscard]] const memory_budget::stream& budget_stream() const noexcept { return stream_; }
+
+  [[nodiscard]] channel_stats stats() const noexcept {
+    channel_stats s = ch_.stats();
+    const auto evicted = budget_evicted_.load(std::memory_order_relaxed);
+    s.received -= evicted;  // our evictions went through try_recv
+    s.evicted += evicted;
+    s.dropped += budget_dropped_.load(std::memory_order_relaxed);
+    s.rejected += budget_rejected_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  // range-for: receives until closed and drained.
+  class iterator {
+   public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::input_iterator_tag;
+    iterator() = default;
+    explicit iterator(budgeted_channel* ch) : ch_(ch) { ++*this; }
+    T& operator*() const { return *cur_; }
+    T* operator->() const { return &*cur_; }
+    iterator& operator++() {
+      cur_ = ch_->recv();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
+
+   private:
+    budgeted_channel* ch_ = nullptr;
+    mutable std::optional<T> cur_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  static constexpr detail::clock::time_point forever() noexcept {
+    return detail::clock::time_point::max();
+  }
+  template <class Clock, class Duration>
+  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
+    if constexpr (std::is_same_v<Clock, detail::clock>) {
+      return std::chrono::time_point_cast<detail::clock::duration>(tp);
+    } else {
+      return detail::deadline_after(tp - Clock::now());
+    }
+  }
+
+  static std::function<std::size_t(const T&)> checked(std::function<std::size_t(const T&)> f) {
+    if (!f) throw std::invalid_argument("bp::budgeted_channel: size function is empty");
+    return f;
+  }
+
+  static std::function<void(entry&&)> wrap(std::function<void(T&&)> handler) {
+    if (!handler) return {};
+    return [h = std::move(handler)](entry&& e) {
+      e.reserved.release();
+      h(std::move(e.value));
+    };
+  }
+
+  static std::optional<T> unwrap(std::optional<entry> e) {
+    if (!e) return std::nullopt;
+    e->reserved.release();
+    return std::optional<T>(std::move(e->value));
+  }
+
+  memory_budget::reservation reserve(std::size_t bytes, bool may_wait,
+                                     detail::clock::time_point deadline) {
+    if (!may_wait || ch_.policy() != overflow::block) return stream_.try_reserve(bytes);
+    return deadline == forever() ? stream_.reserve(bytes) : stream_.reserve_until(bytes, deadline);
+  }
+
+  // drop_oldest: give back our own oldest values until `bytes` fit (or nothing is left).
+  memory_budget::reservation reserve_evicting(std::size_t bytes) {
+    auto r = stream_.try_reserve(bytes);
+    while (r.status() == status::full) {
+      auto old = ch_.try_recv();
+      if (!old) break;
+      budget_evicted_.fetch_add(1, std::memory_order_relaxed);
+      old->reserved.release();
+      if (evict_handler_) evict_handler_(std::move(*old));
+      r = stream_.try_reserve(bytes);
+    }
+    return r;
+  }
+
+  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
+    if (ch_.is_closed()) return status::closed;
+    const std::size_t n = size_(value);
+    if (const auto cap = stream_.budget()->capacity(); n > cap)
+      throw std::invalid_argument("bp::budgeted_channel: item of " + std::to_string(n) +
+                                  " bytes exceeds the memory budget's capacity of " +
+                                  std::to_string(cap));
+    auto r = ch_.policy() == overflow::drop_oldest ? reserve_evicting(n)
+                                                   : reserve(n, may_wait, deadline);
+    if (!r) {
+      if (r.status() != status::full) return r.status();  // timeout, closed
+      switch (ch_.policy()) {
+        case overflow::drop_newest:
+        case overflow::drop_oldest:
+          budget_dropped_.fetch_add(1, std::memory_order_relaxed);
+          return status::dropped;
+        case overflow::block:
+        case overflow::reject:
+          break;
+      }
+      budget_rejected_.fetch_add(1, std::memory_order_relaxed);
+      return status::full;
+    }
+    entry e{std::move(value), std::move(r)};
+    const status s = !may_wait               ? ch_.try_send(std::move(e))
+                     : deadline == forever() ? ch_.send(std::move(e))
+                                             : ch_.send_until(std::move(e), deadline);
+    if (s != status::ok) value = std::move(e.value);  // not taken: back to the caller
+    return s;                                         // e's bytes (if not taken) go back as it dies
+  }
+
+  const std::function<std::size_t(const T&)> size_;
+  const std::chrono::nanoseconds max_block_;
+  memory_budget::stream stream_;                      // before ch_: buffered values die first
+  const std::function<void(entry&&)> evict_handler_;  // the user's, bytes given back first
+  channel<entry> ch_;
+  std::atomic<std::uint64_t> budget_dropped_{0};
+  std::atomic<std::uint64_t> budget_rejected_{0};
+  std::atomic<std::uint64_t> budget_evicted_{0};
+};
+
+}  // namespace bp
