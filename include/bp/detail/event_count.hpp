@@ -1,7 +1,7 @@
 // Internal: an event count, the "wait until something may have changed" half of every blocking
 // operation in the library. Threads that find no credit (no item, no free slot, no token)
-// register, re-check, and park; threads that create credit call notify, which costs one fence
-// and one load when nobody waits (no system call, no shared write).
+// register, re-check, and park; threads that create credit call notify, which costs one load
+// when nobody waits (no system call, no shared write).
 //
 // Protocol (the waiter side):
 //     auto key = ec.prepare_wait();      // register as a waiter, read the epoch
@@ -9,15 +9,20 @@
 //     else ec.wait(key, deadline);      // parks unless the epoch moved since prepare_wait
 // The notifier makes its change visible first, then calls notify_one/notify_all.
 //
-// Memory ordering: a Dekker pair made only of seq_cst operations, which the C++ model (and
-// TSan) reason about directly, with no standalone fence. The notifier publishes its change with
-// a seq_cst store or RMW, then loads `waiters_` (seq_cst); the waiter increments `waiters_`
-// (seq_cst RMW), then re-checks the condition with seq_cst loads. In the single total order S
-// either the notifier's load comes after the increment (it sees the waiter and wakes it) or the
-// waiter's re-check comes after the publication (it sees the change). A wake cannot be lost,
-// and notify needs no lock. On x86 the seq_cst store is one `xchg`; seq_cst loads are plain.
+// Memory ordering: a Dekker pair. The notifier publishes its change, then loads `state_`
+// (seq_cst) — after a fence in notify_one/notify_all, or with no fence in wake_if_waiting when
+// the change itself was a seq_cst store or RMW (the channel's hot path); the waiter increments
+// the waiter count in `state_` (seq_cst RMW + fence), then re-checks the condition. In the single
+// total order S either the notifier's load comes after the increment (it sees the waiter and wakes
+// it) or the waiter's re-check comes after the publication (it sees the change). A wake cannot be
+// lost, and notify needs no lock. On x86 a seq_cst RMW is the `lock` instruction the publisher
+// needs anyway (the ring's ticket CAS); seq_cst loads are plain loads.
+//
+// Pending signals: `state_` also counts wake-ups issued but not yet consumed by a waiter, so a
+// notify only wakes when more threads wait than have already been signalled.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -27,41 +32,90 @@
 
 namespace bp::detail {
 
+// A sequentially consistent fence, for publishers whose change was not itself a seq_cst RMW.
+inline void full_fence() noexcept {
+  // TSan does not model standalone fences and GCC warns about them under -fsanitize=thread.
+  // This fence only orders a waiter-count check (wake-ups), never data, so TSan's race
+  // detection loses nothing by ignoring it.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic pop
+#endif
+}
+
 class event_count {
  public:
   [[nodiscard]] std::uint32_t prepare_wait() noexcept {
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    state_.fetch_add(one_waiter, std::memory_order_seq_cst);
+    full_fence();  // slow path only: makes the re-check safe whatever its memory orders
     return epoch_.load(std::memory_order_acquire);
   }
 
-  void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
+  void cancel_wait() noexcept { leave(); }
 
   // Parks until notified (or a spurious wake-up). Returns false if the deadline passed.
   bool wait(std::uint32_t key, clock::time_point deadline = clock::time_point::max()) noexcept {
     const bool in_time = futex_wait(epoch_, key, deadline);
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    leave();
     return in_time;
   }
 
-  // The caller's change must have been published with a seq_cst store or RMW (see above).
-  void notify_one() noexcept { wake_if_waiting(1); }
-  void notify_all() noexcept { wake_if_waiting(INT_MAX); }
+  // For any publisher (a plain store, a mutex, ...): a fence, then wake_if_waiting.
+  void notify_one() noexcept {
+    full_fence();
+    wake_if_waiting(1);
+  }
+  void notify_all() noexcept {
+    full_fence();
+    wake_if_waiting(INT_MAX);
+  }
 
-  // Wakes up to `count` parked waiters if any are registered; free (one load) when none are.
+  // Wakes up to `count` registered waiters that no earlier notify has signalled yet. Free (one
+  // load) when there are none, so a consumer freeing slots one by one while the woken producer
+  // has not run yet (a busy machine) makes one system call, not one per slot. Without a fence:
+  // only for a caller whose change was published by a seq_cst store or RMW (the channel's ticket
+  // CAS); everyone else calls notify_one/notify_all.
   void wake_if_waiting(int count) noexcept {
-    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
+    std::uint64_t s = state_.load(std::memory_order_seq_cst);
+    std::uint64_t add = 0;
+    for (;;) {
+      const std::uint64_t waiting = s >> 32, signalled = s & signal_mask;
+      if (waiting <= signalled) return;
+      add = std::min<std::uint64_t>(static_cast<std::uint64_t>(count), waiting - signalled);
+      if (state_.compare_exchange_weak(s, s + add, std::memory_order_seq_cst)) break;
+    }
     epoch_.fetch_add(1, std::memory_order_release);
-    futex_wake(epoch_, count);
+    futex_wake(epoch_, static_cast<int>(add));
   }
 
   // How many threads are registered right now (a seq_cst load: usable in the protocol above).
   [[nodiscard]] std::uint32_t waiters() const noexcept {
-    return waiters_.load(std::memory_order_seq_cst);
+    return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst) >> 32);
   }
 
  private:
-  alignas(cache_line) std::atomic<std::uint32_t> epoch_{0};
-  std::atomic<std::uint32_t> waiters_{0};
+  static constexpr std::uint64_t one_waiter = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t signal_mask = one_waiter - 1;
+
+  // A waiter leaves (woken, timed out, or never parked) and consumes one pending signal if there
+  // is one. Keeping `signalled <= waiting` is what matters: too few pending signals only costs
+  // an extra wake-up; too many would make a later notify skip a waiter that needs it.
+  void leave() noexcept {
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint64_t signalled = s & signal_mask;
+      const std::uint64_t next = s - one_waiter - (signalled ? 1 : 0);
+      if (state_.compare_exchange_weak(s, next, std::memory_order_relaxed)) return;
+    }
+  }
+
+  // High half: registered waiters. Low half: wake-ups issued that no waiter has consumed yet.
+  alignas(cache_line) std::atomic<std::uint64_t> state_{0};
+  std::atomic<std::uint32_t> epoch_{0};
 };
 
 }  // namespace bp::detail
