@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
@@ -350,6 +351,38 @@ TEST(ChannelBlock, HugeTimeoutIsAccepted) {
   bp::channel<int> ch(1);
   EXPECT_EQ(ch.send_for(1, std::chrono::hours::max()), status::ok);
   EXPECT_EQ(ch.recv_for(std::chrono::nanoseconds::max()), 1);
+}
+
+// A blocked thread parks: over 300 ms of waiting it may spin a few microseconds, never more.
+// (Thread CPU time, not wall time: this is a property check, not a speed test.)
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+TEST(ChannelBlock, BlockedThreadsBurnNoCpu) {
+  watchdog dog(60s);
+  bp::channel<int> empty(4), full(1), rendezvous(0);
+  ASSERT_EQ(full.send(0), status::ok);
+  double cpu[3] = {};
+  std::thread a([&] {
+    const double t0 = thread_cpu_seconds();
+    EXPECT_EQ(empty.recv_for(300ms), std::nullopt);
+    cpu[0] = thread_cpu_seconds() - t0;
+  });
+  std::thread b([&] {
+    const double t0 = thread_cpu_seconds();
+    EXPECT_EQ(full.send_for(1, 300ms), status::timeout);
+    cpu[1] = thread_cpu_seconds() - t0;
+  });
+  std::thread c([&] {
+    const double t0 = thread_cpu_seconds();
+    EXPECT_EQ(rendezvous.send_for(1, 300ms), status::timeout);
+    cpu[2] = thread_cpu_seconds() - t0;
+  });
+  a.join(), b.join(), c.join();
+  for (double used : cpu) EXPECT_LT(used, 0.03) << "a parked thread must not spin";
 }
 
 // ---- capacity 0: rendezvous ----------------------------------------------------------------
