@@ -1,0 +1,252 @@
+// bp/concurrency_limiter.hpp: a limit on work in flight that adapts to the downstream, the
+// TCP congestion window applied to requests (Netflix concurrency-limits).
+//
+//   bp::concurrency_limiter         admits a request while in flight < limit; each completed
+//                                   request reports latency or a drop, and the algorithm moves
+//                                   the limit.
+//   bp::concurrency_limiter::token  RAII ticket of one admitted request: on_success(),
+//                                   on_success(latency), on_dropped(), on_ignore(); a token
+//                                   destroyed without an answer counts as on_ignore().
+//   bp::fixed_limit, bp::aimd_limit, bp::vegas_limit, bp::gradient2_limit
+//                                   the algorithms (options: bp::aimd_options, ...), from
+//                                   detail/limit_algorithms.hpp.
+//   bp::limit_sample                what a completed request tells its algorithm.
+//
+// Example (examples/concurrency_limits.cpp):
+//
+//   bp::concurrency_limiter limiter(bp::vegas_limit({.initial_limit = 10}));
+//   if (auto t = limiter.try_acquire()) {           // nothing waits: shed load when full
+//     auto r = call_downstream();
+//     r.ok() ? t.on_success() : t.on_dropped();     // latency measured since try_acquire
+//   } else {
+//     reply_503();
+//   }
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <utility>
+#include <variant>
+
+#include "detail/config.hpp"
+#include "detail/event_count.hpp"
+#include "detail/limit_algorithms.hpp"
+#include "detail/nanoclock.hpp"
+
+namespace bp {
+
+// The algorithms a limiter can run.
+using limit_algorithm = std::variant<fixed_limit, aimd_limit, vegas_limit, gradient2_limit>;
+
+// Admits requests while fewer than limit() are in flight; the limit follows the downstream.
+//
+// How the limit moves: every token answered with on_success / on_dropped feeds one
+// bp::limit_sample (latency, in flight at admission, dropped) to the algorithm:
+//   fixed_limit      never moves (a semaphore with this interface).
+//   aimd_limit       +1 per round trip while in use, x0.9 on a drop or a latency above its
+//                    timeout: simple, needs drops (or timeouts) as its signal.
+//   vegas_limit      holds the estimated downstream queue between alpha and beta: reacts to
+//                    latency before anything drops; needs a stable no-load latency.
+//   gradient2_limit  compares latency with its long-term average: tolerates slowly changing
+//                    latency; Netflix's default for servers.
+// on_ignore() (and a token destroyed unanswered) frees the slot without a sample: use it for
+// requests that failed for reasons that say nothing about capacity (bad input, cache hit).
+//
+// When to use: in front of a downstream whose capacity is unknown or changes (a database,
+// a service under autoscaling), to keep latency near its unloaded value while using what is
+// there; reject or queue what does not fit. When not to use: a known, fixed capacity (use
+// bp::semaphore); a contractual rate (use bp::token_bucket).
+//
+// Thread safety: every member may be called concurrently, except the destructor (no thread
+// may be waiting, every token must be gone). try_acquire is one CAS; a completion takes a
+// mutex to update the algorithm (as Netflix's synchronized onSample), a few tens of ns.
+//
+// Memory ordering: a token's completion happens-before the admission that reuses its slot
+// (seq_cst read-modify-writes on the in-flight count).
+//
+// Errors: invalid algorithm options throw std::invalid_argument naming the option.
+//
+// Cancellation: close() is idempotent: waiting acquires answer an empty token, later ones too;
+// tokens still out complete normally.
+//
+// Example:
+//   bp::concurrency_limiter lim(bp::aimd_limit({.initial_limit = 10, .timeout = 200ms}));
+//   auto t = lim.acquire_for(50ms);              // waits up to 50 ms for a slot
+//   if (!t) return overloaded();
+//   t.on_success(measured_latency);
+class concurrency_limiter {
+ public:
+  class token;
+
+  explicit concurrency_limiter(limit_algorithm algorithm = fixed_limit{}, clock_ref clock = {})
+      : algorithm_(std::move(algorithm)), clock_(clock) {
+    estimate_ = std::visit([](const auto& a) { return a.initial(); }, algorithm_);
+    limit_.store(to_limit(estimate_), std::memory_order_relaxed);
+  }
+  concurrency_limiter(const concurrency_limiter&) = delete;
+  concurrency_limiter& operator=(const concurrency_limiter&) = delete;
+
+  // A token if fewer than limit() requests are in flight now; an empty token otherwise.
+  [[nodiscard]] inline token try_acquire();
+
+  // Waits for a slot; an empty token only when closed.
+  [[nodiscard]] inline token acquire();
+
+  // Waits up to `timeout` (real time: waiting is for completions, which happen in real time).
+  template <class Rep, class Period>
+  [[nodiscard]] token acquire_for(std::chrono::duration<Rep, Period> timeout);
+
+  void close() noexcept {
+    closed_.store(true, std::memory_order_seq_cst);
+    room_.notify_all();
+  }
+  [[nodiscard]] bool is_closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
+
+  // The current limit and requests in flight (best effort: stale the moment they return).
+  [[nodiscard]] std::size_t limit() const noexcept {
+    return limit_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::size_t in_flight() const noexcept {
+    return in_flight_.load(std::memory_order_relaxed);
+  }
+  // The algorithm's estimate before rounding down to limit() (for plots).
+  [[nodiscard]] double estimate() const {
+    std::lock_guard lock(m_);
+    return estimate_;
+  }
+  [[nodiscard]] clock_ref clock() const noexcept { return clock_; }
+
+ private:
+  static std::size_t to_limit(double e) noexcept {
+    return e < 1.0 ? 1 : static_cast<std::size_t>(e);
+  }
+
+  bool try_admit(std::size_t& in_flight_at_start) noexcept {
+    // seq_cst loads: this is also the re-check of an event-count waiter.
+    std::size_t cur = in_flight_.load(std::memory_order_seq_cst);
+    for (;;) {
+      if (cur >= limit_.load(std::memory_order_seq_cst)) return false;
+      if (in_flight_.compare_exchange_weak(cur, cur + 1, std::memory_order_seq_cst)) {
+        in_flight_at_start = cur + 1;
+        return true;
+      }
+    }
+  }
+
+  inline token admit_waiting(detail::clock::time_point deadline);
+
+  // A token's end: frees its slot, feeds the sample (unless ignored), wakes a waiter.
+  void complete(std::size_t in_flight_at_start, std::int64_t rtt_ns, bool dropped, bool sample) {
+    if (sample) {
+      const limit_sample s{std::chrono::nanoseconds(rtt_ns), clock_.now_ns(), in_flight_at_start,
+                           dropped};
+      std::lock_guard lock(m_);
+      estimate_ = std::visit([&](auto& a) { return a.update(s, estimate_); }, algorithm_);
+      limit_.store(to_limit(estimate_), std::memory_order_seq_cst);
+    }
+    in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+    room_.notify_all();  // a raised limit may admit several
+  }
+
+  alignas(detail::cache_line) std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> limit_{1};
+  std::atomic<bool> closed_{false};
+  detail::event_count room_;
+  mutable std::mutex m_;
+  limit_algorithm algorithm_;
+  double estimate_ = 1;
+  clock_ref clock_;
+};
+
+// The ticket of one admitted request. Answer it once: on_success (latency measured from
+// admission on the limiter's clock, or given), on_dropped (the downstream was overloaded:
+// timeout, rejection), or on_ignore (no information). Destroyed unanswered = on_ignore.
+// Move-only; empty (false) when the limiter did not admit the request.
+class concurrency_limiter::token {
+ public:
+  token() noexcept = default;
+  token(token&& o) noexcept
+      : lim_(std::exchange(o.lim_, nullptr)), start_ns_(o.start_ns_), in_flight_(o.in_flight_) {}
+  token& operator=(token&& o) noexcept {
+    if (this != &o) {
+      on_ignore();
+      lim_ = std::exchange(o.lim_, nullptr);
+      start_ns_ = o.start_ns_;
+      in_flight_ = o.in_flight_;
+    }
+    return *this;
+  }
+  token(const token&) = delete;
+  token& operator=(const token&) = delete;
+  ~token() { on_ignore(); }
+
+  explicit operator bool() const noexcept { return lim_ != nullptr; }
+  // In flight when this request was admitted (itself included).
+  [[nodiscard]] std::size_t in_flight_at_start() const noexcept { return in_flight_; }
+
+  void on_success() {
+    if (lim_) finish(lim_->clock().now_ns() - start_ns_, false, true);
+  }
+  void on_success(std::chrono::nanoseconds latency) { finish(latency.count(), false, true); }
+  void on_dropped() {
+    if (lim_) finish(lim_->clock().now_ns() - start_ns_, true, true);
+  }
+  void on_ignore() noexcept { finish(0, false, false); }
+
+ private:
+  friend class concurrency_limiter;
+  token(concurrency_limiter* l, std::size_t in_flight) noexcept
+      : lim_(l), start_ns_(l->clock().now_ns()), in_flight_(in_flight) {}
+
+  void finish(std::int64_t rtt_ns, bool dropped, bool sample) noexcept {
+    if (auto* l = std::exchange(lim_, nullptr)) l->complete(in_flight_, rtt_ns, dropped, sample);
+  }
+
+  concurrency_limiter* lim_ = nullptr;
+  std::int64_t start_ns_ = 0;
+  std::size_t in_flight_ = 0;
+};
+
+inline concurrency_limiter::token concurrency_limiter::try_acquire() {
+  std::size_t n = 0;
+  if (closed_.load(std::memory_order_relaxed) || !try_admit(n)) return {};
+  return token(this, n);
+}
+
+inline concurrency_limiter::token concurrency_limiter::acquire() {
+  return admit_waiting(detail::clock::time_point::max());
+}
+
+template <class Rep, class Period>
+concurrency_limiter::token concurrency_limiter::acquire_for(
+    std::chrono::duration<Rep, Period> timeout) {
+  return admit_waiting(detail::deadline_after(timeout));
+}
+
+inline concurrency_limiter::token concurrency_limiter::admit_waiting(
+    detail::clock::time_point deadline) {
+  std::size_t n = 0;
+  for (;;) {
+    if (is_closed()) return {};
+    if (try_admit(n)) return token(this, n);
+    const auto key = room_.prepare_wait();
+    if (is_closed()) {
+      room_.cancel_wait();
+      return {};
+    }
+    if (try_admit(n)) {
+      room_.cancel_wait();
+      return token(this, n);
+    }
+    if (deadline != detail::clock::time_point::max() && detail::clock::now() >= deadline) {
+      room_.cancel_wait();
+      return {};
+    }
+    room_.wait(key, deadline);
+  }
+}
+
+}  // namespace bp
