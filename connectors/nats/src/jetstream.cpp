@@ -169,6 +169,7 @@ std::shared_ptr<connection> connect(const options& o, jsOptions* jso) {
   check(natsOptions_SetAllowReconnect(no.p, o.max_reconnect != 0), "max_reconnect");
   check(natsOptions_SetMaxReconnect(no.p, o.max_reconnect), "max_reconnect");
   check(natsOptions_SetReconnectWait(no.p, o.reconnect_wait.count()), "reconnect_wait");
+  if (o.send_asap) check(natsOptions_SetSendAsap(no.p, true), "send_asap");
   const auto& a = o.auth;
   if (!a.user.empty())
     check(natsOptions_SetUserInfo(no.p, a.user.c_str(), a.password.c_str()), "auth.user");
@@ -809,17 +810,17 @@ struct byte_receiver::impl {
   }
 
   // Fetches into `batch`; false when nothing came (timeout / nothing pending).
-  bool fetch(bool may_wait, clock::time_point deadline) {
+  bool fetch(bool may_wait, clock::time_point deadline, int max_batch) {
+    const int want = max_batch > 0 ? std::min(max_batch, o.fetch_batch) : o.fetch_batch;
     natsMsgList list{nullptr, 0};
     jsErrCode jerr = static_cast<jsErrCode>(0);
     natsStatus s;
     if (may_wait) {
-      s = natsSubscription_Fetch(&list, sub, o.fetch_batch, ms_until(deadline, o.fetch_wait),
-                                 &jerr);
+      s = natsSubscription_Fetch(&list, sub, want, ms_until(deadline, o.fetch_wait), &jerr);
     } else {
       jsFetchRequest req;
       jsFetchRequest_Init(&req);
-      req.Batch = o.fetch_batch;
+      req.Batch = want;
       req.NoWait = true;
       req.Expires = to_ns(o.request_timeout);
       s = natsSubscription_FetchRequest(&list, sub, &req);
@@ -842,7 +843,7 @@ struct byte_receiver::impl {
     fail("fetch from consumer '" + durable + "' failed", s, jerr);
   }
 
-  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline) {
+  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch) {
     std::lock_guard lock(mu);
     for (;;) {
       if (closed.load(std::memory_order_acquire)) return std::nullopt;
@@ -864,7 +865,7 @@ struct byte_receiver::impl {
         return d;
       }
       if (end_seen) return std::nullopt;
-      const bool got = fetch(may_wait, deadline);
+      const bool got = fetch(may_wait, deadline, max_batch);
       if (!got && (!may_wait || expired(deadline))) return std::nullopt;
     }
   }
@@ -872,8 +873,12 @@ struct byte_receiver::impl {
 
 byte_receiver::byte_receiver(const options& o) : impl_(std::make_unique<impl>(o)) {}
 byte_receiver::~byte_receiver() = default;
-std::optional<raw_delivery> byte_receiver::recv(bool may_wait, clock::time_point deadline) {
-  return impl_->recv(may_wait, deadline);
+std::optional<raw_delivery> byte_receiver::recv(bool may_wait, clock::time_point deadline,
+                                                int max_batch) {
+  return impl_->recv(may_wait, deadline, max_batch);
+}
+bool byte_receiver::end_seen() const noexcept {
+  return impl_->end_seen.load();
 }
 void byte_receiver::close() {
   impl_->closed.store(true, std::memory_order_release);

@@ -1,13 +1,15 @@
 // bp_nats_peer: a producer or consumer process for the cross-process tests and the bench.
 //
 //   bp_nats_peer produce url=... stream=S subject=s capacity=10 policy=block count=100
-//                [window=0] [close=1] [timeout_ms=0] [size=0] [storage=file|memory]
+//                [window=0] [send_asap=0] [close=1] [timeout_ms=0] [size=0]
+//                [storage=file|memory]
 //     sends "0", "1", ... (padded to `size` bytes) and prints one line per answer that is not
 //     ok ("full 7"), then "summary ok=.. full=.. dropped=.. timeout=.. closed=.. seconds=.."
 //   bp_nats_peer consume url=... stream=S subject=s capacity=10 policy=block [count=N]
-//                [delay_ms=0] [ack=1] [ack_wait_ms=30000] [batch=1] [idle_ms=10000]
+//                [delay_ms=0] [ack=1] [ack_wait_ms=30000] [batch=1] [idle_ms=10000] [quiet=0]
 //     receives until the end of stream, `count` values, or `idle_ms` without a message;
-//     prints "v <value> <delivered>" per value, then "summary received=.. evicted=.. ...".
+//     prints "v <value> <delivered>" per value, then "summary received=.. evicted=.. ...
+//     seconds=.." (seconds from the first message to the last).
 //     With ack=0 it never acknowledges and, after `count` values, prints "holding" and waits
 //     to be killed (the crash test).
 #include <chrono>
@@ -69,6 +71,7 @@ bp::nats::options options_of(const std::map<std::string, std::string>& kv) {
   o.fetch_batch = static_cast<int>(num(kv, "batch", 1));
   o.max_ack_pending = std::max<long>(num(kv, "max_ack_pending", 1024), o.fetch_batch);
   o.fetch_wait = milliseconds(num(kv, "fetch_wait_ms", 1000));
+  o.send_asap = num(kv, "send_asap", 0) != 0;
   return o;
 }
 
@@ -106,12 +109,13 @@ int consume(const std::map<std::string, std::string>& kv) {
   const bool quiet = num(kv, "quiet", 0) != 0;
   const milliseconds idle(num(kv, "idle_ms", 10000));
   long n = 0;
-  const auto t0 = steady_clock::now();
+  auto t0 = steady_clock::now();  // restarts at the first message
   std::printf("ready\n");
   std::fflush(stdout);
   while (count < 0 || n < count) {
     auto d = rx.recv_message_for(idle);
     if (!d) break;
+    if (n == 0) t0 = steady_clock::now();
     if (delay_ms > 0) std::this_thread::sleep_for(milliseconds(delay_ms));
     if (!quiet)
       std::printf("v %s %llu\n", d->value.c_str(),

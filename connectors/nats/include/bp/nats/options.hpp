@@ -61,6 +61,9 @@ struct options {
   std::chrono::milliseconds reconnect_wait{250};
   tls_options tls{};
   auth_options auth{};
+  // nats.c buffers publishes and flushes them from a background thread; true sends each one at
+  // once. Matters for small producer windows (see docs/distributed.md, bench).
+  bool send_asap = false;
   // JetStream API calls (stream info, consumer setup) and each publish wait at most this long
   // for the server's answer.
   std::chrono::milliseconds request_timeout{5000};

@@ -103,7 +103,10 @@ class byte_receiver {
   // The next message (end-of-stream markers are consumed here, never returned); nullopt when
   // nothing came before the deadline, or once the end of stream was seen and the local batch
   // is drained, or after close().
-  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline);
+  // `max_batch` > 0 caps this fetch below options.fetch_batch (the demand of a publisher).
+  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch = 0);
+  // The sender's end-of-stream marker was read (and the local batch may still hold values).
+  [[nodiscard]] bool end_seen() const noexcept;
   void close();
   [[nodiscard]] bool is_closed() const noexcept;
   [[nodiscard]] stream_state state() const;
