@@ -1,0 +1,184 @@
+#include "json_io.hpp"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+namespace bp::console {
+
+json to_json(const settings& s) {
+  return {{"producer_rate", s.producer_rate}, {"consumer_rate", s.consumer_rate},
+          {"capacity", s.capacity},           {"producers", s.producers},
+          {"consumers", s.consumers},         {"strategy", to_string(s.strategy)},
+          {"payload_bytes", s.payload_bytes}, {"unbounded_cap_bytes", s.unbounded_cap_bytes},
+          {"throttle_rate", s.throttle_rate}, {"throttle_burst", s.throttle_burst},
+          {"signal_batch", s.signal_batch},   {"consumer_delay_s", s.consumer_delay_s}};
+}
+
+namespace {
+json ms_or_null(double ms) {
+  return ms < 0 ? json(nullptr) : json(ms);
+}
+}  // namespace
+
+json to_json(const snapshot& s) {
+  return {{"seq", s.seq},
+          {"t", s.t},
+          {"strategy", to_string(s.strategy)},
+          {"produced", s.produced},
+          {"accepted", s.accepted},
+          {"consumed", s.consumed},
+          {"dropped", s.dropped},
+          {"evicted", s.evicted},
+          {"rejected", s.rejected},
+          {"capped", s.capped},
+          {"in_flight", s.in_flight},
+          {"depth", s.depth},
+          {"capacity", s.capacity},
+          {"producers", s.producers},
+          {"consumers", s.consumers},
+          {"producers_waiting", s.producers_waiting},
+          {"wait_share", s.wait_share},
+          {"wait_share_total", s.wait_share_total},
+          {"produce_rate", s.produce_rate},
+          {"consume_rate", s.consume_rate},
+          {"latency_p50_ms", ms_or_null(s.latency_p50_ms)},
+          {"latency_p99_ms", ms_or_null(s.latency_p99_ms)},
+          {"latency_all_p50_ms", ms_or_null(s.latency_all_p50_ms)},
+          {"latency_all_p99_ms", ms_or_null(s.latency_all_p99_ms)},
+          {"rss_bytes", s.rss_bytes},
+          {"buffered_bytes", s.buffered_bytes},
+          {"producer_running", s.producer_running},
+          {"consumer_running", s.consumer_running},
+          {"consumer_starts_in", s.consumer_starts_in}};
+}
+
+json to_json(const event& e) {
+  return {{"id", e.id}, {"t", e.t}, {"kind", e.kind}, {"text", e.text}};
+}
+
+json strategies_json() {
+  json a = json::array();
+  for (strategy_kind k : all_strategies)
+    a.push_back(
+        {{"name", to_string(k)}, {"available", is_available(k)}, {"description", describe(k)}});
+  return a;
+}
+
+json presets_json() {
+  json a = json::array();
+  for (const preset& p : presets())
+    a.push_back({{"name", p.name},
+                 {"title", p.title},
+                 {"summary", p.summary},
+                 {"producer_rate", p.values.producer_rate},
+                 {"consumer_rate", p.values.consumer_rate},
+                 {"capacity", p.values.capacity},
+                 {"consumer_delay_s", p.values.consumer_delay_s}});
+  return a;
+}
+
+namespace {
+
+// Reads one field strictly: numbers must be numbers (and whole where counts are meant).
+struct reader {
+  const json& j;
+  std::ostringstream why;
+
+  bool number(const char* key, double& out) {
+    auto it = j.find(key);
+    if (it == j.end()) return true;
+    if (!it->is_number()) {
+      why << key << ": expected a number, got " << it->type_name();
+      return false;
+    }
+    out = it->get<double>();
+    return true;
+  }
+  template <class Int>
+  bool integer(const char* key, Int& out) {
+    auto it = j.find(key);
+    if (it == j.end()) return true;
+    if (!it->is_number()) {
+      why << key << ": expected a whole number, got " << it->type_name();
+      return false;
+    }
+    const double d = it->get<double>();
+    if (!std::isfinite(d) || d != std::floor(d)) {
+      why << key << ": expected a whole number, got " << it->dump();
+      return false;
+    }
+    // Compare in long double: exact for every 64-bit integer the JSON parser produced.
+    const long double v = it->is_number_unsigned()  ? (long double)it->get<std::uint64_t>()
+                          : it->is_number_integer() ? (long double)it->get<std::int64_t>()
+                                                    : (long double)d;
+    if (v < (long double)std::numeric_limits<Int>::min() ||
+        v > (long double)std::numeric_limits<Int>::max()) {
+      why << key << ": " << it->dump() << " is out of range";
+      return false;
+    }
+    out = static_cast<Int>(v);
+    return true;
+  }
+};
+
+}  // namespace
+
+std::string settings_from_json(const json& patch, const settings& base, settings& out) {
+  if (!patch.is_object()) return "body: expected a JSON object";
+  static const char* known[] = {"producer_rate",  "consumer_rate",       "capacity",
+                                "producers",      "consumers",           "strategy",
+                                "payload_bytes",  "unbounded_cap_bytes", "throttle_rate",
+                                "throttle_burst", "signal_batch",        "consumer_delay_s"};
+  for (const auto& [key, value] : patch.items()) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) return "unknown field '" + key.substr(0, 64) + "'";
+  }
+  settings s = base;
+  reader r{patch, {}};
+  if (!r.number("producer_rate", s.producer_rate) || !r.number("consumer_rate", s.consumer_rate) ||
+      !r.integer("capacity", s.capacity) || !r.integer("producers", s.producers) ||
+      !r.integer("consumers", s.consumers) || !r.integer("payload_bytes", s.payload_bytes) ||
+      !r.integer("unbounded_cap_bytes", s.unbounded_cap_bytes) ||
+      !r.number("throttle_rate", s.throttle_rate) ||
+      !r.integer("throttle_burst", s.throttle_burst) ||
+      !r.integer("signal_batch", s.signal_batch) ||
+      !r.number("consumer_delay_s", s.consumer_delay_s))
+    return r.why.str();
+  if (auto it = patch.find("strategy"); it != patch.end()) {
+    if (!it->is_string()) return "strategy: expected a string, got " + std::string(it->type_name());
+    auto k = strategy_from_string(it->get<std::string>());
+    if (!k) {
+      std::string names;
+      for (strategy_kind x : all_strategies)
+        names += (names.empty() ? "" : ", ") + std::string(to_string(x));
+      return "strategy: unknown strategy '" + it->get<std::string>().substr(0, 64) +
+             "' (known: " + names + ")";
+    }
+    s.strategy = *k;
+  }
+  if (auto why = validate(s); !why.empty()) return why;
+  out = s;
+  return {};
+}
+
+std::string series_csv(const std::vector<snapshot>& series) {
+  std::ostringstream o;
+  o << "t,strategy,produced,accepted,consumed,dropped,evicted,rejected,capped,in_flight,depth,"
+       "capacity,producers_waiting,wait_share,produce_rate,consume_rate,latency_p50_ms,"
+       "latency_p99_ms,rss_bytes,buffered_bytes\n";
+  for (const auto& s : series) {
+    o << s.t << ',' << to_string(s.strategy) << ',' << s.produced << ',' << s.accepted << ','
+      << s.consumed << ',' << s.dropped << ',' << s.evicted << ',' << s.rejected << ',' << s.capped
+      << ',' << s.in_flight << ',' << s.depth << ',' << s.capacity << ',' << s.producers_waiting
+      << ',' << s.wait_share << ',' << s.produce_rate << ',' << s.consume_rate << ',';
+    if (s.latency_p50_ms >= 0) o << s.latency_p50_ms;
+    o << ',';
+    if (s.latency_p99_ms >= 0) o << s.latency_p99_ms;
+    o << ',' << s.rss_bytes << ',' << s.buffered_bytes << '\n';
+  }
+  return o.str();
+}
+
+}  // namespace bp::console

@@ -1,0 +1,188 @@
+#include "strategy.hpp"
+
+#include <bp/channel.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace bp::console {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long one wait lasts before the waiter checks whether it should give up.
+constexpr auto wait_slice = 50ms;
+
+// The producer context of the offer() running on this thread: drop_oldest evicts on the
+// sending thread, inside bp::channel::send, and reports the eviction through it.
+thread_local producer_context* current_producer = nullptr;
+
+struct current_producer_scope {
+  explicit current_producer_scope(producer_context& c) noexcept { current_producer = &c; }
+  ~current_producer_scope() { current_producer = nullptr; }
+  current_producer_scope(const current_producer_scope&) = delete;
+  current_producer_scope& operator=(const current_producer_scope&) = delete;
+};
+
+overflow to_overflow(strategy_kind k) {
+  switch (k) {
+    case strategy_kind::block:
+      return overflow::block;
+    case strategy_kind::drop_newest:
+      return overflow::drop_newest;
+    case strategy_kind::drop_oldest:
+      return overflow::drop_oldest;
+    case strategy_kind::reject:
+      return overflow::reject;
+    default:
+      throw std::invalid_argument("strategy " + std::string(to_string(k)) +
+                                  " is not a bp::overflow policy");
+  }
+}
+
+// block, drop_newest, drop_oldest, reject: bp::channel with the matching overflow policy.
+class channel_strategy final : public strategy {
+ public:
+  channel_strategy(strategy_kind k, std::size_t capacity)
+      : kind_(k), ch_(capacity, to_overflow(k), [](item&& old) {
+          if (current_producer) current_producer->evicted(std::move(old));
+        }) {}
+
+  strategy_kind kind() const noexcept override { return kind_; }
+
+  offer_result offer(item&& it, producer_context& ctx) override {
+    current_producer_scope scope(ctx);
+    if (kind_ != strategy_kind::block) {
+      switch (ch_.send(std::move(it))) {  // never waits under these policies
+        case status::ok:
+          return offer_result::accepted;
+        case status::dropped:
+          return offer_result::dropped;
+        case status::full:
+          return offer_result::rejected;
+        default:
+          return offer_result::stopped;
+      }
+    }
+    status st = ch_.try_send(std::move(it));
+    if (st == status::ok) return offer_result::accepted;
+    if (st == status::closed) return offer_result::stopped;
+    // Full: the producer waits for a free slot, in slices, so that it can be stopped.
+    ctx.begin_wait(wait_reason::buffer_full);
+    for (;;) {
+      st = ch_.send_for(std::move(it), wait_slice);  // an unsent value stays in `it`
+      if (st == status::ok) break;
+      if (st == status::closed || !ctx.keep_going()) {
+        ctx.end_wait();
+        return offer_result::stopped;
+      }
+    }
+    ctx.end_wait();
+    return offer_result::accepted;
+  }
+
+  std::optional<item> take(std::chrono::milliseconds patience) override {
+    return ch_.recv_for(patience);
+  }
+  std::size_t depth() const noexcept override { return ch_.size(); }
+  std::size_t capacity() const noexcept override { return ch_.capacity(); }
+  void close() noexcept override { ch_.close(); }
+
+ private:
+  strategy_kind kind_;
+  channel<item> ch_;
+};
+
+// No backpressure: a deque that takes everything, until the safety cap (in bytes).
+class unbounded_strategy final : public strategy {
+ public:
+  unbounded_strategy(std::size_t cap_bytes, std::size_t payload_bytes)
+      : cap_bytes_(cap_bytes), item_bytes_(sizeof(item) + payload_bytes) {}
+
+  strategy_kind kind() const noexcept override { return strategy_kind::unbounded; }
+
+  offer_result offer(item&& it, producer_context&) override {
+    {
+      std::lock_guard lock(m_);
+      if (closed_) return offer_result::stopped;
+      if (bytes_ + it.footprint() > cap_bytes_) return offer_result::capped;
+      bytes_ += it.footprint();
+      q_.push_back(std::move(it));
+      size_.store(q_.size(), std::memory_order_relaxed);
+    }
+    not_empty_.notify_one();
+    return offer_result::accepted;
+  }
+
+  std::optional<item> take(std::chrono::milliseconds patience) override {
+    std::unique_lock lock(m_);
+    if (!not_empty_.wait_for(lock, patience, [&] { return closed_ || !q_.empty(); }))
+      return std::nullopt;
+    if (q_.empty()) return std::nullopt;
+    item it = std::move(q_.front());
+    q_.pop_front();
+    bytes_ -= it.footprint();
+    size_.store(q_.size(), std::memory_order_relaxed);
+    return it;
+  }
+
+  std::size_t depth() const noexcept override { return size_.load(std::memory_order_relaxed); }
+  // The cap in items, so that the fill level reads "share of the safety cap".
+  std::size_t capacity() const noexcept override { return cap_bytes_ / item_bytes_; }
+
+  void close() noexcept override {
+    {
+      std::lock_guard lock(m_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+  }
+
+ private:
+  const std::size_t cap_bytes_;
+  const std::size_t item_bytes_;
+  mutable std::mutex m_;
+  std::condition_variable not_empty_;
+  std::deque<item> q_;
+  std::size_t bytes_ = 0;
+  bool closed_ = false;
+  std::atomic<std::size_t> size_{0};
+};
+
+}  // namespace
+
+bool is_available(strategy_kind k) noexcept {
+  switch (k) {
+    case strategy_kind::signal:
+    case strategy_kind::throttle:
+      return false;  // coming: bp/streams.hpp and bp/rate.hpp are not in the library yet
+    default:
+      return true;
+  }
+}
+
+std::unique_ptr<strategy> make_strategy(const settings& s) {
+  if (!is_available(s.strategy))
+    throw std::invalid_argument("strategy " + std::string(to_string(s.strategy)) +
+                                " is not available in this build (coming)");
+  switch (s.strategy) {
+    case strategy_kind::block:
+    case strategy_kind::drop_newest:
+    case strategy_kind::drop_oldest:
+    case strategy_kind::reject:
+      return std::make_unique<channel_strategy>(s.strategy, s.capacity);
+    case strategy_kind::unbounded:
+      return std::make_unique<unbounded_strategy>(s.unbounded_cap_bytes, s.payload_bytes);
+    case strategy_kind::signal:
+    case strategy_kind::throttle:
+      break;
+  }
+  throw std::invalid_argument("strategy " + std::string(to_string(s.strategy)) +
+                              " is not available in this build (coming)");
+}
+
+}  // namespace bp::console

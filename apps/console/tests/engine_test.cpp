@@ -1,0 +1,374 @@
+// Unit tests of the console's scenario engine: rates, each strategy's counters, validation,
+// presets, the event log and the headless report.
+#include "engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "json_io.hpp"
+#include "report.hpp"
+#include "test_util.hpp"
+
+namespace bp::console {
+namespace {
+
+using namespace std::chrono_literals;
+
+engine::options fast() {
+  engine::options o;
+  o.sample_period = 20ms;
+  return o;
+}
+
+settings overload(strategy_kind k) {
+  settings s;
+  s.strategy = k;
+  s.producer_rate = 400;
+  s.consumer_rate = 40;
+  s.capacity = 8;
+  s.payload_bytes = 64;
+  return s;
+}
+
+snapshot settle(engine& e) {
+  e.stop_producer();
+  e.stop_consumer();
+  std::this_thread::sleep_for(150ms);  // threads notice within one slice
+  const auto seq = e.latest().seq;
+  return e.wait_next(seq, 1s);
+}
+
+void expect_accounting(const snapshot& s) {
+  EXPECT_EQ(s.produced, s.accepted + s.dropped + s.rejected + s.capped);
+  EXPECT_EQ(s.accepted, s.consumed + s.depth + s.evicted) << "at rest nothing is in a hand";
+  EXPECT_LE(s.depth, s.capacity);
+}
+
+bool has_event(const engine& e, std::string_view needle) {
+  for (const auto& ev : e.events_since(0, 1000))
+    if (ev.text.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+TEST(Rates, ProducerHonouredWithinTenPercentAt1000PerSecond) {
+  bp::test::watchdog dog(30s);
+  settings s;
+  s.producer_rate = 1000;
+  s.consumer_rate = 5000;  // never the bottleneck
+  s.capacity = 1000;
+  s.payload_bytes = 64;
+  engine e(s, fast());
+  e.start_all();
+  std::this_thread::sleep_for(200ms);  // warm-up
+  const snapshot a = e.latest();
+  std::this_thread::sleep_for(2s);
+  const snapshot b = e.latest();
+  const double rate = double(b.produced - a.produced) / (b.t - a.t);
+  EXPECT_NEAR(rate, 1000, 100);
+  const double consumed = double(b.consumed - a.consumed) / (b.t - a.t);
+  EXPECT_NEAR(consumed, 1000, 100) << "the consumer keeps up with the producer";
+  EXPECT_EQ(b.dropped + b.rejected + b.evicted, 0u);
+}
+
+TEST(Rates, ConsumerHonouredWithinTenPercentAt1000PerSecond) {
+  bp::test::watchdog dog(30s);
+  settings s;
+  s.producer_rate = 3000;
+  s.consumer_rate = 1000;
+  s.capacity = 100;
+  s.payload_bytes = 64;
+  s.strategy = strategy_kind::drop_newest;  // the producer keeps the buffer full
+  engine e(s, fast());
+  e.start_all();
+  std::this_thread::sleep_for(200ms);
+  const snapshot a = e.latest();
+  std::this_thread::sleep_for(2s);
+  const snapshot b = e.latest();
+  EXPECT_NEAR(double(b.consumed - a.consumed) / (b.t - a.t), 1000, 100);
+  EXPECT_NEAR(double(b.produced - a.produced) / (b.t - a.t), 3000, 300);
+  EXPECT_NEAR(b.consume_rate, 1000, 150) << "the snapshot's own measure";
+}
+
+TEST(Rates, SeveralThreadsShareTheRate) {
+  bp::test::watchdog dog(30s);
+  settings s;
+  s.producer_rate = 1000;
+  s.consumer_rate = 4000;
+  s.producers = 4;
+  s.consumers = 3;
+  s.capacity = 200;
+  s.payload_bytes = 0;
+  engine e(s, fast());
+  e.start_all();
+  std::this_thread::sleep_for(200ms);
+  const snapshot a = e.latest();
+  std::this_thread::sleep_for(2s);
+  const snapshot b = e.latest();
+  EXPECT_NEAR(double(b.produced - a.produced) / (b.t - a.t), 1000, 100);
+}
+
+TEST(Strategy, BlockLosesNothingAndTheProducerWaits) {
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::block), fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting > 0; }, 3s));
+  std::this_thread::sleep_for(1s);
+  const snapshot live = e.latest();
+  EXPECT_GT(live.wait_share, 0.5) << "a 10:1 overload: the producer waits most of the time";
+  EXPECT_EQ(live.depth, live.capacity);
+  EXPECT_NEAR(live.produce_rate, 40, 12) << "slowed down to the consumer's pace";
+  EXPECT_TRUE(has_event(e, "producer waits: buffer full"));
+  EXPECT_TRUE(has_event(e, "high watermark"));
+  const snapshot s = settle(e);
+  EXPECT_EQ(s.dropped, 0u);
+  EXPECT_EQ(s.evicted, 0u);
+  EXPECT_EQ(s.rejected, 0u);
+  EXPECT_GT(s.consumed, 20u);
+  expect_accounting(s);
+}
+
+TEST(Strategy, DropNewestDiscardsNewItemsAndNeverWaits) {
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::drop_newest), fast());
+  e.start_all();
+  std::this_thread::sleep_for(1500ms);
+  const snapshot s = settle(e);
+  EXPECT_GT(s.dropped, 100u);
+  EXPECT_EQ(s.evicted, 0u);
+  EXPECT_EQ(s.rejected, 0u);
+  EXPECT_EQ(s.wait_share_total, 0.0);
+  EXPECT_NEAR(double(s.produced) / s.t, 400, 80) << "the producer keeps its own pace";
+  EXPECT_TRUE(has_event(e, "dropped: drop-newest"));
+  expect_accounting(s);
+}
+
+TEST(Strategy, DropOldestEvictsOldItemsAndNeverWaits) {
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::drop_oldest), fast());
+  e.start_all();
+  std::this_thread::sleep_for(1500ms);
+  const snapshot s = settle(e);
+  EXPECT_GT(s.evicted, 100u);
+  EXPECT_EQ(s.dropped, 0u);
+  EXPECT_EQ(s.rejected, 0u);
+  EXPECT_EQ(s.wait_share_total, 0.0);
+  EXPECT_EQ(s.accepted, s.produced) << "drop_oldest takes every new item";
+  EXPECT_TRUE(has_event(e, "evicted: drop-oldest"));
+  expect_accounting(s);
+}
+
+TEST(Strategy, RejectAnswersFullAndNeverWaits) {
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::reject), fast());
+  e.start_all();
+  std::this_thread::sleep_for(1500ms);
+  const snapshot s = settle(e);
+  EXPECT_GT(s.rejected, 100u);
+  EXPECT_EQ(s.dropped, 0u);
+  EXPECT_EQ(s.evicted, 0u);
+  EXPECT_EQ(s.wait_share_total, 0.0);
+  EXPECT_TRUE(has_event(e, "rejected: buffer full"));
+  expect_accounting(s);
+}
+
+TEST(Strategy, UnboundedGrowsUntilTheSafetyCapStopsTheProducer) {
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::unbounded);
+  cfg.payload_bytes = 64 * 1024;
+  cfg.unbounded_cap_bytes = 4 << 20;  // 4 MiB: ~63 items of 64 KiB
+  cfg.producer_rate = 2000;
+  cfg.consumer_rate = 10;
+  engine e(cfg, fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().capped > 0; }, 5s));
+  const snapshot s = e.latest();
+  EXPECT_FALSE(s.producer_running) << "the cap stops the producers";
+  EXPECT_GT(s.depth, 50u) << "no backpressure: the queue grew far beyond any 'capacity'";
+  EXPECT_LE(s.buffered_bytes, cfg.unbounded_cap_bytes + cfg.payload_bytes + sizeof(item));
+  EXPECT_EQ(s.dropped + s.evicted + s.rejected, 0u);
+  EXPECT_TRUE(has_event(e, "safety cap reached"));
+  expect_accounting(settle(e));
+}
+
+TEST(Strategy, RendezvousHandsEachItemOver) {
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::block);
+  cfg.capacity = 0;
+  engine e(cfg, fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().consumed > 10; }, 5s));
+  const snapshot s = settle(e);
+  EXPECT_EQ(s.depth, 0u);
+  EXPECT_GT(s.wait_share_total, 0.3);
+  expect_accounting(s);
+}
+
+TEST(Strategy, ComingStrategiesAreRefusedNotFaked) {
+  for (strategy_kind k : all_strategies) {
+    settings s;
+    s.strategy = k;
+    if (is_available(k)) {
+      EXPECT_EQ(validate(s), "");
+      EXPECT_NO_THROW((void)make_strategy(s));
+    } else {
+      EXPECT_NE(validate(s).find("coming"), std::string::npos);
+      EXPECT_THROW((void)make_strategy(s), std::invalid_argument);
+    }
+  }
+}
+
+TEST(Control, StopWhileBlockedReturnsPromptlyAndRestartsKeepAccounts) {
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::block), fast());
+  e.start_producer();  // no consumer: the producer blocks on the full buffer
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting == 1; }, 3s));
+  const auto t0 = std::chrono::steady_clock::now();
+  settings next = e.current();
+  next.strategy = strategy_kind::drop_oldest;
+  EXPECT_EQ(e.configure(next), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(e.current().strategy, strategy_kind::drop_oldest);
+  ASSERT_TRUE(bp::test::eventually(
+      [&] {
+        const auto s = e.latest();
+        return s.strategy == strategy_kind::drop_oldest && s.evicted > 0;
+      },
+      3s));
+}
+
+TEST(Control, RatesChangeLiveWithoutRestart) {
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::block);
+  cfg.producer_rate = 0.5;  // one item every 2 s
+  engine e(cfg, fast());
+  e.start_all();
+  std::this_thread::sleep_for(100ms);
+  settings faster = e.current();
+  faster.producer_rate = 500;
+  faster.consumer_rate = 1000;
+  EXPECT_EQ(e.configure(faster), "");
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().produced > 100; }, 3s))
+      << "the new rate applies at once, not after the old 2 s period";
+}
+
+TEST(Control, InvalidSettingsChangeNothing) {
+  engine e(overload(strategy_kind::block), fast());
+  const settings before = e.current();
+  settings bad = before;
+  bad.capacity = 10001;
+  EXPECT_NE(e.configure(bad).find("capacity"), std::string::npos);
+  bad = before;
+  bad.producer_rate = 0.1;
+  EXPECT_NE(e.configure(bad).find("producer_rate"), std::string::npos);
+  bad = before;
+  bad.consumers = 9;
+  EXPECT_NE(e.configure(bad).find("consumers"), std::string::npos);
+  bad = before;
+  bad.capacity = 0;
+  bad.strategy = strategy_kind::drop_newest;
+  EXPECT_NE(e.configure(bad).find("rendezvous"), std::string::npos);
+  EXPECT_EQ(e.current(), before);
+  EXPECT_NE(e.apply_preset("nope").find("unknown preset"), std::string::npos);
+  EXPECT_THROW(engine(bad, fast()), std::invalid_argument);
+}
+
+TEST(Control, BurstPresetRunsTheProducerAloneFirst) {
+  bp::test::watchdog dog(30s);
+  engine e(settings{}, fast());
+  EXPECT_EQ(e.apply_preset("burst"), "");
+  const settings s = e.current();
+  EXPECT_EQ(s.producer_rate, 5);
+  EXPECT_EQ(s.consumer_rate, 3);
+  EXPECT_EQ(s.capacity, 12u);
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().produced >= 3; }, 3s));
+  const snapshot early = e.latest();
+  EXPECT_EQ(early.consumed, 0u) << "the consumer starts after 2 s";
+  EXPECT_GT(early.consumer_starts_in, 0.5);
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().consumed > 0; }, 4s));
+  EXPECT_TRUE(has_event(e, "preset Burst"));
+}
+
+TEST(Json, SettingsAreReadStrictly) {
+  const settings base;
+  settings out;
+  EXPECT_EQ(settings_from_json(json{{"capacity", 100}, {"strategy", "reject"}}, base, out), "");
+  EXPECT_EQ(out.capacity, 100u);
+  EXPECT_EQ(out.strategy, strategy_kind::reject);
+  settings untouched = out;
+  EXPECT_NE(settings_from_json(json{{"capacity", -1}}, base, out).find("capacity"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"capacity", 1.5}}, base, out).find("whole"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"capacity", "12"}}, base, out).find("expected"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"producer_rate", 1e9}}, base, out).find("producer_rate"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"strategy", "yolo"}}, base, out).find("unknown strategy"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"bogus", 1}}, base, out).find("unknown field"),
+            std::string::npos);
+  EXPECT_NE(settings_from_json(json::array(), base, out).find("object"), std::string::npos);
+  EXPECT_NE(settings_from_json(json{{"producers", 1e30}}, base, out).find("producers"),
+            std::string::npos);
+  EXPECT_EQ(out, untouched) << "a refused patch changes nothing";
+}
+
+TEST(Latency, BucketsAreWithinOneEighth) {
+  for (std::uint64_t us : {0ull, 1ull, 7ull, 8ull, 100ull, 1234ull, 999999ull, 123456789ull}) {
+    const double v = latency_histogram::value_of(latency_histogram::bucket_of(us));
+    EXPECT_NEAR(v, double(us), std::max(1.0, double(us) / 8)) << us;
+  }
+  EXPECT_LT(latency_histogram::bucket_of(~0ull), latency_histogram::buckets);
+}
+
+TEST(Latency, BlockLatencyIsTheTimeThroughAFullBuffer) {
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::block);
+  cfg.consumer_rate = 100;
+  cfg.capacity = 20;  // a full buffer drains in 200 ms
+  engine e(cfg, fast());
+  e.start_all();
+  std::this_thread::sleep_for(1500ms);
+  const snapshot s = e.latest();
+  EXPECT_NEAR(s.latency_p50_ms, 200, 60);
+}
+
+TEST(Report, HeadlessRunAndCompareWriteSelfContainedFiles) {
+  bp::test::watchdog dog(60s);
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("bp-console-test-" + std::to_string(::getpid()));
+  std::atomic<bool> interrupted{false};
+  std::vector<run_result> runs;
+  int progress_calls = 0;
+  for (strategy_kind k :
+       {strategy_kind::block, strategy_kind::drop_newest, strategy_kind::signal}) {
+    settings s = overload(k);
+    runs.push_back(run_scenario(
+        s, 1.0, [&](double, const snapshot&) { ++progress_calls; }, interrupted));
+  }
+  EXPECT_GT(progress_calls, 5);
+  write_run(dir / "run", runs[0]);
+  write_compare(dir / "cmp", runs);
+  for (const char* f : {"run/series.json", "run/series.csv", "run/events.txt", "run/report.html",
+                        "cmp/compare.json", "cmp/compare.csv", "cmp/compare.html", "cmp/block.csv"})
+    EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
+  std::ifstream in(dir / "cmp/compare.html");
+  std::stringstream html;
+  html << in.rdbuf();
+  EXPECT_EQ(html.str().find("src=\"http"), std::string::npos) << "nothing fetched";
+  EXPECT_NE(html.str().find("uPlot"), std::string::npos) << "the chart library is inline";
+  const json data = json::parse(std::ifstream(dir / "cmp/compare.json"));
+  ASSERT_EQ(data["runs"].size(), 3u);
+  EXPECT_GT(data["runs"][1]["summary"]["dropped"].get<double>(), 0);
+  EXPECT_EQ(data["runs"][0]["summary"]["lost"].get<double>(), 0);
+  EXPECT_EQ(data["runs"][2]["summary"]["available"].get<bool>(),
+            is_available(strategy_kind::signal));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace bp::console

@@ -1,0 +1,302 @@
+// HTTP-level test of bp-console: starts the real binary on a free loopback port and exercises
+// the API: validation (400 + JSON reason), 404, no path traversal, body cap, the SSE stream,
+// and a flood of control requests that must not grow the server.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+extern char** environ;
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// The binary under test, started once for the whole suite on port 0 (any free port).
+class console_process {
+ public:
+  console_process() {
+    int out[2];
+    if (pipe(out) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::vector<std::string> args{BP_CONSOLE_EXE, "--bind", "127.0.0.1", "--port", "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, BP_CONSOLE_EXE, &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    // "bp-console: serving on http://127.0.0.1:PORT/", within 10 s
+    std::string line;
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    while (pid_ > 0 && line.find('\n') == std::string::npos &&
+           std::chrono::steady_clock::now() < end) {
+      pollfd p{out[0], POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[256];
+      const ssize_t n = read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, static_cast<std::size_t>(n));
+    }
+    close(out[0]);
+    banner_ = line;
+    const auto at = line.find("127.0.0.1:");
+    if (at != std::string::npos) port_ = std::atoi(line.c_str() + at + 10);
+  }
+
+  ~console_process() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 100; ++i) {  // 10 s to stop cleanly, then SIGKILL
+      if (waitpid(pid_, &status, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+  }
+
+  // Stops the process (SIGINT, as Ctrl-C) and answers whether it exited cleanly in time.
+  bool interrupt_and_wait(std::chrono::seconds limit) {
+    kill(pid_, SIGINT);
+    int status = 0;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  int port() const { return port_; }
+  const std::string& banner() const { return banner_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string banner_;
+};
+
+class Http : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { proc_ = new console_process(); }
+  static void TearDownTestSuite() {
+    delete proc_;
+    proc_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_GT(proc_->port(), 0) << "bp-console did not announce its port: " << proc_->banner();
+  }
+
+  static httplib::Client client() {
+    httplib::Client c("127.0.0.1", proc_->port());
+    c.set_connection_timeout(5s);
+    c.set_read_timeout(10s);
+    c.set_write_timeout(5s);
+    return c;
+  }
+
+  static json state() {
+    auto r = client().Get("/api/state");
+    if (!r || r->status != 200) return json();
+    return json::parse(r->body);
+  }
+
+  static inline console_process* proc_ = nullptr;
+  bp::test::watchdog dog_{std::chrono::seconds(60), "http test"};
+};
+
+TEST_F(Http, ServesThePageAndItsBundledAssets) {
+  auto c = client();
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  EXPECT_NE(page->body.find("/vendor/uPlot.iife.min.js"), std::string::npos);
+  EXPECT_EQ(page->body.find("src=\"http"), std::string::npos) << "nothing from the internet";
+  auto lib = c.Get("/vendor/uPlot.iife.min.js");
+  ASSERT_TRUE(lib);
+  EXPECT_EQ(lib->status, 200);
+  EXPECT_GT(lib->body.size(), 10000u);
+  EXPECT_EQ(c.Get("/app.js")->status, 200);
+}
+
+TEST_F(Http, UnknownPathsAre404WithAJsonReason) {
+  auto c = client();
+  for (const char* path : {"/nope", "/api/nope", "/vendor/", "/index.htm"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_EQ(json::parse(r->body).value("error", ""), "not found") << path;
+  }
+  auto r = c.Post("/api/nope", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+}
+
+TEST_F(Http, NoPathTraversal) {
+  auto c = client();
+  for (const char* path : {"/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                           "/vendor/../../CMakeLists.txt", "/..%2f..%2f..%2fetc%2fpasswd",
+                           "//etc/passwd", "/vendor/..%2F..%2Fsrc%2Fmain.cpp"}) {
+    auto r = c.Get(path);
+    if (!r) continue;  // refusing the connection is fine too
+    EXPECT_TRUE(r->status == 404 || r->status == 400) << path << " -> " << r->status;
+    EXPECT_EQ(r->body.find("root:"), std::string::npos) << path;
+    EXPECT_EQ(r->body.find("cmake_minimum_required"), std::string::npos) << path;
+  }
+}
+
+TEST_F(Http, BadSettingsAre400AndChangeNothing) {
+  auto c = client();
+  const json before = state()["settings"];
+  ASSERT_FALSE(before.is_null());
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"capacity": 20000})", "capacity"},
+      {R"({"capacity": -3})", "capacity"},
+      {R"({"producer_rate": 0})", "producer_rate"},
+      {R"({"consumer_rate": 1e6})", "consumer_rate"},
+      {R"({"producers": 0})", "producers"},
+      {R"({"strategy": "yolo"})", "strategy"},
+      {R"({"capacity": "12"})", "capacity"},
+      {R"({"whatever": 1})", "unknown field"},
+      {R"({"capacity": 0, "strategy": "reject"})", "capacity"},
+      {R"([1, 2])", "object"},
+      {R"({"capacity": )", "malformed"},
+      {"", "body"},
+  };
+  for (const auto& [body, word] : cases) {
+    auto r = c.Post("/api/settings", body, "application/json");
+    ASSERT_TRUE(r) << body;
+    EXPECT_EQ(r->status, 400) << body;
+    const json j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r->body;
+    EXPECT_NE(j.value("error", "").find(word), std::string::npos) << body << " -> " << r->body;
+  }
+  EXPECT_EQ(state()["settings"], before);
+  auto r = c.Post("/api/preset", R"({"name": "meltdown"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(c.Get("/api/events?since=abc")->status, 400);
+  EXPECT_EQ(c.Get("/api/series?max=0")->status, 400);
+}
+
+TEST_F(Http, OversizedBodiesAreRefused) {
+  auto c = client();
+  const std::string big(200 * 1024, ' ');
+  auto r = c.Post("/api/settings", big, "application/json");
+  if (r) {  // or the connection is closed on us: fine too
+    EXPECT_EQ(r->status, 413);
+  }
+}
+
+TEST_F(Http, ControlsWorkAndTheStreamDeliversSnapshots) {
+  auto c = client();
+  auto r = c.Post("/api/settings", R"({"strategy": "drop_newest"})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  r = c.Post("/api/preset", R"({"name": "overload"})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["settings"]["producer_rate"], 5.0);
+  r = c.Post("/api/settings", R"({"producer_rate": 500, "consumer_rate": 50})", "application/json");
+  ASSERT_EQ(r->status, 200);
+
+  // Read SSE messages for a while: they come 10-20 times a second.
+  std::string buffer;
+  int messages = 0;
+  json last;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto sc = client();
+  sc.Get("/api/stream", [&](const char* data, std::size_t n) {
+    buffer.append(data, n);
+    for (auto at = buffer.find("\n\n"); at != std::string::npos; at = buffer.find("\n\n")) {
+      const std::string msg = buffer.substr(0, at);
+      buffer.erase(0, at + 2);
+      if (msg.rfind("data: ", 0) == 0) {
+        last = json::parse(msg.substr(6));
+        ++messages;
+      }
+    }
+    return std::chrono::steady_clock::now() - t0 < 2s;
+  });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(messages / secs, 8.0) << messages << " messages in " << secs << " s";
+  EXPECT_LE(messages / secs, 25.0);
+  ASSERT_TRUE(last.contains("snapshot"));
+  EXPECT_GT(last["snapshot"]["produced"].get<int>(), 0);
+  EXPECT_GT(last["snapshot"]["dropped"].get<int>(), 0) << "drop_newest under overload";
+  EXPECT_TRUE(last["events"].is_array());
+
+  EXPECT_EQ(c.Post("/api/stop")->status, 200);
+  const json s = state();
+  EXPECT_FALSE(s["snapshot"]["producer_running"].get<bool>() &&
+               s["settings"]["strategy"] == "block");
+  auto ev = c.Get("/api/events?since=0");
+  ASSERT_TRUE(ev);
+  EXPECT_NE(ev->body.find("dropped: drop-newest"), std::string::npos);
+}
+
+TEST_F(Http, AFloodOfControlRequestsDoesNotGrowTheServer) {
+  const auto rss_before = state()["snapshot"]["rss_bytes"].get<double>();
+  std::atomic<int> ok{0}, answered{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 8; ++t)
+    flood.emplace_back([&, t] {
+      auto c = client();
+      c.set_keep_alive(true);
+      for (int i = 0; i < 150; ++i) {
+        auto r = (i + t) % 3 == 0 ? c.Post("/api/producer/start")
+                 : (i + t) % 3 == 1
+                     ? c.Post("/api/settings", R"({"consumer_rate": 3})", "application/json")
+                     : c.Post("/api/settings", R"({"consumer_rate": -1})", "application/json");
+        if (r) {
+          ++answered;
+          if (r->status == 200 || r->status == 400) ++ok;
+        }
+      }
+    });
+  for (auto& t : flood) t.join();
+  EXPECT_EQ(ok.load(), answered.load()) << "every answer is 200 or 400";
+  EXPECT_GT(answered.load(), 1000);
+  std::this_thread::sleep_for(300ms);
+  const json after = state();
+  ASSERT_TRUE(after.is_object()) << "still serving";
+  EXPECT_LT(after["snapshot"]["rss_bytes"].get<double>() - rss_before, 64.0 * (1 << 20));
+  EXPECT_LE(after["settings"]["consumer_rate"].get<double>(), 3.0);
+}
+
+// Last (gtest runs tests in order within a file): Ctrl-C stops the server cleanly.
+TEST_F(Http, ZzInterruptStopsCleanly) {
+  auto c = client();
+  // An open stream must not keep the server alive.
+  std::thread reader([] {
+    auto sc = client();
+    sc.Get("/api/stream", [](const char*, std::size_t) { return true; });
+  });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(proc_->interrupt_and_wait(10s));
+  reader.join();
+}
+
+}  // namespace

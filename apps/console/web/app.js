@@ -1,0 +1,264 @@
+// bp-console front end: controls -> JSON API, /api/stream (Server-Sent Events) -> views.
+// Plain JS, no build step; charts with uPlot (bundled by the binary, nothing fetched online).
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const WINDOW_S = 60;            // seconds of history in the charts
+const MAX_LOG = 200;            // lines kept in the event log
+const MIN_RATE = 0.5, MAX_RATE = 100000, MAX_CAP = 10000;
+
+const state = { settings: null, strategies: [], snapshot: null, lastT: -1 };
+const series = { t: [], depth: [], capacity: [], prod: [], cons: [], p50: [], p99: [], rss: [], buf: [] };
+const charts = {};
+window.bpCharts = charts;        // for the browser test and the curious
+
+// --- scales: sliders are log-scale ---------------------------------------------------------------
+const rateFromPos = (p) => MIN_RATE * Math.pow(MAX_RATE / MIN_RATE, p / 1000);
+const posFromRate = (r) => Math.round(1000 * Math.log(r / MIN_RATE) / Math.log(MAX_RATE / MIN_RATE));
+const capFromPos = (p) => (p <= 0 ? 0 : Math.round(Math.pow(MAX_CAP, p / 1000)));
+const posFromCap = (c) => (c <= 0 ? 0 : Math.max(1, Math.round(1000 * Math.log(c) / Math.log(MAX_CAP))));
+const roundRate = (r) => (r >= 100 ? Math.round(r) : r >= 10 ? Math.round(r * 10) / 10 : Math.round(r * 100) / 100);
+const fmtRate = (r) => `${roundRate(r).toLocaleString('en-US')}/s`;
+const fmtInt = (n) => Number(n).toLocaleString('en-US');
+const mib = (b) => b / (1 << 20);
+
+// --- API ---------------------------------------------------------------------------------------
+async function api(path, body) {
+  const init = { method: path === '/api/state' || path.startsWith('/api/series') ? 'GET' : 'POST' };
+  if (body !== undefined) {
+    init.headers = { 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    showError(data.error || `${res.status} ${res.statusText}`);
+    throw new Error(data.error);
+  }
+  showError(null);
+  if (data.settings) applyState(data);
+  return data;
+}
+
+function showError(text) {
+  const e = $('error');
+  e.hidden = !text;
+  e.textContent = text ? `Refused: ${text}` : '';
+}
+
+// --- controls ----------------------------------------------------------------------------------
+function buildStrategies() {
+  const box = $('strategies');
+  box.innerHTML = '';
+  for (const s of state.strategies) {
+    const b = document.createElement('button');
+    b.id = `strategy-${s.name}`;
+    b.dataset.strategy = s.name;
+    b.setAttribute('role', 'radio');
+    b.title = s.description;
+    b.textContent = s.name.replace('_', ' ');
+    if (!s.available) {
+      b.disabled = true;
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = 'coming';
+      b.appendChild(badge);
+      b.title = `${s.description} (coming: not in this build yet)`;
+    }
+    b.addEventListener('click', () => api('/api/settings', { strategy: s.name }).catch(() => {}));
+    box.appendChild(b);
+  }
+}
+
+function applyState(data) {
+  state.settings = data.settings;
+  if (data.strategies && state.strategies.length === 0) {
+    state.strategies = data.strategies;
+    buildStrategies();
+  }
+  const s = state.settings;
+  for (const b of document.querySelectorAll('#strategies button')) {
+    const on = b.dataset.strategy === s.strategy;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-checked', on);
+  }
+  const info = state.strategies.find((x) => x.name === s.strategy);
+  $('strategy-text').textContent = info ? info.description : '';
+  if (document.activeElement !== $('producer-rate')) $('producer-rate').value = posFromRate(s.producer_rate);
+  if (document.activeElement !== $('consumer-rate')) $('consumer-rate').value = posFromRate(s.consumer_rate);
+  if (document.activeElement !== $('capacity')) $('capacity').value = posFromCap(s.capacity);
+  $('producer-rate-out').textContent = fmtRate(s.producer_rate);
+  $('consumer-rate-out').textContent = fmtRate(s.consumer_rate);
+  $('capacity-out').textContent = fmtInt(s.capacity);
+  if (document.activeElement !== $('producers')) $('producers').value = s.producers;
+  if (document.activeElement !== $('consumers')) $('consumers').value = s.consumers;
+  if (data.snapshot) render(data.snapshot);
+}
+
+function wireControls() {
+  for (const b of document.querySelectorAll('#presets button'))
+    b.addEventListener('click', () => api('/api/preset', { name: b.dataset.preset }).catch(() => {}));
+  $('producer-toggle').addEventListener('click', () =>
+    api(state.snapshot && state.snapshot.producer_running ? '/api/producer/stop' : '/api/producer/start').catch(() => {}));
+  $('consumer-toggle').addEventListener('click', () =>
+    api(state.snapshot && state.snapshot.consumer_running ? '/api/consumer/stop' : '/api/consumer/start').catch(() => {}));
+  $('reset').addEventListener('click', () => api('/api/reset').catch(() => {}));
+  $('stop-all').addEventListener('click', () => api('/api/stop').catch(() => {}));
+
+  const rate = (id, key) => {
+    const el = $(id);
+    el.addEventListener('input', () => { $(`${id}-out`).textContent = fmtRate(rateFromPos(+el.value)); });
+    el.addEventListener('change', () => api('/api/settings', { [key]: roundRate(rateFromPos(+el.value)) }).catch(() => {}));
+  };
+  rate('producer-rate', 'producer_rate');
+  rate('consumer-rate', 'consumer_rate');
+  const cap = $('capacity');
+  cap.addEventListener('input', () => { $('capacity-out').textContent = fmtInt(capFromPos(+cap.value)); });
+  cap.addEventListener('change', () => api('/api/settings', { capacity: capFromPos(+cap.value) }).catch(() => {}));
+  for (const key of ['producers', 'consumers'])
+    $(key).addEventListener('change', () => api('/api/settings', { [key]: Math.round(+$(key).value) }).catch(() => {}));
+}
+
+// --- views -------------------------------------------------------------------------------------
+const MAX_SLOTS = 120;
+
+function renderSlots(depth, capacity) {
+  const box = $('slots');
+  const unbounded = state.settings && state.settings.strategy === 'unbounded';
+  const shown = capacity === 0 ? 1 : Math.min(capacity, MAX_SLOTS);
+  const per = capacity === 0 ? 1 : capacity / shown;  // items per drawn slot
+  if (box.childElementCount !== shown) {
+    box.innerHTML = '';
+    for (let i = 0; i < shown; i++) {
+      const d = document.createElement('div');
+      d.className = shown > 40 ? 'slot small' : 'slot';
+      box.appendChild(d);
+    }
+  }
+  const full = capacity === 0 ? 0 : Math.min(shown, Math.ceil(depth / per));
+  box.childNodes.forEach((d, i) => d.classList.toggle('full', i < full));
+  const fill = capacity === 0 ? 0 : depth / capacity;
+  const level = fill >= 0.8 ? 'red' : fill >= 0.5 ? 'amber' : 'ok';
+  box.className = level;
+  $('fill').className = level === 'ok' ? '' : level;
+  $('fill').style.width = `${Math.min(100, fill * 100)}%`;
+  $('fill-text').textContent = capacity === 0
+    ? 'capacity 0: rendezvous (each item handed over directly)'
+    : unbounded
+      ? `${fmtInt(depth)} items queued: unbounded (safety cap ${fmtInt(capacity)} items), ${Math.round(fill * 100)}% of the cap`
+      : `${fmtInt(depth)} / ${fmtInt(capacity)} (${Math.round(fill * 100)}%)${per > 1 ? `: one slot drawn per ${Math.round(per)} items` : ''}`;
+}
+
+function render(s) {
+  state.snapshot = s;
+  for (const k of ['produced', 'consumed', 'dropped', 'evicted', 'rejected', 'in_flight'])
+    $(`count-${k}`).textContent = fmtInt(s[k]);
+  renderSlots(s.depth, s.capacity);
+
+  const ps = $('producer-state');
+  const reason = { signal: 'no demand', throttle: 'no token' }[s.strategy] || 'buffer full';
+  if (!s.producer_running) { ps.textContent = 'stopped'; ps.className = 'state'; }
+  else if (s.producers_waiting > 0) {
+    ps.textContent = `waiting: ${reason}${s.producers > 1 ? ` (${s.producers_waiting}/${s.producers})` : ''}`;
+    ps.className = 'state waiting';
+  } else { ps.textContent = 'running'; ps.className = 'state running'; }
+  const cs = $('consumer-state');
+  if (!s.consumer_running) { cs.textContent = 'stopped'; cs.className = 'state'; }
+  else if (s.consumer_starts_in > 0) { cs.textContent = `starts in ${s.consumer_starts_in.toFixed(1)} s`; cs.className = 'state'; }
+  else if (s.depth === 0 && s.consume_rate < 0.5 * state.settings.consumer_rate) { cs.textContent = 'idle: buffer empty'; cs.className = 'state'; }
+  else { cs.textContent = 'running'; cs.className = 'state running'; }
+  $('wait-share').textContent = `${Math.round(s.wait_share * 100)}%`;
+  $('wait-bar').style.width = `${Math.round(s.wait_share * 100)}%`;
+  const pt = $('producer-toggle'), ct = $('consumer-toggle');
+  pt.textContent = s.producer_running ? 'Stop producer' : 'Start producer';
+  pt.classList.toggle('on', s.producer_running);
+  ct.textContent = s.consumer_running ? 'Stop consumer' : 'Start consumer';
+  ct.classList.toggle('on', s.consumer_running);
+}
+
+function addPoint(s) {
+  if (s.t < state.lastT) for (const k in series) series[k].length = 0;  // the scenario restarted
+  state.lastT = s.t;
+  series.t.push(s.t);
+  series.depth.push(s.depth);
+  series.capacity.push(s.strategy === 'unbounded' ? null : s.capacity);
+  series.prod.push(s.produce_rate);
+  series.cons.push(s.consume_rate);
+  series.p50.push(s.latency_p50_ms);
+  series.p99.push(s.latency_p99_ms);
+  series.rss.push(mib(s.rss_bytes));
+  series.buf.push(mib(s.buffered_bytes));
+  while (series.t.length && series.t[0] < s.t - WINDOW_S) for (const k in series) series[k].shift();
+}
+
+function makeCharts() {
+  const make = (id, lines, opts = {}) => {
+    const el = $(id);
+    const width = () => Math.max(260, el.clientWidth);
+    const u = new uPlot({
+      width: width(), height: 170,
+      legend: { live: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false }, y: opts.y || {} },
+      axes: [{ label: 's', size: 30 }, { size: 56 }],
+      series: [{ label: 't' }, ...lines.map(([label, stroke, dash]) => ({ label, stroke, width: 2, dash, spanGaps: true, points: { show: false } }))],
+    }, [[], ...lines.map(() => [])], el);
+    new ResizeObserver(() => u.setSize({ width: width(), height: 170 })).observe(el);
+    return u;
+  };
+  charts.depth = make('chart-depth', [['depth', '#c62828'], ['capacity', '#9aa4b2', [5, 5]]], { y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } });
+  charts.rate = make('chart-rate', [['produced/s', '#1f6feb'], ['consumed/s', '#2e7d32']], { y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } });
+  charts.latency = make('chart-latency', [['p50', '#8e44ad'], ['p99', '#f0a30a']], { y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } });
+  charts.memory = make('chart-memory', [['RSS', '#1f2328'], ['buffered items', '#c62828']], { y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } });
+}
+
+function redrawCharts() {
+  charts.depth.setData([series.t, series.depth, series.capacity]);
+  charts.rate.setData([series.t, series.prod, series.cons]);
+  charts.latency.setData([series.t, series.p50, series.p99]);
+  charts.memory.setData([series.t, series.rss, series.buf]);
+}
+
+function addEvents(events) {
+  const log = $('log');
+  for (const e of events) {
+    const li = document.createElement('li');
+    li.className = e.kind;
+    const time = document.createElement('time');
+    time.textContent = `${e.t.toFixed(1).padStart(6)} s`;
+    li.append(time, e.text);
+    log.prepend(li);
+  }
+  while (log.childElementCount > MAX_LOG) log.lastChild.remove();
+}
+
+// --- live stream -------------------------------------------------------------------------------
+let redrawPending = false;
+function connect() {
+  const es = new EventSource('/api/stream');
+  es.onopen = () => { $('link').textContent = 'live'; $('link').className = 'link up'; };
+  es.onerror = () => { $('link').textContent = 'reconnecting…'; $('link').className = 'link down'; };
+  es.onmessage = (m) => {
+    const { snapshot, events } = JSON.parse(m.data);
+    render(snapshot);
+    addPoint(snapshot);
+    addEvents(events);
+    if (!redrawPending) {
+      redrawPending = true;
+      requestAnimationFrame(() => { redrawPending = false; redrawCharts(); });
+    }
+  };
+}
+
+async function main() {
+  wireControls();
+  makeCharts();
+  const data = await api('/api/state');
+  const past = await api('/api/series?max=900');
+  for (const s of past) addPoint(s);
+  redrawCharts();
+  connect();
+  return data;
+}
+
+main().catch((e) => showError(String(e)));
