@@ -1,0 +1,147 @@
+// Internal: batch(n, max_wait). Collects up to n elements into a std::vector; a batch goes out
+// when it is full, when upstream completes (the partial one), or, with max_wait > 0, when its
+// first element has waited max_wait (a timer thread per subscription flushes it). Downstream
+// demand of k batches becomes k*n upstream (saturating). Ready batches wait in a queue served
+// by the emitter drain loop; they never exceed outstanding upstream demand, so memory stays
+// bounded by demand * n elements.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "../interfaces.hpp"
+#include "emitter.hpp"
+
+namespace bp::rs::detail {
+
+template <class T>
+class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T>> {
+  using base = emitter<std::vector<T>, batch_op<T>>;
+  using clock = std::chrono::steady_clock;
+
+ public:
+  batch_op(std::shared_ptr<subscriber<std::vector<T>>> down, std::size_t n,
+           clock::duration max_wait)
+      : base(down), pending_down_(std::move(down)), n_(n), max_wait_(max_wait) {}
+
+  void on_subscribe(std::shared_ptr<subscription> s) override {
+    if (!s) throw std::invalid_argument("bp::rs::batch: on_subscribe(nullptr) (rule 2.13)");
+    if (up_) {  // rule 2.5
+      s->cancel();
+      return;
+    }
+    up_ = std::move(s);
+    if (max_wait_ > clock::duration::zero()) {
+      auto self = std::static_pointer_cast<batch_op>(this->shared_from_this());
+      std::thread([self] { self->timer_loop(); }).detach();  // ends on release
+    }
+    auto down = std::move(pending_down_);
+    down->on_subscribe(this->shared_from_this());
+  }
+
+  void on_next(T v) override {
+    {
+      std::lock_guard lock(m_);
+      if (stopped_) return;
+      if (current_.empty()) {
+        current_.reserve(n_);
+        first_at_ = clock::now();
+        cv_.notify_one();
+      }
+      current_.push_back(std::move(v));
+      if (current_.size() < n_) return;
+      ready_.push_back(std::move(current_));
+      current_ = {};
+    }
+    this->drain();
+  }
+
+  void on_error(std::exception_ptr e) override { end(std::move(e)); }
+  void on_complete() override { end(nullptr); }
+
+  // --- emitter hooks ---
+  void on_request(std::int64_t k) { up_->request(mul_cap(k, static_cast<std::int64_t>(n_))); }
+
+  std::optional<std::vector<T>> poll() {
+    std::lock_guard lock(m_);
+    if (ready_.empty()) return std::nullopt;
+    auto b = std::move(ready_.front());
+    ready_.pop_front();
+    return b;
+  }
+
+  std::optional<std::exception_ptr> terminal() {
+    std::lock_guard lock(m_);
+    if (!done_ || !ready_.empty()) return std::nullopt;
+    return error_;
+  }
+
+  void on_release() noexcept {
+    if (up_) up_->cancel();
+    std::lock_guard lock(m_);
+    stopped_ = true;
+    ready_.clear();
+    current_.clear();
+    cv_.notify_all();
+  }
+
+ private:
+  void end(std::exception_ptr e) {
+    {
+      std::lock_guard lock(m_);
+      if (done_ || stopped_) return;
+      if (!e && !current_.empty()) ready_.push_back(std::move(current_));
+      current_ = {};
+      error_ = std::move(e);
+      done_ = true;
+      cv_.notify_all();
+    }
+    this->drain();
+  }
+
+  void timer_loop() {
+    std::unique_lock lock(m_);
+    while (!stopped_ && !done_) {
+      if (current_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const auto due = first_at_ + max_wait_;
+      if (clock::now() < due) {
+        cv_.wait_until(lock, due);
+        continue;
+      }
+      ready_.push_back(std::move(current_));
+      current_ = {};
+      lock.unlock();
+      this->drain();
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<subscriber<std::vector<T>>> pending_down_;
+  std::shared_ptr<subscription> up_;
+  const std::size_t n_;
+  const clock::duration max_wait_;
+  std::mutex m_;  // guards everything below; never held while signalling
+  std::condition_variable cv_;
+  std::vector<T> current_;
+  std::deque<std::vector<T>> ready_;
+  clock::time_point first_at_{};
+  std::exception_ptr error_;
+  bool done_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace bp::rs::detail

@@ -1,0 +1,455 @@
+// bp/rs/subscribers.hpp: the consuming ends of a stream.
+//
+//   bp::rs::request_strategy       how much a subscriber asks for: batch(n) (n at first, then 75%
+//                                  of n each time 75% of n arrived), one_at_a_time(), unbounded()
+//   bp::rs::subscribe(pub, f, o)   a subscriber made of lambdas; returns a subscription_handle
+//   bp::rs::subscription_handle    cancel(), done(), wait_for(timeout)
+//   bp::rs::subscription_channel   a bp::channel fed by a publisher, requesting only as its slots
+//                                  free up (Signal -> Block): recv / try_recv / recv_for /
+//                                  range-for
+//   bp::rs::to_channel(pub, cap)   subscribes and returns that subscription_channel
+//   bp::rs::to_iterable(pub, n)    a blocking range over a publisher, n elements prefetched; an
+//                                  optional per-element timeout throws bp::rs::timeout_error
+//
+// Example:
+//
+//   auto h = bp::rs::subscribe(bp::rs::range(0, 10), [](std::int64_t v) { use(v); },
+//                              {.strategy = bp::rs::request_strategy::batch(4),
+//                               .on_complete = [] { std::puts("done"); }});
+//   h.wait_for(std::chrono::seconds(1));
+//
+//   for (std::int64_t v : bp::rs::to_iterable(bp::rs::range(0, 10), 4)) use(v);
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "../channel.hpp"
+#include "../detail/event_count.hpp"
+#include "detail/demand.hpp"
+#include "interfaces.hpp"
+
+namespace bp::rs {
+
+// How a subscriber keeps demand up. `batch(n)` requests n, then n - n/4 each time n - n/4 have
+// arrived (low-tide refill: the publisher rarely waits, memory stays bounded by n).
+// `one_at_a_time()` is batch(1): request(1) after each element. `unbounded()` requests
+// INT64_MAX once (no backpressure: for fast, allocation-free consumers only).
+struct request_strategy {
+  std::int64_t n = 256;
+
+  [[nodiscard]] static request_strategy batch(std::int64_t n) {
+    if (n <= 0)
+      throw std::invalid_argument("bp::rs::request_strategy::batch: n must be > 0, got " +
+                                  std::to_string(n));
+    return {n};
+  }
+  [[nodiscard]] static constexpr request_strategy one_at_a_time() noexcept { return {1}; }
+  [[nodiscard]] static constexpr request_strategy unbounded() noexcept { return {rs::unbounded}; }
+
+  // What to request again after `refill()` elements arrived (unbounded: never).
+  [[nodiscard]] constexpr std::int64_t refill() const noexcept {
+    return n == rs::unbounded ? rs::unbounded : n - n / 4;
+  }
+};
+
+// Options of bp::rs::subscribe, for designated initializers. on_error receives errors of the
+// stream and exceptions thrown by the on_next function (after which the subscription is
+// cancelled). Without on_error, errors are ignored.
+struct subscribe_options {
+  request_strategy strategy{};
+  std::function<void(std::exception_ptr)> on_error{};
+  std::function<void()> on_complete{};
+};
+
+namespace detail {
+
+// Terminal-state flag with a blocking wait (futex via event_count).
+class done_latch {
+ public:
+  void set() noexcept {
+    done_.store(true, std::memory_order_release);
+    ec_.notify_all();
+  }
+  [[nodiscard]] bool is_set() const noexcept { return done_.load(std::memory_order_acquire); }
+  bool wait_until(bp::detail::clock::time_point deadline) noexcept {
+    for (;;) {
+      if (is_set()) return true;
+      const auto key = ec_.prepare_wait();
+      if (is_set()) {
+        ec_.cancel_wait();
+        return true;
+      }
+      if (!ec_.wait(key, deadline)) return is_set();
+    }
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  bp::detail::event_count ec_;
+};
+
+template <class T, class F>
+class lambda_subscriber final : public subscriber<T> {
+ public:
+  lambda_subscriber(F f, subscribe_options o) : f_(std::move(f)), o_(std::move(o)) {}
+
+  void on_subscribe(std::shared_ptr<subscription> s) override {
+    if (!s) throw std::invalid_argument("bp::rs::subscribe: on_subscribe(nullptr) (rule 2.13)");
+    {
+      std::lock_guard lock(m_);
+      if (sub_ || cancelled_) {  // rule 2.5; or cancelled before the subscription came
+        s->cancel();
+        return;
+      }
+      sub_ = s;
+    }
+    s->request(o_.strategy.n);  // rule 2.1
+  }
+
+  void on_next(T v) override {
+    if (latch_.is_set()) return;  // after our own cancel: tolerated (rule 2.8)
+    try {
+      f_(std::move(v));
+    } catch (...) {  // rule 2.13: do not throw at the publisher; cancel and report instead
+      cancel();
+      finish(std::current_exception());
+      return;
+    }
+    const std::int64_t refill = o_.strategy.refill();
+    if (refill != unbounded && ++received_ == refill) {
+      received_ = 0;
+      sub_->request(refill);
+    }
+  }
+
+  void on_error(std::exception_ptr e) override { finish(std::move(e)); }
+  void on_complete() override { finish(nullptr); }
+
+  void cancel() noexcept {
+    std::shared_ptr<subscription> s;
+    {
+      std::lock_guard lock(m_);
+      cancelled_ = true;
+      s = std::move(sub_);
+    }
+    if (s) s->cancel();
+    latch_.set();
+  }
+
+  done_latch& latch() noexcept { return latch_; }
+
+ private:
+  void finish(std::exception_ptr e) {  // rule 2.4: the subscription is now cancelled
+    if (latch_.is_set() && !e) return;
+    {
+      std::lock_guard lock(m_);
+      sub_.reset();
+    }
+    if (e) {
+      if (o_.on_error) o_.on_error(std::move(e));
+    } else if (o_.on_complete) {
+      o_.on_complete();
+    }
+    latch_.set();
+  }
+
+  F f_;
+  subscribe_options o_;
+  std::mutex m_;  // guards sub_ between the signal thread and cancel() from a handle
+  std::shared_ptr<subscription> sub_;
+  bool cancelled_ = false;
+  std::int64_t received_ = 0;  // signal thread only
+  done_latch latch_;
+};
+
+}  // namespace detail
+
+// A handle to a running subscribe(). Copyable; dropping it does not cancel (the stream runs to
+// its end): call cancel() for that.
+class subscription_handle {
+ public:
+  subscription_handle() = default;
+  subscription_handle(std::function<void()> cancel, std::shared_ptr<void> keep,
+                      detail::done_latch* latch)
+      : cancel_(std::move(cancel)), keep_(std::move(keep)), latch_(latch) {}
+
+  // Idempotent; thread-safe. No signal reaches the lambdas after cancel() returned, except one
+  // already in flight on another thread.
+  void cancel() const {
+    if (cancel_) cancel_();
+  }
+  // Terminated (completed, failed) or cancelled. Best effort: may turn true right after.
+  [[nodiscard]] bool done() const noexcept { return !latch_ || latch_->is_set(); }
+  // Waits until done(); false on timeout.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+    return !latch_ || latch_->wait_until(bp::detail::deadline_after(timeout));
+  }
+
+ private:
+  std::function<void()> cancel_;
+  std::shared_ptr<void> keep_;
+  detail::done_latch* latch_ = nullptr;
+};
+
+// Subscribes `on_next` (called for each element, serially) with the given options.
+template <class T, class F>
+requires std::invocable<F&, T> subscription_handle subscribe(const publisher_ptr<T>& pub, F on_next,
+                                                             subscribe_options o = {}) {
+  if (!pub) throw std::invalid_argument("bp::rs::subscribe: publisher pub is null");
+  auto s = std::make_shared<detail::lambda_subscriber<T, F>>(std::move(on_next), std::move(o));
+  pub->subscribe(s);
+  auto* latch = &s->latch();
+  return subscription_handle([s] { s->cancel(); }, s, latch);
+}
+
+// What to_iterable's timeout variant throws when an element does not come in time.
+class timeout_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A bounded channel that subscribes itself to a publisher and requests only as its slots free
+// up: `capacity` at first, then `capacity - capacity/4` each time that many were received. The
+// publisher therefore never has more than `capacity` elements buffered or in flight: Signal on
+// the publishing side, Block on the receiving side.
+//
+// Thread safety: any number of threads may receive concurrently; the object itself (handles
+// are shared_ptr-like copies of one state) may be copied between threads.
+// Errors: when the stream fails, receiving ends as for a closed channel (std::nullopt) and
+// error() holds the exception. An upstream sending more than requested (rule 1.1) is cancelled
+// and reported through error() as a std::runtime_error.
+// Cancellation: cancel(), or destroying the last handle, cancels the subscription.
+template <class T>
+class subscription_channel {
+  struct state;
+
+  class sink final : public subscriber<T> {
+   public:
+    explicit sink(std::shared_ptr<state> st) : st_(std::move(st)) {}
+    void on_subscribe(std::shared_ptr<subscription> s) override {
+      if (!s) throw std::invalid_argument("bp::rs::to_channel: on_subscribe(nullptr)");
+      {
+        std::lock_guard lock(st_->m);
+        if (st_->sub || st_->cancelled) {
+          s->cancel();
+          return;
+        }
+        st_->sub = s;
+      }
+      s->request(static_cast<std::int64_t>(st_->ch.capacity()));
+    }
+    void on_next(T v) override {
+      if (st_->ch.try_send(std::move(v)) != status::ok && !st_->ch.is_closed()) {
+        st_->set_error(std::make_exception_ptr(std::runtime_error(
+            "bp::rs::to_channel: publisher sent more than requested (rule 1.1)")));
+        st_->cancel();
+        st_->ch.close();
+      }
+    }
+    void on_error(std::exception_ptr e) override {
+      st_->set_error(std::move(e));
+      st_->ch.close();
+      st_->drop_sub();
+    }
+    void on_complete() override {
+      st_->ch.close();
+      st_->drop_sub();
+    }
+
+   private:
+    std::shared_ptr<state> st_;
+  };
+
+  struct state {
+    explicit state(std::size_t capacity) : ch(capacity), refill(refill_of(capacity)) {}
+    static std::int64_t refill_of(std::size_t c) {
+      const auto n = static_cast<std::int64_t>(c);
+      return n - n / 4;
+    }
+    void credit() {
+      const std::int64_t c = consumed.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (c % refill != 0) return;
+      std::shared_ptr<subscription> s;
+      {
+        std::lock_guard lock(m);
+        s = sub;
+      }
+      if (s) s->request(refill);
+    }
+    void cancel() {
+      std::shared_ptr<subscription> s;
+      {
+        std::lock_guard lock(m);
+        cancelled = true;
+        s = std::move(sub);
+      }
+      if (s) s->cancel();
+    }
+    void set_error(std::exception_ptr e) {
+      std::lock_guard lock(m);
+      if (!error) error = std::move(e);
+    }
+    std::exception_ptr get_error() {
+      std::lock_guard lock(m);
+      return error;
+    }
+    void drop_sub() {
+      std::lock_guard lock(m);
+      sub.reset();
+    }
+
+    bp::channel<T> ch;
+    const std::int64_t refill;
+    std::atomic<std::int64_t> consumed{0};
+    std::mutex m;  // guards sub, cancelled, error (taken once per refill, not per element)
+    std::shared_ptr<subscription> sub;
+    bool cancelled = false;
+    std::exception_ptr error;
+  };
+
+  struct owner {  // the last handle cancels
+    explicit owner(std::shared_ptr<state> s) noexcept : st(std::move(s)) {}
+    owner(const owner&) = delete;
+    owner& operator=(const owner&) = delete;
+    std::shared_ptr<state> st;
+    ~owner() {
+      st->cancel();
+      st->ch.close();
+    }
+  };
+
+ public:
+  using value_type = T;
+
+  // Subscribes to `pub` at once. capacity > 0.
+  subscription_channel(const publisher_ptr<T>& pub, std::size_t capacity) {
+    if (!pub) throw std::invalid_argument("bp::rs::to_channel: publisher pub is null");
+    if (capacity == 0) throw std::invalid_argument("bp::rs::to_channel: capacity must be > 0");
+    auto st = std::make_shared<state>(capacity);
+    o_ = std::make_shared<owner>(st);
+    pub->subscribe(std::make_shared<sink>(std::move(st)));
+  }
+
+  // Waits while empty; std::nullopt once the stream ended (see error()) and all was received.
+  std::optional<T> recv() { return credited(st().ch.recv()); }
+  std::optional<T> try_recv() { return credited(st().ch.try_recv()); }
+  template <class Rep, class Period>
+  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+    return credited(st().ch.recv_for(timeout));
+  }
+
+  // The stream's error, once receiving ended; null if it completed (or is still running).
+  [[nodiscard]] std::exception_ptr error() const {
+    return st().ch.is_closed() ? st().get_error() : nullptr;
+  }
+  // True once the stream ended or was cancelled (buffered values may remain).
+  [[nodiscard]] bool is_closed() const noexcept { return st().ch.is_closed(); }
+  // Buffered now (best effort).
+  [[nodiscard]] std::size_t size() const noexcept { return st().ch.size(); }
+  [[nodiscard]] std::size_t capacity() const noexcept { return st().ch.capacity(); }
+
+  // Cancels the subscription and closes the channel: receivers get what is buffered, then the
+  // end. Idempotent.
+  void cancel() {
+    st().cancel();
+    st().ch.close();
+  }
+
+ private:
+  state& st() const noexcept { return *o_->st; }
+  std::optional<T> credited(std::optional<T> v) {
+    if (v) st().credit();
+    return v;
+  }
+  std::shared_ptr<owner> o_;
+};
+
+// Subscribes a subscription_channel of `capacity` to `pub`.
+template <class T>
+[[nodiscard]] subscription_channel<T> to_channel(const publisher_ptr<T>& pub,
+                                                 std::size_t capacity) {
+  return subscription_channel<T>(pub, capacity);
+}
+
+// A blocking single-pass range over a publisher: `for (T v : to_iterable(pub, 32))`. At most
+// `prefetch` elements are requested ahead of the loop. If the stream fails, the increment that
+// reaches the end throws its exception. With a timeout, an element that does not come in time
+// throws bp::rs::timeout_error (and the subscription is cancelled). Leaving the loop early
+// cancels the subscription when the iterable is destroyed.
+template <class T>
+class blocking_iterable {
+ public:
+  blocking_iterable(const publisher_ptr<T>& pub, std::size_t prefetch,
+                    std::optional<std::chrono::nanoseconds> timeout = std::nullopt)
+      : ch_(pub, prefetch), timeout_(timeout) {}
+
+  class iterator {
+   public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::input_iterator_tag;
+    iterator() = default;
+    explicit iterator(blocking_iterable* it) : it_(it) { ++*this; }
+    T& operator*() const { return *cur_; }
+    T* operator->() const { return &*cur_; }
+    iterator& operator++() {
+      cur_ = it_->next();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& i, std::default_sentinel_t) { return !i.cur_; }
+
+   private:
+    blocking_iterable* it_ = nullptr;
+    mutable std::optional<T> cur_;
+  };
+
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  // The next element; std::nullopt at the end; throws the stream's error or timeout_error.
+  std::optional<T> next() {
+    std::optional<T> v = timeout_ ? ch_.recv_for(*timeout_) : ch_.recv();
+    if (v) return v;
+    if (!ch_.is_closed()) {
+      ch_.cancel();
+      throw timeout_error("bp::rs::to_iterable: no element within the timeout");
+    }
+    if (auto e = ch_.error()) std::rethrow_exception(e);
+    return std::nullopt;
+  }
+
+  void cancel() { ch_.cancel(); }
+
+ private:
+  subscription_channel<T> ch_;
+  std::optional<std::chrono::nanoseconds> timeout_;
+};
+
+template <class T>
+[[nodiscard]] blocking_iterable<T> to_iterable(const publisher_ptr<T>& pub,
+                                               std::size_t prefetch = 256) {
+  return blocking_iterable<T>(pub, prefetch);
+}
+
+template <class T, class Rep, class Period>
+[[nodiscard]] blocking_iterable<T> to_iterable(const publisher_ptr<T>& pub, std::size_t prefetch,
+                                               std::chrono::duration<Rep, Period> timeout) {
+  return blocking_iterable<T>(pub, prefetch,
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+}
+
+}  // namespace bp::rs
