@@ -92,7 +92,9 @@ std::size_t process_rss_bytes() noexcept {
 
 enum class engine::event_kind : int {
   watermark,
-  wait,
+  wait,         // buffer full
+  wait_token,   // throttle: no token
+  wait_demand,  // signal: no demand
   resume,
   drop,
   evict,
@@ -105,9 +107,31 @@ enum class engine::event_kind : int {
 
 namespace {
 constexpr std::string_view kind_name(engine::event_kind k) {
-  constexpr std::string_view names[] = {"watermark", "wait", "resume", "drop",   "evict",
-                                        "reject",    "cap",  "drain",  "control"};
-  return names[static_cast<int>(k)];
+  using K = engine::event_kind;
+  switch (k) {
+    case K::watermark:
+      return "watermark";
+    case K::wait:
+    case K::wait_token:  // rate-limited apart from `wait`, shown alike
+    case K::wait_demand:
+      return "wait";
+    case K::resume:
+      return "resume";
+    case K::drop:
+      return "drop";
+    case K::evict:
+      return "evict";
+    case K::reject:
+      return "reject";
+    case K::cap:
+      return "cap";
+    case K::drain:
+      return "drain";
+    case K::control:
+    case K::count_:
+      break;
+  }
+  return "control";
 }
 constexpr int kinds = static_cast<int>(engine::event_kind::count_);
 // At most this many lines per kind and second; the rest are counted and summarized.
@@ -193,6 +217,12 @@ struct engine::scenario {
         case event_kind::wait:
           what = fmt("the producer waited %llu more times: buffer full", (unsigned long long)n);
           break;
+        case event_kind::wait_token:
+          what = fmt("the producer waited %llu more times: no token", (unsigned long long)n);
+          break;
+        case event_kind::wait_demand:
+          what = fmt("the producer waited %llu more times: no demand", (unsigned long long)n);
+          break;
         default:
           what =
               fmt("%llu more %s events", (unsigned long long)n, std::string(kind_name(k)).c_str());
@@ -249,8 +279,11 @@ struct engine::scenario {
     }
     void begin_wait(wait_reason why) noexcept override {
       slot.wait_started_ns.store(to_ns(clock_type::now()), std::memory_order_relaxed);
+      const event_kind k = why == wait_reason::no_token    ? event_kind::wait_token
+                           : why == wait_reason::no_demand ? event_kind::wait_demand
+                                                           : event_kind::wait;
       try {
-        sc.say(event_kind::wait, [&] {
+        sc.say(k, [&] {
           switch (why) {
             case wait_reason::no_demand:
               return fmt(
@@ -594,7 +627,10 @@ std::string engine::configure(const settings& s) {
   settings live_only = settings_;
   live_only.producer_rate = s.producer_rate;
   live_only.consumer_rate = s.consumer_rate;
-  const bool restart = !(live_only == s);
+  // The throttle's bucket follows the consumer rate when throttle_rate is 0: a new bucket.
+  const bool bucket_follows = s.strategy == strategy_kind::throttle && s.throttle_rate == 0 &&
+                              s.consumer_rate != settings_.consumer_rate;
+  const bool restart = !(live_only == s) || bucket_follows;
   const settings before = settings_;
   settings_ = s;
   producer_rate_ = s.producer_rate;

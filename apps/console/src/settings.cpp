@@ -91,9 +91,9 @@ std::string validate(const settings& s) {
     why << "consumer_delay_s: " << s.consumer_delay_s << " is out of range 0.."
         << max_consumer_delay_s << " s";
   else if (s.capacity == 0 && s.strategy != strategy_kind::block &&
-           s.strategy != strategy_kind::unbounded)
+           s.strategy != strategy_kind::unbounded && s.strategy != strategy_kind::throttle)
     why << "capacity: 0 (a rendezvous: the producer hands each item to a waiting consumer) "
-           "works only with strategy block, not "
+           "works only with strategies block and throttle, not "
         << to_string(s.strategy);
   else if (!is_available(s.strategy))
     why << "strategy: " << to_string(s.strategy) << " is not available in this build (coming)";

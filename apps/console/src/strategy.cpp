@@ -1,6 +1,7 @@
 #include "strategy.hpp"
 
 #include <bp/channel.hpp>
+#include <bp/rate.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -8,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace bp::console {
 namespace {
@@ -153,13 +155,66 @@ class unbounded_strategy final : public strategy {
   std::atomic<std::size_t> size_{0};
 };
 
+// Throttle: a bp::token_bucket in front of the producer (rate-limiting is a policy, whatever
+// the consumer does: seed Q3), then a bounded bp::channel with the block policy behind it.
+class throttle_strategy final : public strategy {
+ public:
+  throttle_strategy(double rate, std::size_t burst, std::size_t capacity)
+      : bucket_(rate, burst), ch_(capacity, overflow::block) {}
+
+  strategy_kind kind() const noexcept override { return strategy_kind::throttle; }
+
+  offer_result offer(item&& it, producer_context& ctx) override {
+    if (!bucket_.try_acquire()) {
+      ctx.begin_wait(wait_reason::no_token);
+      // acquire_for parks only when the token comes within the slice; otherwise it answers at
+      // once and the producer sleeps a slice, so that it can be stopped meanwhile.
+      while (!bucket_.acquire_for(1, wait_slice)) {
+        if (!ctx.keep_going() || bucket_.is_closed()) {
+          ctx.end_wait();
+          return offer_result::stopped;
+        }
+        std::this_thread::sleep_for(wait_slice / 2);
+      }
+      ctx.end_wait();
+    }
+    status st = ch_.try_send(std::move(it));
+    if (st == status::ok) return offer_result::accepted;
+    if (st == status::closed) return offer_result::stopped;
+    ctx.begin_wait(wait_reason::buffer_full);
+    for (;;) {
+      st = ch_.send_for(std::move(it), wait_slice);
+      if (st == status::ok) break;
+      if (st == status::closed || !ctx.keep_going()) {
+        ctx.end_wait();
+        return offer_result::stopped;
+      }
+    }
+    ctx.end_wait();
+    return offer_result::accepted;
+  }
+
+  std::optional<item> take(std::chrono::milliseconds patience) override {
+    return ch_.recv_for(patience);
+  }
+  std::size_t depth() const noexcept override { return ch_.size(); }
+  std::size_t capacity() const noexcept override { return ch_.capacity(); }
+  void close() noexcept override {
+    bucket_.close();
+    ch_.close();
+  }
+
+ private:
+  token_bucket bucket_;
+  channel<item> ch_;
+};
+
 }  // namespace
 
 bool is_available(strategy_kind k) noexcept {
   switch (k) {
     case strategy_kind::signal:
-    case strategy_kind::throttle:
-      return false;  // coming: bp/streams.hpp and bp/rate.hpp are not in the library yet
+      return false;  // coming: bp/streams.hpp is not in the library yet
     default:
       return true;
   }
@@ -177,8 +232,10 @@ std::unique_ptr<strategy> make_strategy(const settings& s) {
       return std::make_unique<channel_strategy>(s.strategy, s.capacity);
     case strategy_kind::unbounded:
       return std::make_unique<unbounded_strategy>(s.unbounded_cap_bytes, s.payload_bytes);
-    case strategy_kind::signal:
     case strategy_kind::throttle:
+      return std::make_unique<throttle_strategy>(
+          s.throttle_rate > 0 ? s.throttle_rate : s.consumer_rate, s.throttle_burst, s.capacity);
+    case strategy_kind::signal:
       break;
   }
   throw std::invalid_argument("strategy " + std::string(to_string(s.strategy)) +

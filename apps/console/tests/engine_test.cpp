@@ -194,6 +194,38 @@ TEST(Strategy, UnboundedGrowsUntilTheSafetyCapStopsTheProducer) {
   expect_accounting(settle(e));
 }
 
+TEST(Strategy, ThrottleCapsTheProducerWithTokensAndLosesNothing) {
+  if (!is_available(strategy_kind::throttle)) GTEST_SKIP() << "throttle: coming";
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::throttle);  // tokens at the consumer rate: 40/s
+  engine e(cfg, fast());
+  e.start_all();
+  std::this_thread::sleep_for(300ms);
+  const snapshot a = e.latest();
+  std::this_thread::sleep_for(2s);
+  const snapshot b = e.latest();
+  EXPECT_NEAR(double(b.produced - a.produced) / (b.t - a.t), 40, 4) << "the bucket's rate";
+  EXPECT_GT(b.wait_share, 0.5) << "the producer waits for tokens most of the time";
+  EXPECT_LE(b.depth, 2u) << "the throttle matches the consumer: the buffer stays low";
+  EXPECT_TRUE(has_event(e, "producer waits: no token"));
+  const snapshot s = settle(e);
+  EXPECT_EQ(s.dropped + s.evicted + s.rejected, 0u);
+  expect_accounting(s);
+}
+
+TEST(Strategy, ThrottleAboveTheConsumerRateStillFillsTheBuffer) {
+  if (!is_available(strategy_kind::throttle)) GTEST_SKIP() << "throttle: coming";
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::throttle);
+  cfg.throttle_rate = 200;  // a policy, not feedback (seed Q3): the consumer takes only 40/s
+  engine e(cfg, fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().depth == cfg.capacity; }, 3s));
+  EXPECT_TRUE(
+      bp::test::eventually([&] { return has_event(e, "producer waits: buffer full"); }, 3s));
+  expect_accounting(settle(e));
+}
+
 TEST(Strategy, RendezvousHandsEachItemOver) {
   bp::test::watchdog dog(30s);
   settings cfg = overload(strategy_kind::block);
