@@ -84,6 +84,7 @@ class concurrency_limiter {
   explicit concurrency_limiter(limit_algorithm algorithm = fixed_limit{}, clock_ref clock = {})
       : algorithm_(std::move(algorithm)), clock_(clock) {
     estimate_ = std::visit([](const auto& a) { return a.initial(); }, algorithm_);
+    fixed_ = std::holds_alternative<fixed_limit>(algorithm_);
     limit_.store(to_limit(estimate_), std::memory_order_relaxed);
   }
   concurrency_limiter(const concurrency_limiter&) = delete;
@@ -140,7 +141,7 @@ class concurrency_limiter {
 
   // A token's end: frees its slot, feeds the sample (unless ignored), wakes a waiter.
   void complete(std::size_t in_flight_at_start, std::int64_t rtt_ns, bool dropped, bool sample) {
-    if (sample) {
+    if (sample && !fixed_) {
       const limit_sample s{std::chrono::nanoseconds(rtt_ns), clock_.now_ns(), in_flight_at_start,
                            dropped};
       std::lock_guard lock(m_);
@@ -158,6 +159,7 @@ class concurrency_limiter {
   mutable std::mutex m_;
   limit_algorithm algorithm_;
   double estimate_ = 1;
+  bool fixed_ = false;  // no samples to feed: completions skip the mutex
   clock_ref clock_;
 };
 
