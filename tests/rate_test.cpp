@@ -230,6 +230,19 @@ TEST(TokenBucket, SteadyClockCloseWakesAParkedWaiter) {
   t.join();
 }
 
+TEST(TokenBucket, OptionsAndAcquireUntil) {
+  bp::manual_clock clock;
+  bp::token_bucket b({.rate_per_second = 10, .burst = 2, .clock = clock});
+  EXPECT_EQ(b.burst(), 2u);
+  EXPECT_EQ(b.rate(), 10.0);
+  EXPECT_TRUE(b.acquire_until(2, std::chrono::steady_clock::now() + 1s));
+  EXPECT_FALSE(b.acquire_until(1, std::chrono::steady_clock::now() + 10ms));  // 100 ms away
+  bp::leaky_bucket l({.rate_per_second = 10, .capacity = 3, .clock = clock});
+  EXPECT_EQ(l.capacity(), 3u);
+  EXPECT_TRUE(l.acquire_until(1, std::chrono::system_clock::now() + 1s));
+  EXPECT_FALSE(l.acquire_until(1, std::chrono::system_clock::now() - 1s));
+}
+
 // ---- exactness: no drift ------------------------------------------------------------------
 
 // Drains the bucket every `step` (and once more at exactly `total`); returns the units granted.

@@ -4,6 +4,8 @@
 //                     average (Guava RateLimiter, golang.org/x/time/rate, tower's RateLimit).
 //   bp::leaky_bucket  lets units out at a constant `rate`, never two closer than 1/rate: smooth
 //                     outflow, queue of at most `capacity` units (nginx limit_req, shapers).
+//   bp::token_bucket_options, bp::leaky_bucket_options  the same arguments, for designated
+//                     initializers.
 //   bp::reservation   the answer of reserve(n): how long to wait before acting, cancellable
 //                     (x/time/rate's Reservation).
 //   bp::manual_clock, bp::clock_ref  (from detail/nanoclock.hpp) the injectable clock: both
@@ -100,6 +102,20 @@ inline std::int64_t validated_n(std::size_t n, std::size_t limit, const char* wh
 }
 
 }  // namespace detail
+
+// Options for the buckets, for designated initializers:
+//   bp::token_bucket api({.rate_per_second = 50, .burst = 20});
+//   bp::leaky_bucket pace({.rate_per_second = 1000, .capacity = 64, .clock = test_clock});
+struct token_bucket_options {
+  double rate_per_second = 0;
+  std::size_t burst = 1;
+  clock_ref clock{};
+};
+struct leaky_bucket_options {
+  double rate_per_second = 0;
+  std::size_t capacity = 1;
+  clock_ref clock{};
+};
 
 // The answer of reserve(n): the units are set aside for a moment that may lie in the future;
 // delay() says how long until then. Acting earlier than delay() breaks the rate.
@@ -200,6 +216,8 @@ class token_bucket {
       : core_(detail::validated_rate(rate_per_second, "bp::token_bucket"), clock),
         rate_(rate_per_second),
         burst_(detail::validated_size(burst, "bp::token_bucket", "burst")) {}
+  explicit token_bucket(const token_bucket_options& o)
+      : token_bucket(o.rate_per_second, o.burst, o.clock) {}
 
   token_bucket(const token_bucket&) = delete;
   token_bucket& operator=(const token_bucket&) = delete;
@@ -222,6 +240,13 @@ class token_bucket {
   template <class Rep, class Period>
   [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     return acquire_impl(n, detail::ns_after(0, timeout), "bp::token_bucket::acquire_for");
+  }
+
+  // As acquire_for with the time left until `deadline` (read on Clock) as the timeout.
+  template <class Clock, class Duration>
+  [[nodiscard]] bool acquire_until(std::size_t n,
+                                   std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_for(n, deadline - Clock::now());
   }
 
   // Sets n tokens aside now, possibly in the future; the reservation tells how long to wait.
@@ -292,6 +317,8 @@ class leaky_bucket {
       : core_(detail::validated_rate(rate_per_second, "bp::leaky_bucket"), clock),
         rate_(rate_per_second),
         capacity_(detail::validated_size(capacity, "bp::leaky_bucket", "capacity")) {}
+  explicit leaky_bucket(const leaky_bucket_options& o)
+      : leaky_bucket(o.rate_per_second, o.capacity, o.clock) {}
 
   leaky_bucket(const leaky_bucket&) = delete;
   leaky_bucket& operator=(const leaky_bucket&) = delete;
@@ -310,6 +337,13 @@ class leaky_bucket {
   template <class Rep, class Period>
   [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     return acquire_impl(n, detail::ns_after(0, timeout), "bp::leaky_bucket::acquire_for");
+  }
+
+  // As acquire_for with the time left until `deadline` (read on Clock) as the timeout.
+  template <class Clock, class Duration>
+  [[nodiscard]] bool acquire_until(std::size_t n,
+                                   std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_for(n, deadline - Clock::now());
   }
 
   [[nodiscard]] reservation reserve(std::size_t n = 1) {
