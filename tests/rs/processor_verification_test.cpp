@@ -173,6 +173,7 @@ TEST_P(ProcessorVerification, Rule_1_7_NothingAfterUpstreamCompleted) {
   settle();
   EXPECT_EQ(p_->terminals(), 1);
   EXPECT_EQ(p_->violations(), "");
+  EXPECT_EQ(sub_->cancels(), 0) << "rule 2.3: no call to a terminated subscription";
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ProcessorVerification, ::testing::ValuesIn(cases()),

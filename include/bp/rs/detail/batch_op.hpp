@@ -88,7 +88,12 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
   }
 
   void on_release() noexcept {
-    if (up_) up_->cancel();
+    bool upstream_ended = false;
+    {
+      std::lock_guard lock(m_);
+      upstream_ended = done_;
+    }
+    if (up_ && !upstream_ended) up_->cancel();  // rule 2.3: not after upstream's terminal
     std::lock_guard lock(m_);
     stopped_ = true;
     ready_.clear();

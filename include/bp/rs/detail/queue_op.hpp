@@ -90,8 +90,7 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
             overflow_error("bp::rs: buffer of " + std::to_string(q_.capacity()) +
                            " is full (on_backpressure_buffer reject, or upstream broke rule 1.1)"));
         overflowed_.store(true, std::memory_order_release);
-        done_.store(true, std::memory_order_release);
-        up_->cancel();
+        done_.store(true, std::memory_order_release);  // the drain loop cancels upstream
         break;
     }
     this->drain();
@@ -100,12 +99,14 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
   void on_error(std::exception_ptr e) override {
     if (done_.load(std::memory_order_relaxed)) return;
     error_ = std::move(e);
+    upstream_ended_.store(true, std::memory_order_relaxed);
     done_.store(true, std::memory_order_release);
     this->drain();
   }
 
   void on_complete() override {
     if (done_.load(std::memory_order_relaxed)) return;
+    upstream_ended_.store(true, std::memory_order_relaxed);
     done_.store(true, std::memory_order_release);
     this->drain();
   }
@@ -132,7 +133,11 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
   }
 
   void on_release() noexcept {
-    if (up_) up_->cancel();
+    // Not after upstream's own terminal signal: it is over, and rule 2.3 forbids calling its
+    // subscription from (what may still be inside) on_complete / on_error.
+    if (up_ &&
+        !(done_.load(std::memory_order_acquire) && upstream_ended_.load(std::memory_order_relaxed)))
+      up_->cancel();
     while (q_.try_recv()) {
     }
   }
@@ -171,6 +176,7 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
   std::exception_ptr error_;  // written before done_ / overflowed_ (release)
   std::atomic<bool> done_{false};
   std::atomic<bool> overflowed_{false};
+  std::atomic<bool> upstream_ended_{false};  // done_ came from on_complete / on_error
 };
 
 }  // namespace detail
