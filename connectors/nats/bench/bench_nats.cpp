@@ -11,6 +11,8 @@
 //             waits (retries on 10077) whenever the consumer falls behind
 //   pull      a consumer alone draining `count` preloaded messages with fetch batches 1/32/256,
 //             acknowledging each message
+// "buffered" rows leave nats.c's default (publishes and pull requests flushed by its background
+// thread); "send_asap" rows send each at once (bp::nats's default).
 // Prints a Markdown table (docs/distributed.md keeps one).
 #include <algorithm>
 #include <chrono>
@@ -240,7 +242,7 @@ struct driver {
   // Producer and consumer at once on a small block stream: end-to-end rate.
   std::pair<double, double> block(bool raw, std::vector<std::string> producer_extra) {
     const auto stream = make_stream(100);
-    bp::test::child c(cmd(raw, "consume", stream, {"batch=32"}));
+    bp::test::child c(cmd(raw, "consume", stream, {"batch=32", "send_asap=1"}));
     c.wait_for_output("ready", seconds(30));
     bp::test::child p(cmd(raw, "produce", stream, std::move(producer_extra)));
     const auto ps = finish(p, "producer");
@@ -291,25 +293,28 @@ int main(int argc, char** argv) {
   row("publish, synchronous (wait for each ack)", d.publish(false, {}), d.publish(true, {}));
   for (int w : {16, 256}) {
     const std::string ws = "window=" + std::to_string(w);
-    row("publish, window " + std::to_string(w), d.publish(false, {ws}), d.publish(true, {ws}));
+    row("publish, window " + std::to_string(w) + ", buffered",
+        d.publish(false, {ws, "send_asap=0"}), d.publish(true, {ws, "send_asap=0"}));
     row("publish, window " + std::to_string(w) + ", send_asap",
         d.publish(false, {ws, "send_asap=1"}), d.publish(true, {ws, "send_asap=1"}));
   }
   {
-    const auto b = d.block(false, {});
-    const auto r = d.block(true, {});
+    const auto b = d.block(false, {"send_asap=1"});
+    const auto r = d.block(true, {"send_asap=1"});
     row("block, cap 100, sync producer + pull 32", b.first, r.first,
         "waits bp " + std::to_string(static_cast<long>(b.second)) + ", raw " +
             std::to_string(static_cast<long>(r.second)));
-    const auto bw = d.block(false, {"window=256"});
+    const auto bw = d.block(false, {"window=256", "send_asap=1"});
     row("block, cap 100, window 256 + pull 32 (bp only)", bw.first, 0);
-    const auto b64 = d.block(false, {"window=64"});
+    const auto b64 = d.block(false, {"window=64", "send_asap=1"});
     row("block, cap 100, window 64 + pull 32 (bp only)", b64.first, 0);
   }
   for (int batch : {1, 32, 256})
-    row("pull, batch " + std::to_string(batch) + " (+ ack each)", d.pull(false, batch, false),
+    row("pull, batch " + std::to_string(batch) + ", buffered", d.pull(false, batch, false),
         d.pull(true, batch, false));
-  row("pull, batch 1, send_asap", d.pull(false, 1, true), d.pull(true, 1, true));
+  for (int batch : {1, 32, 256})
+    row("pull, batch " + std::to_string(batch) + ", send_asap", d.pull(false, batch, true),
+        d.pull(true, batch, true));
   server.stop();
   return 0;
 }

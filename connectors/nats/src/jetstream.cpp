@@ -40,6 +40,7 @@ constexpr int js_msg_too_big = 10054;   // message size exceeds the stream's Max
 constexpr int js_stream_not_found = 10059;
 constexpr int js_consumer_not_found = 10014;
 constexpr const char* eos_header = "Bp-End-Of-Stream";
+constexpr milliseconds try_recv_wait{50};  // the longest a try_recv waits for the server
 
 std::int64_t to_ns(milliseconds d) {
   return std::chrono::duration_cast<nanoseconds>(d).count();
@@ -113,8 +114,6 @@ void validate(const options& o) {
   if (o.max_ack_pending < 1) invalid("max_ack_pending", "must be at least 1");
   if (o.max_deliver == 0 || o.max_deliver < -1) invalid("max_deliver", "must be -1 or positive");
   if (o.fetch_batch < 1) invalid("fetch_batch", "must be at least 1");
-  if (o.fetch_batch > o.max_ack_pending)
-    invalid("fetch_batch", "exceeds max_ack_pending (the server would never fill the batch)");
   if (!o.durable.empty() && !valid_name(o.durable))
     invalid("durable", "'" + o.durable + "' is not a consumer name");
   if (o.max_in_flight > 0 && o.policy != overflow::block && o.policy != overflow::drop_oldest)
@@ -219,6 +218,16 @@ struct stream_facts {
   std::size_t capacity = 0;
 };
 
+// Whether an existing stream already has what we would set: then nothing is sent (an update
+// needs the cluster's meta leader, which may be in an election right after a node loss).
+bool same_stream_config(const jsStreamConfig& a, const jsStreamConfig& b) {
+  return a.SubjectsLen == 1 && a.Subjects != nullptr && a.Subjects[0] != nullptr &&
+         std::strcmp(a.Subjects[0], b.Subjects[0]) == 0 && a.Retention == b.Retention &&
+         a.MaxMsgs == b.MaxMsgs && a.MaxBytes == b.MaxBytes && a.MaxMsgSize == b.MaxMsgSize &&
+         a.Discard == b.Discard && a.Storage == b.Storage && a.Replicas == b.Replicas &&
+         a.Duplicates == b.Duplicates;
+}
+
 stream_facts ensure_stream(connection& c, const options& o) {
   jsOptions jo = api_options(o);
   stream_info_guard si;
@@ -261,6 +270,7 @@ stream_facts ensure_stream(connection& c, const options& o) {
   cfg.Storage = o.store == storage::file ? js_FileStorage : js_MemoryStorage;
   cfg.Replicas = o.replicas;
   cfg.Duplicates = to_ns(o.duplicate_window);
+  if (!missing && same_stream_config(*si.p->Config, cfg)) return {o.subject, o.capacity};
   stream_info_guard out;
   jerr = static_cast<jsErrCode>(0);
   s = missing ? js_AddStream(&out.p, c.js, &cfg, &jo, &jerr)
@@ -298,6 +308,12 @@ std::uint64_t ensure_consumer(connection& c, const options& o, const std::string
   const bool missing = (s == NATS_NOT_FOUND || jerr == js_consumer_not_found);
   if (s != NATS_OK && !missing)
     fail("cannot read consumer '" + durable + "' of stream '" + o.stream + "'", s, jerr);
+  if (!missing) {
+    const auto& have = *ci.p->Config;
+    if (have.AckPolicy == cc.AckPolicy && have.AckWait == cc.AckWait &&
+        have.MaxAckPending == cc.MaxAckPending && have.MaxDeliver == cc.MaxDeliver)
+      return ci.p->Delivered.Stream;
+  }
   consumer_info_guard out;
   jerr = static_cast<jsErrCode>(0);
   s = missing ? js_AddConsumer(&out.p, c.js, o.stream.c_str(), &cc, &jo, &jerr)
@@ -811,7 +827,10 @@ struct byte_receiver::impl {
 
   // Fetches into `batch`; false when nothing came (timeout / nothing pending).
   bool fetch(bool may_wait, clock::time_point deadline, int max_batch) {
-    const int want = max_batch > 0 ? std::min(max_batch, o.fetch_batch) : o.fetch_batch;
+    // A batch above max_ack_pending could never fill: the server stops delivering there.
+    const int cap = static_cast<int>(
+        std::min<std::int64_t>(o.fetch_batch, std::max<std::int64_t>(1, o.max_ack_pending)));
+    const int want = max_batch > 0 ? std::min(max_batch, cap) : cap;
     natsMsgList list{nullptr, 0};
     jsErrCode jerr = static_cast<jsErrCode>(0);
     natsStatus s;
@@ -821,8 +840,10 @@ struct byte_receiver::impl {
       jsFetchRequest req;
       jsFetchRequest_Init(&req);
       req.Batch = want;
+      // no_wait: the server answers at once (404 when nothing is pending). nats.c 3.4 still
+      // waits for the request's expiry when no message came, so the expiry bounds try_recv.
       req.NoWait = true;
-      req.Expires = to_ns(o.request_timeout);
+      req.Expires = to_ns(std::min(o.request_timeout, try_recv_wait));
       s = natsSubscription_FetchRequest(&list, sub, &req);
     }
     if (s == NATS_OK) {

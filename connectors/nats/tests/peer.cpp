@@ -6,7 +6,7 @@
 //     sends "0", "1", ... (padded to `size` bytes) and prints one line per answer that is not
 //     ok ("full 7"), then "summary ok=.. full=.. dropped=.. timeout=.. closed=.. seconds=.."
 //   bp_nats_peer consume url=... stream=S subject=s capacity=10 policy=block [count=N]
-//                [delay_ms=0] [ack=1] [ack_wait_ms=30000] [batch=1] [idle_ms=10000] [quiet=0]
+//                [delay_ms=0] [ack=1] [ack_wait_ms=30000] [batch=32] [idle_ms=10000] [quiet=0]
 //     receives until the end of stream, `count` values, or `idle_ms` without a message;
 //     prints "v <value> <delivered>" per value, then "summary received=.. evicted=.. ...
 //     seconds=.." (seconds from the first message to the last).
@@ -68,10 +68,10 @@ bp::nats::options options_of(const std::map<std::string, std::string>& kv) {
       str(kv, "storage", "file") == "memory" ? bp::nats::storage::memory : bp::nats::storage::file;
   o.max_in_flight = static_cast<std::size_t>(num(kv, "window", 0));
   o.ack_wait = milliseconds(num(kv, "ack_wait_ms", 30000));
-  o.fetch_batch = static_cast<int>(num(kv, "batch", 1));
+  o.fetch_batch = static_cast<int>(num(kv, "batch", o.fetch_batch));
   o.max_ack_pending = std::max<long>(num(kv, "max_ack_pending", 1024), o.fetch_batch);
   o.fetch_wait = milliseconds(num(kv, "fetch_wait_ms", 1000));
-  o.send_asap = num(kv, "send_asap", 0) != 0;
+  o.send_asap = num(kv, "send_asap", o.send_asap ? 1 : 0) != 0;
   return o;
 }
 

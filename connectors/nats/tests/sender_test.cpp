@@ -62,6 +62,9 @@ TEST(sender_options, invalid_arguments_name_the_field) {
   o.fetch_batch = 0;
   expect_field(o, "fetch_batch");
   o = ok;
+  o.max_ack_pending = 0;
+  expect_field(o, "max_ack_pending");
+  o = ok;
   o.ack_wait = 0ms;
   expect_field(o, "ack_wait");
   o = ok;

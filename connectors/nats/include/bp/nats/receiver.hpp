@@ -85,6 +85,8 @@ class receiver {
   explicit receiver(const options& o) : impl_(std::make_unique<detail::byte_receiver>(o)) {}
 
   std::optional<T> recv() { return take(true, forever()); }
+  // A value already fetched, or one pull without waiting for new messages: one round trip to
+  // the server, at most 50 ms (nats.c 3.4 lets an empty no-wait pull run to its expiry).
   std::optional<T> try_recv() { return take(false, forever()); }
   template <class Rep, class Period>
   std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
