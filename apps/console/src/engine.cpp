@@ -101,6 +101,7 @@ enum class engine::event_kind : int {
   reject,
   cap,
   drain,
+  demand,
   control,
   count_
 };
@@ -127,6 +128,8 @@ constexpr std::string_view kind_name(engine::event_kind k) {
       return "cap";
     case K::drain:
       return "drain";
+    case K::demand:
+      return "demand";
     case K::control:
     case K::count_:
       break;
@@ -165,8 +168,25 @@ struct engine::scenario {
 
   std::vector<std::jthread> threads;
 
-  scenario(engine& e, const settings& s) : eng(e), cfg(s), strat(make_strategy(s)) {
+  // The strategy is made last: a signal strategy requests demand (and reports it through the
+  // hooks) while it is being built.
+  scenario(engine& e, const settings& s) : eng(e), cfg(s) {
+    strat = make_strategy(s, hooks());
     for (int i = 0; i < s.producers; ++i) slots.push_back(std::make_unique<producer_slot>());
+  }
+
+  strategy_hooks hooks() {
+    strategy_hooks h;
+    h.on_request = [this](std::int64_t n, std::int64_t outstanding) {
+      try {
+        say(event_kind::demand, [&] {
+          return fmt("consumer signals demand: request(%lld), %lld item(s) may come now",
+                     (long long)n, (long long)outstanding);
+        });
+      } catch (...) {
+      }
+    };
+    return h;
   }
 
   double now_s() const {

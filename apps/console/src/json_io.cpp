@@ -7,12 +7,17 @@
 namespace bp::console {
 
 json to_json(const settings& s) {
-  return {{"producer_rate", s.producer_rate}, {"consumer_rate", s.consumer_rate},
-          {"capacity", s.capacity},           {"producers", s.producers},
-          {"consumers", s.consumers},         {"strategy", to_string(s.strategy)},
-          {"payload_bytes", s.payload_bytes}, {"unbounded_cap_bytes", s.unbounded_cap_bytes},
-          {"throttle_rate", s.throttle_rate}, {"throttle_burst", s.throttle_burst},
-          {"signal_batch", s.signal_batch},   {"consumer_delay_s", s.consumer_delay_s}};
+  return {{"producer_rate", s.producer_rate},
+          {"consumer_rate", s.consumer_rate},
+          {"capacity", s.capacity},
+          {"producers", s.producers},
+          {"consumers", s.consumers},
+          {"strategy", to_string(s.strategy)},
+          {"payload_bytes", s.payload_bytes},
+          {"unbounded_cap_bytes", s.unbounded_cap_bytes},
+          {"throttle_rate", s.throttle_rate},
+          {"throttle_burst", s.throttle_burst},
+          {"consumer_delay_s", s.consumer_delay_s}};
 }
 
 namespace {
@@ -129,7 +134,7 @@ std::string settings_from_json(const json& patch, const settings& base, settings
   static const char* known[] = {"producer_rate",  "consumer_rate",       "capacity",
                                 "producers",      "consumers",           "strategy",
                                 "payload_bytes",  "unbounded_cap_bytes", "throttle_rate",
-                                "throttle_burst", "signal_batch",        "consumer_delay_s"};
+                                "throttle_burst", "consumer_delay_s"};
   for (const auto& [key, value] : patch.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
@@ -143,7 +148,6 @@ std::string settings_from_json(const json& patch, const settings& base, settings
       !r.integer("unbounded_cap_bytes", s.unbounded_cap_bytes) ||
       !r.number("throttle_rate", s.throttle_rate) ||
       !r.integer("throttle_burst", s.throttle_burst) ||
-      !r.integer("signal_batch", s.signal_batch) ||
       !r.number("consumer_delay_s", s.consumer_delay_s))
     return r.why.str();
   if (auto it = patch.find("strategy"); it != patch.end()) {

@@ -84,8 +84,6 @@ std::string validate(const settings& s) {
         << ".." << max_rate << " items/s";
   else if (s.throttle_burst < 1 || s.throttle_burst > max_throttle_burst)
     why << "throttle_burst: " << s.throttle_burst << " is out of range 1.." << max_throttle_burst;
-  else if (s.signal_batch > max_capacity)
-    why << "signal_batch: " << s.signal_batch << " is out of range 0.." << max_capacity;
   else if (!std::isfinite(s.consumer_delay_s) || s.consumer_delay_s < 0 ||
            s.consumer_delay_s > max_consumer_delay_s)
     why << "consumer_delay_s: " << s.consumer_delay_s << " is out of range 0.."

@@ -46,8 +46,6 @@ struct settings {
   // Throttle: token rate (0: the consumer rate) and bucket size.
   double throttle_rate = 0.0;
   std::size_t throttle_burst = 1;
-  // Signal: how many items the consumer requests at a time (0: the capacity).
-  std::size_t signal_batch = 0;
   // Start the consumers this long after the producers (the Burst preset: 2 s).
   double consumer_delay_s = 0.0;
 

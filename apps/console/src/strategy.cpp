@@ -214,13 +214,17 @@ class throttle_strategy final : public strategy {
 bool is_available(strategy_kind k) noexcept {
   switch (k) {
     case strategy_kind::signal:
+#ifdef BP_CONSOLE_HAVE_STREAMS
+      return true;
+#else
       return false;  // coming: bp/streams.hpp is not in the library yet
+#endif
     default:
       return true;
   }
 }
 
-std::unique_ptr<strategy> make_strategy(const settings& s) {
+std::unique_ptr<strategy> make_strategy(const settings& s, strategy_hooks hooks) {
   if (!is_available(s.strategy))
     throw std::invalid_argument("strategy " + std::string(to_string(s.strategy)) +
                                 " is not available in this build (coming)");
@@ -236,7 +240,11 @@ std::unique_ptr<strategy> make_strategy(const settings& s) {
       return std::make_unique<throttle_strategy>(
           s.throttle_rate > 0 ? s.throttle_rate : s.consumer_rate, s.throttle_burst, s.capacity);
     case strategy_kind::signal:
+#ifdef BP_CONSOLE_HAVE_STREAMS
+      return make_signal_strategy(s, std::move(hooks));
+#else
       break;
+#endif
   }
   throw std::invalid_argument("strategy " + std::string(to_string(s.strategy)) +
                               " is not available in this build (coming)");

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -75,7 +76,18 @@ class strategy {
   virtual void close() noexcept = 0;
 };
 
+// What a strategy may report outside an offer() (from the consumer's thread).
+struct strategy_hooks {
+  // signal: the consumer asked for `n` more items with request(n); `outstanding` is the demand
+  // not yet met after that.
+  std::function<void(std::int64_t n, std::int64_t outstanding)> on_request;
+};
+
 // Throws std::invalid_argument for a strategy this build cannot run (see is_available).
-[[nodiscard]] std::unique_ptr<strategy> make_strategy(const settings& s);
+[[nodiscard]] std::unique_ptr<strategy> make_strategy(const settings& s, strategy_hooks hooks = {});
+
+// signal_strategy.cpp, built only when the library has bp/streams.hpp.
+[[nodiscard]] std::unique_ptr<strategy> make_signal_strategy(const settings& s,
+                                                             strategy_hooks hooks);
 
 }  // namespace bp::console

@@ -194,6 +194,25 @@ TEST(Strategy, UnboundedGrowsUntilTheSafetyCapStopsTheProducer) {
   expect_accounting(settle(e));
 }
 
+TEST(Strategy, SignalEmitsOnlyAgainstDemand) {
+  if (!is_available(strategy_kind::signal)) GTEST_SKIP() << "signal: coming";
+  bp::test::watchdog dog(30s);
+  engine e(overload(strategy_kind::signal), fast());  // capacity 8: request(8), then refills
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting > 0; }, 3s));
+  std::this_thread::sleep_for(1s);
+  const snapshot live = e.latest();
+  EXPECT_GT(live.wait_share, 0.5) << "a 10:1 overload: the producer waits for demand";
+  EXPECT_LE(live.depth, live.capacity);
+  EXPECT_NEAR(live.produce_rate, 40, 15) << "emits at the pace the consumer requests";
+  EXPECT_TRUE(has_event(e, "producer waits: no demand"));
+  EXPECT_TRUE(has_event(e, "request(8)")) << "the first request is the capacity";
+  EXPECT_TRUE(has_event(e, "request(6)")) << "then refills of 75%";
+  const snapshot s = settle(e);
+  EXPECT_EQ(s.dropped + s.evicted + s.rejected, 0u);
+  expect_accounting(s);
+}
+
 TEST(Strategy, ThrottleCapsTheProducerWithTokensAndLosesNothing) {
   if (!is_available(strategy_kind::throttle)) GTEST_SKIP() << "throttle: coming";
   bp::test::watchdog dog(30s);
