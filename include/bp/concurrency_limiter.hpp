@@ -140,10 +140,12 @@ class concurrency_limiter {
   inline token admit_waiting(detail::clock::time_point deadline);
 
   // A token's end: frees its slot, feeds the sample (unless ignored), wakes a waiter.
-  void complete(std::size_t in_flight_at_start, std::int64_t rtt_ns, bool dropped, bool sample) {
+  // `now_ns` < 0: not read yet.
+  void complete(std::size_t in_flight_at_start, std::int64_t rtt_ns, bool dropped, bool sample,
+                std::int64_t now_ns) {
     if (sample && !fixed_) {
-      const limit_sample s{std::chrono::nanoseconds(rtt_ns), clock_.now_ns(), in_flight_at_start,
-                           dropped};
+      const limit_sample s{std::chrono::nanoseconds(rtt_ns), now_ns < 0 ? clock_.now_ns() : now_ns,
+                           in_flight_at_start, dropped};
       std::lock_guard lock(m_);
       estimate_ = std::visit([&](auto& a) { return a.update(s, estimate_); }, algorithm_);
       limit_.store(to_limit(estimate_), std::memory_order_seq_cst);
@@ -190,21 +192,25 @@ class concurrency_limiter::token {
   [[nodiscard]] std::size_t in_flight_at_start() const noexcept { return in_flight_; }
 
   void on_success() {
-    if (lim_) finish(lim_->clock().now_ns() - start_ns_, false, true);
+    if (lim_) finish_at(lim_->clock().now_ns(), false);
   }
-  void on_success(std::chrono::nanoseconds latency) { finish(latency.count(), false, true); }
+  void on_success(std::chrono::nanoseconds latency) { finish(latency.count(), false, true, -1); }
   void on_dropped() {
-    if (lim_) finish(lim_->clock().now_ns() - start_ns_, true, true);
+    if (lim_) finish_at(lim_->clock().now_ns(), true);
   }
-  void on_ignore() noexcept { finish(0, false, false); }
+  void on_ignore() noexcept { finish(0, false, false, -1); }
 
  private:
   friend class concurrency_limiter;
   token(concurrency_limiter* l, std::size_t in_flight) noexcept
       : lim_(l), start_ns_(l->clock().now_ns()), in_flight_(in_flight) {}
 
-  void finish(std::int64_t rtt_ns, bool dropped, bool sample) noexcept {
-    if (auto* l = std::exchange(lim_, nullptr)) l->complete(in_flight_, rtt_ns, dropped, sample);
+  void finish(std::int64_t rtt_ns, bool dropped, bool sample, std::int64_t now_ns) noexcept {
+    if (auto* l = std::exchange(lim_, nullptr))
+      l->complete(in_flight_, rtt_ns, dropped, sample, now_ns);
+  }
+  void finish_at(std::int64_t now_ns, bool dropped) noexcept {
+    finish(now_ns - start_ns_, dropped, true, now_ns);
   }
 
   concurrency_limiter* lim_ = nullptr;
