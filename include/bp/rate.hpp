@@ -19,7 +19,7 @@
 // Example (examples/rate_limit.cpp):
 //
 //   bp::token_bucket bucket(100.0, 10);          // 100 per second, bursts of 10
-//   if (!bucket.try_acquire()) return reject();  // never waits: lock-free, ~30 ns
+//   if (!bucket.try_acquire()) return reject();  // never waits: a clock read and a CAS
 //   bucket.acquire(4);                           // parks until 4 tokens are there
 //   auto r = bucket.reserve();                   // or: when may I go?
 //   std::this_thread::sleep_for(r.delay());
