@@ -69,7 +69,9 @@ struct watermark_buffer_options {
   std::function<std::size_t(const T&)> size = default_item_size{};
   // Fires once per crossing, on the thread whose read brought the bytes down, outside any lock:
   // it may write to this buffer (Node's producers resume in their 'drain' handler) but must not
-  // destroy it. It must not throw (std::terminate if it does).
+  // destroy it. With a budget, write from it with try_write or write_for: a write() waiting for
+  // budget bytes there would stall the reader that is meant to give them back. It must not throw
+  // (std::terminate if it does).
   std::function<void()> on_drain{};
   // When set, each item's bytes are reserved from this budget (on a stream of its own opened
   // by the buffer) before the item is buffered, and given back when it is read. The budget must
