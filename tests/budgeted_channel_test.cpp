@@ -83,6 +83,10 @@ TEST(BudgetedChannelBlock, FullChannelTimesOutAndGivesTheBytesBack) {
   ASSERT_EQ(ch.send(item(10)), status::ok);
   EXPECT_EQ(ch.send_for(item(10), 10ms), status::timeout);
   EXPECT_EQ(ch.send_until(item(10), std::chrono::system_clock::now() + 5ms), status::timeout);
+  const std::string lvalue = item(10);
+  EXPECT_EQ(ch.send_until(lvalue, std::chrono::steady_clock::now() + 5ms), status::timeout);
+  EXPECT_EQ(ch.send_for(lvalue, 1ms), status::timeout);
+  EXPECT_EQ(ch.try_send(lvalue), status::full);
   EXPECT_EQ(budget.in_use(), 10u) << "the reservation of a value not taken is given back";
 }
 

@@ -7,7 +7,7 @@
 //                                    them back. Same verbs and bp::status answers as bp::channel.
 //   bp::budgeted_channel_options<T>  capacity, policy, size function, drop handler, max_block.
 //
-// Example:
+// Example (compiled twin: examples/memory_budget_basics.cpp):
 //
 //   bp::memory_budget budget(64 << 20);                       // shared by every channel
 //   bp::budgeted_channel<std::string> orders(budget, {.capacity = 1024});
@@ -153,6 +153,13 @@ class budgeted_channel {
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
     return send_impl(value, true, to_steady(deadline));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status send_until(
+      const T& value,
+      std::chrono::time_point<Clock, Duration> deadline) requires std::copy_constructible<T> {
+    T copy(value);
+    return send_until(std::move(copy), deadline);
   }
 
   // --- receiving -------------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 //   bp::default_item_size           the size function used when none is given: size() *
 //                                   sizeof(element) for contiguous ranges, sizeof(T) otherwise.
 //
-// Example (examples/memory_budget.cpp runs the full Q2 scenario):
+// Example (compiled twin: examples/memory_budget_basics.cpp; examples/memory_budget.cpp runs the
+// full Q2 scenario: 500 streams x 1 MiB high watermark under 64 MiB):
 //
 //   bp::memory_budget budget(64 << 20);                  // 64 MiB for the whole process
 //   auto conn = budget.open_stream();                    // one per connection

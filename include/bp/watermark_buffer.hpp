@@ -10,7 +10,8 @@
 //   bp::watermark_buffer_stats       counters: writes, reads, peak bytes, drains, ...
 //   bp::write_result                 the answer to a write: status + keep_writing.
 //
-// Example (examples/memory_budget.cpp runs 500 of these under one budget):
+// Example (compiled twin: examples/memory_budget_basics.cpp; examples/memory_budget.cpp runs 500
+// of these under one budget):
 //
 //   bp::memory_budget budget(64 << 20);
 //   bp::watermark_buffer<std::string> out({.high_watermark = 1 << 20,
