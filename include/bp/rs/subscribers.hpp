@@ -123,8 +123,9 @@ class lambda_subscriber final : public subscriber<T> {
     try {
       f_(std::move(v));
     } catch (...) {  // rule 2.13: do not throw at the publisher; cancel and report instead
-      cancel();
-      finish(std::current_exception());
+      auto e = std::current_exception();
+      cancel_subscription();
+      deliver(std::move(e));
       return;
     }
     const std::int64_t refill = o_.strategy.refill();
@@ -134,29 +135,33 @@ class lambda_subscriber final : public subscriber<T> {
     }
   }
 
-  void on_error(std::exception_ptr e) override { finish(std::move(e)); }
-  void on_complete() override { finish(nullptr); }
+  void on_error(std::exception_ptr e) override {
+    if (!latch_.is_set()) deliver(std::move(e));
+  }
+  void on_complete() override {
+    if (!latch_.is_set()) deliver(nullptr);
+  }
 
   void cancel() noexcept {
-    std::shared_ptr<subscription> s;
-    {
-      std::lock_guard lock(m_);
-      cancelled_ = true;
-      s = std::move(sub_);
-    }
-    if (s) s->cancel();
+    cancel_subscription();
     latch_.set();
   }
 
   done_latch& latch() noexcept { return latch_; }
 
  private:
-  void finish(std::exception_ptr e) {  // rule 2.4: the subscription is now cancelled
-    if (latch_.is_set() && !e) return;
+  void cancel_subscription() noexcept {
+    std::shared_ptr<subscription> s;
     {
       std::lock_guard lock(m_);
-      sub_.reset();
+      cancelled_ = true;
+      s = sub_;  // sub_ itself is never reset: on_next reads it without the lock
     }
+    if (s) s->cancel();
+  }
+
+  // Rule 2.4: after this the subscription is considered cancelled; nothing calls it again.
+  void deliver(std::exception_ptr e) {
     if (e) {
       if (o_.on_error) o_.on_error(std::move(e));
     } else if (o_.on_complete) {
@@ -167,7 +172,10 @@ class lambda_subscriber final : public subscriber<T> {
 
   F f_;
   subscribe_options o_;
-  std::mutex m_;  // guards sub_ between the signal thread and cancel() from a handle
+  // Guards the one write of sub_ (in on_subscribe) against cancel() from a handle; on_next
+  // reads sub_ without it (it happens after on_subscribe, and sub_ never changes again). The
+  // subscription keeps nothing of ours once cancelled or terminated (rule 3.13): no cycle.
+  std::mutex m_;
   std::shared_ptr<subscription> sub_;
   bool cancelled_ = false;
   std::int64_t received_ = 0;  // signal thread only

@@ -46,6 +46,7 @@ class emitter : public subscription, public std::enable_shared_from_this<emitter
   explicit emitter(std::shared_ptr<subscriber<T>> down) noexcept : down_(std::move(down)) {}
 
   void request(std::int64_t n) final {
+    if (ended_.load(std::memory_order_acquire)) return;  // rule 3.6: a no-op once cancelled
     if (n <= 0) {
       std::int64_t none = 1;  // keep the first offending value for the message
       bad_.compare_exchange_strong(none, n, std::memory_order_acq_rel);
@@ -135,11 +136,13 @@ class emitter : public subscription, public std::enable_shared_from_this<emitter
   }
 
   void release() noexcept {
+    ended_.store(true, std::memory_order_release);
     down_.reset();
     derived().on_release();
   }
 
   void finish(std::exception_ptr e) {
+    ended_.store(true, std::memory_order_release);
     auto down = std::move(down_);
     derived().on_release();
     if (!down) return;
@@ -154,6 +157,7 @@ class emitter : public subscription, public std::enable_shared_from_this<emitter
   std::atomic<std::int64_t> requested_{0};
   std::atomic<std::int64_t> bad_{1};  // <= 0: the first non-positive request(n), to report
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> ended_{false};  // the loop terminated: request is a no-op (no upstream call)
 };
 
 // Creates an emitter, hands it to the subscriber (rule 1.9: on_subscribe first), then runs one
