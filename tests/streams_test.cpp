@@ -337,6 +337,33 @@ TEST(Streams, SignalIntoBlockAndBack) {
   EXPECT_EQ(expected, 1000);
 }
 
+TEST(Streams, FreeFunctionFormsAndDerivedPublisherPointers) {
+  // A shared_ptr to a publisher's own class works wherever a publisher_ptr<T> does.
+  struct three : publisher<int> {
+    void subscribe(std::shared_ptr<subscriber<int>> s) override { just(1, 2, 3)->subscribe(s); }
+  };
+  auto mine = std::make_shared<three>();
+  EXPECT_EQ(collect(map(filter(mine, [](int v) { return v != 2; }), [](int v) { return v * 10; })),
+            (std::vector<int>{10, 30}));
+  EXPECT_EQ(collect(mine | take(2)), (std::vector<int>{1, 2}));
+  EXPECT_EQ(collect(limit_rate(take(mine, 1), 1)), (std::vector<int>{1}));
+  int sum = 0;
+  for (int v : to_iterable(mine, 2)) sum += v;
+  EXPECT_EQ(sum, 6);
+  auto h = subscribe(mine, [&](int v) { sum += v; });
+  EXPECT_TRUE(h.wait_for(1s));
+  EXPECT_EQ(sum, 12);
+  EXPECT_EQ(collect(on_backpressure_buffer(mine, 4, bp::overflow::block)),
+            (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(collect(batch(mine, 2)).size(), 2u);
+  worker w;
+  EXPECT_EQ(collect(observe_on(mine, w.executor(), 2)), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(collect(mine | observe_on(w, 2)), (std::vector<int>{1, 2, 3}));
+  auto dropped = on_backpressure_drop(mine);
+  auto latest = on_backpressure_latest(mine);
+  EXPECT_TRUE(dropped && latest);
+}
+
 TEST(Streams, NoLeaksOrDoubleDestroys) {
   const long before = counted::live.load();
   {

@@ -84,4 +84,20 @@ struct processor : subscriber<T>, publisher<R> {};
 template <class T>
 using publisher_ptr = std::shared_ptr<publisher<T>>;
 
+namespace detail {
+template <class T>
+T publisher_element(const publisher<T>*);  // never defined: names T for any publisher type
+}  // namespace detail
+
+// P is publisher<T> or a class derived from it (so shared_ptr<my_publisher> works everywhere a
+// publisher_ptr<T> does).
+template <class P>
+concept publisher_type = requires(P* p) {
+  detail::publisher_element(p);
+};
+
+// The element type T of a publisher type P.
+template <publisher_type P>
+using element_t = decltype(detail::publisher_element(static_cast<P*>(nullptr)));
+
 }  // namespace bp::rs

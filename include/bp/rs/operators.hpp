@@ -265,11 +265,13 @@ inline std::int64_t checked_prefetch(std::int64_t n, const char* who) {
 
 }  // namespace detail
 
-// `publisher | stage`: the publisher that runs the stage on each subscription.
-template <class T, class Op>
+// `publisher | stage`: the publisher that runs the stage on each subscription. Each stage also
+// has a free-function form taking the publisher first: `map(pub, f)` is `pub | map(f)`.
+template <publisher_type P, class Op>
 requires std::derived_from<Op, detail::stage_tag>
-[[nodiscard]] auto operator|(publisher_ptr<T> p, const Op& op) {
-  return op.template apply<T>(std::move(p));
+[[nodiscard]] auto operator|(std::shared_ptr<P> p, const Op& op) {
+  using T = element_t<P>;
+  return op.template apply<T>(publisher_ptr<T>(std::move(p)));
 }
 
 template <class F>
@@ -289,7 +291,8 @@ template <class P>
 
 // on_drop: called with each element dropped for lack of demand (may be omitted).
 template <class D = std::nullptr_t>
-[[nodiscard]] auto on_backpressure_drop(D on_drop = nullptr) {
+requires(!std::derived_from<D, detail::stage_tag>)
+    [[nodiscard]] auto on_backpressure_drop(D on_drop = nullptr) {
   return detail::drop_op<D>{{}, std::move(on_drop)};
 }
 
@@ -340,6 +343,52 @@ template <class Rep = std::int64_t, class Period = std::milli>
     throw std::invalid_argument("bp::rs::batch: max_wait must be >= 0");
   return detail::batch_desc{
       {}, n, std::chrono::duration_cast<std::chrono::steady_clock::duration>(max_wait)};
+}
+
+// Same as observe_on(w.executor(), prefetch).
+[[nodiscard]] inline auto observe_on(const worker& w, std::int64_t prefetch = 256) {
+  return observe_on(w.executor(), prefetch);
+}
+
+// --- free-function forms: op(pub, args...) == pub | op(args...) ------------------------------
+
+template <publisher_type P, class F>
+[[nodiscard]] auto map(std::shared_ptr<P> p, F f) {
+  return std::move(p) | map(std::move(f));
+}
+template <publisher_type P, class Pred>
+[[nodiscard]] auto filter(std::shared_ptr<P> p, Pred pred) {
+  return std::move(p) | filter(std::move(pred));
+}
+template <publisher_type P>
+[[nodiscard]] auto take(std::shared_ptr<P> p, std::int64_t n) {
+  return std::move(p) | take(n);
+}
+template <publisher_type P, class D = std::nullptr_t>
+[[nodiscard]] auto on_backpressure_drop(std::shared_ptr<P> p, D on_drop = nullptr) {
+  return std::move(p) | on_backpressure_drop(std::move(on_drop));
+}
+template <publisher_type P, class D = std::nullptr_t>
+[[nodiscard]] auto on_backpressure_buffer(std::shared_ptr<P> p, std::size_t capacity,
+                                          overflow policy = overflow::reject, D on_drop = nullptr) {
+  return std::move(p) | on_backpressure_buffer(capacity, policy, std::move(on_drop));
+}
+template <publisher_type P>
+[[nodiscard]] auto on_backpressure_latest(std::shared_ptr<P> p) {
+  return std::move(p) | on_backpressure_latest();
+}
+template <publisher_type P>
+[[nodiscard]] auto limit_rate(std::shared_ptr<P> p, std::int64_t n) {
+  return std::move(p) | limit_rate(n);
+}
+template <publisher_type P>
+[[nodiscard]] auto observe_on(std::shared_ptr<P> p, executor ex, std::int64_t prefetch = 256) {
+  return std::move(p) | observe_on(std::move(ex), prefetch);
+}
+template <publisher_type P, class Rep = std::int64_t, class Period = std::milli>
+[[nodiscard]] auto batch(std::shared_ptr<P> p, std::size_t n,
+                         std::chrono::duration<Rep, Period> max_wait = {}) {
+  return std::move(p) | batch(n, max_wait);
 }
 
 }  // namespace bp::rs

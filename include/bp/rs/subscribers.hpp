@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -213,9 +214,10 @@ class subscription_handle {
 };
 
 // Subscribes `on_next` (called for each element, serially) with the given options.
-template <class T, class F>
-requires std::invocable<F&, T> subscription_handle subscribe(const publisher_ptr<T>& pub, F on_next,
-                                                             subscribe_options o = {}) {
+template <publisher_type P, class F>
+requires std::invocable<F&, element_t<P>> subscription_handle
+subscribe(const std::shared_ptr<P>& pub, F on_next, subscribe_options o = {}) {
+  using T = element_t<P>;
   if (!pub) throw std::invalid_argument("bp::rs::subscribe: publisher pub is null");
   auto s = std::make_shared<detail::lambda_subscriber<T, F>>(std::move(on_next), std::move(o));
   pub->subscribe(s);
@@ -386,10 +388,10 @@ class subscription_channel {
 };
 
 // Subscribes a subscription_channel of `capacity` to `pub`.
-template <class T>
-[[nodiscard]] subscription_channel<T> to_channel(const publisher_ptr<T>& pub,
-                                                 std::size_t capacity) {
-  return subscription_channel<T>(pub, capacity);
+template <publisher_type P>
+[[nodiscard]] auto to_channel(const std::shared_ptr<P>& pub, std::size_t capacity) {
+  using T = element_t<P>;
+  return subscription_channel<T>(publisher_ptr<T>(pub), capacity);
 }
 
 // A blocking single-pass range over a publisher: `for (T v : to_iterable(pub, 32))`. At most
@@ -447,16 +449,17 @@ class blocking_iterable {
   std::optional<std::chrono::nanoseconds> timeout_;
 };
 
-template <class T>
-[[nodiscard]] blocking_iterable<T> to_iterable(const publisher_ptr<T>& pub,
-                                               std::size_t prefetch = 256) {
-  return blocking_iterable<T>(pub, prefetch);
+template <publisher_type P>
+[[nodiscard]] auto to_iterable(const std::shared_ptr<P>& pub, std::size_t prefetch = 256) {
+  using T = element_t<P>;
+  return blocking_iterable<T>(publisher_ptr<T>(pub), prefetch);
 }
 
-template <class T, class Rep, class Period>
-[[nodiscard]] blocking_iterable<T> to_iterable(const publisher_ptr<T>& pub, std::size_t prefetch,
-                                               std::chrono::duration<Rep, Period> timeout) {
-  return blocking_iterable<T>(pub, prefetch,
+template <publisher_type P, class Rep, class Period>
+[[nodiscard]] auto to_iterable(const std::shared_ptr<P>& pub, std::size_t prefetch,
+                               std::chrono::duration<Rep, Period> timeout) {
+  using T = element_t<P>;
+  return blocking_iterable<T>(publisher_ptr<T>(pub), prefetch,
                               std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
 }
 
