@@ -157,6 +157,7 @@ struct engine::scenario {
   struct producer_slot {
     std::atomic<std::int64_t> wait_started_ns{0};  // 0: not waiting
     std::atomic<std::int64_t> waited_ns{0};
+    std::atomic<int> reason{0};  // a wait_reason, while waiting
   };
   std::vector<std::unique_ptr<producer_slot>> slots;
 
@@ -298,6 +299,7 @@ struct engine::scenario {
       return !st.stop_requested() && sc.eng.producer_running_.load(std::memory_order_relaxed);
     }
     void begin_wait(wait_reason why) noexcept override {
+      slot.reason.store(static_cast<int>(why), std::memory_order_relaxed);
       slot.wait_started_ns.store(to_ns(clock_type::now()), std::memory_order_relaxed);
       const event_kind k = why == wait_reason::no_token    ? event_kind::wait_token
                            : why == wait_reason::no_demand ? event_kind::wait_demand
@@ -443,7 +445,7 @@ struct engine::scenario {
     double last_growth_note = 0;
   } sampling;
 
-  std::int64_t total_waited_ns(std::int64_t now_ns, int& waiting) const {
+  std::int64_t total_waited_ns(std::int64_t now_ns, int& waiting, int& reason) const {
     std::int64_t sum = 0;
     waiting = 0;
     for (const auto& s : slots) {
@@ -451,6 +453,7 @@ struct engine::scenario {
       const auto began = s->wait_started_ns.load(std::memory_order_relaxed);
       if (began) {
         ++waiting;
+        reason = s->reason.load(std::memory_order_relaxed);
         sum += std::max<std::int64_t>(0, now_ns - began);
       }
     }
@@ -483,9 +486,22 @@ struct engine::scenario {
     if (s.consumer_running && not_before > to_ns(now))
       s.consumer_starts_in = double(not_before - to_ns(now)) / 1e9;
 
-    int waiting = 0;
-    const auto waited = total_waited_ns(to_ns(now), waiting);
+    int waiting = 0, reason = 0;
+    const auto waited = total_waited_ns(to_ns(now), waiting, reason);
     s.producers_waiting = waiting;
+    if (waiting) {
+      switch (static_cast<wait_reason>(reason)) {
+        case wait_reason::buffer_full:
+          s.waiting_for = "buffer full";
+          break;
+        case wait_reason::no_token:
+          s.waiting_for = "no token";
+          break;
+        case wait_reason::no_demand:
+          s.waiting_for = "no demand";
+          break;
+      }
+    }
     const double alive_ns = std::max(1.0, s.t * 1e9 * cfg.producers);
     s.wait_share_total = std::min(1.0, double(waited) / alive_ns);
 

@@ -45,6 +45,7 @@ struct snapshot {
   std::size_t capacity = 0;    // buffer slots (unbounded: the safety cap in items)
   int producers = 0, consumers = 0;
   int producers_waiting = 0;    // producers blocked right now
+  std::string waiting_for;      // why (the last to start waiting): buffer full, no token, ...
   double wait_share = 0;        // share of the producers' time spent waiting, last second
   double wait_share_total = 0;  // the same since the scenario started
   double produce_rate = 0;      // items/s offered, last second

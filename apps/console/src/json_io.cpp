@@ -43,6 +43,7 @@ json to_json(const snapshot& s) {
           {"producers", s.producers},
           {"consumers", s.consumers},
           {"producers_waiting", s.producers_waiting},
+          {"waiting_for", s.waiting_for},
           {"wait_share", s.wait_share},
           {"wait_share_total", s.wait_share_total},
           {"produce_rate", s.produce_rate},

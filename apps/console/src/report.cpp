@@ -222,14 +222,18 @@ std::string progress_line(const std::string& label, double elapsed, double total
                           int width) {
   const double f = total > 0 ? std::clamp(elapsed / total, 0.0, 1.0) : 1.0;
   const int n = static_cast<int>(f * width);
-  std::string bar = "[" + std::string(n, '#') + std::string(width - n, '.') + "]";
+  std::string bar = label;  // appended piecewise: g++ 12 -O2 misreads `"[" + std::string(...)`
+  bar += " [";
+  bar.append(static_cast<std::size_t>(n), '#');
+  bar.append(static_cast<std::size_t>(width - n), '.');
+  bar += ']';
   char buf[256];
   std::snprintf(buf, sizeof buf,
                 " %5.1f/%.0f s  produced %llu  consumed %llu  lost %.0f  depth %zu/%zu  waiting "
                 "%3.0f%%",
                 elapsed, total, (unsigned long long)s.produced, (unsigned long long)s.consumed,
                 lost_of(s), s.depth, s.capacity, s.wait_share * 100);
-  return label + " " + bar + buf;
+  return bar + buf;
 }
 
 }  // namespace bp::console

@@ -121,7 +121,7 @@ class signal_strategy final : public strategy {
  public:
   signal_strategy(std::size_t capacity, strategy_hooks hooks)
       : pub_(std::make_shared<demand_publisher>(std::move(hooks))),
-        ch_(rs::to_channel<item>(pub_, capacity)) {}
+        ch_(rs::to_channel(rs::publisher_ptr<item>(pub_), capacity)) {}
 
   ~signal_strategy() override { close(); }
 

@@ -83,7 +83,12 @@ function applyState(data) {
     b.setAttribute('aria-checked', on);
   }
   const info = state.strategies.find((x) => x.name === s.strategy);
-  $('strategy-text').textContent = info ? info.description : '';
+  let text = info ? info.description : '';
+  if (s.strategy === 'throttle')
+    text += ` Tokens: ${fmtRate(s.throttle_rate || s.consumer_rate)}${s.throttle_rate ? '' : ' (the consumer rate)'}, burst ${s.throttle_burst}.`;
+  if (s.strategy === 'unbounded')
+    text += ` Safety cap: ${Math.round(s.unbounded_cap_bytes / (1 << 20))} MiB of buffered items.`;
+  $('strategy-text').textContent = text;
   if (document.activeElement !== $('producer-rate')) $('producer-rate').value = posFromRate(s.producer_rate);
   if (document.activeElement !== $('consumer-rate')) $('consumer-rate').value = posFromRate(s.consumer_rate);
   if (document.activeElement !== $('capacity')) $('capacity').value = posFromCap(s.capacity);
@@ -156,7 +161,7 @@ function render(s) {
   renderSlots(s.depth, s.capacity);
 
   const ps = $('producer-state');
-  const reason = { signal: 'no demand', throttle: 'no token' }[s.strategy] || 'buffer full';
+  const reason = s.waiting_for || 'buffer full';
   if (!s.producer_running) { ps.textContent = 'stopped'; ps.className = 'state'; }
   else if (s.producers_waiting > 0) {
     ps.textContent = `waiting: ${reason}${s.producers > 1 ? ` (${s.producers_waiting}/${s.producers})` : ''}`;
