@@ -9,6 +9,7 @@
 #include <bp/memory_budget.hpp>
 #include <bp/watermark_buffer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -69,15 +70,19 @@ void channels_sharing_a_budget() {
 void node_style_producer() {
   bp::watermark_buffer<std::string> buf({.high_watermark = 64 << 10, .low_watermark = 16 << 10});
   int pauses = 0;
+  std::atomic<bool> paused_once{false};
   std::thread producer([&] {
     for (int i = 0; i < 64; ++i) {
       if (!buf.write(std::string(4 << 10, 'c'))) {  // like `if (!ws.write(c))` in Node
         ++pauses;
+        paused_once = true;
+        paused_once.notify_one();
         (void)buf.wait_drain_for(1s);  // resume on 'drain'
       }
     }
     buf.close();
   });
+  paused_once.wait(false);  // a consumer that starts late: the producer must have paused
   std::size_t bytes = 0;
   while (auto c = buf.read()) bytes += c->size();
   producer.join();
