@@ -118,8 +118,15 @@ class PublisherVerification : public ::testing::TestWithParam<publisher_case> {
  protected:
   bp::test::watchdog dog_{std::chrono::seconds(60), "publisher verification"};
 
+  // A subscription left running would keep its subscriber (and itself) alive: as in real
+  // code, every stream must end or be cancelled. Cancelling an ended one is a no-op (rule 3.7).
+  void TearDown() override {
+    for (auto& p : probes_) p->cancel();
+  }
+
   std::shared_ptr<probe<i64>> subscribe(i64 n, i64 initial = 0) {
     auto p = std::make_shared<probe<i64>>();
+    probes_.push_back(p);
     p->initial_request = initial;
     GetParam().make(n)->subscribe(p);
     EXPECT_TRUE(p->await_subscribed());
@@ -130,6 +137,8 @@ class PublisherVerification : public ::testing::TestWithParam<publisher_case> {
   static void settle() { std::this_thread::sleep_for(GetParam().async ? 30ms : 1ms); }
 
   static void no_violations(probe<i64>& p) { EXPECT_EQ(p.violations(), "") << GetParam().name; }
+
+  std::vector<std::shared_ptr<probe<i64>>> probes_;
 };
 
 // TCK required_createPublisher1/3: a publisher of n produces exactly n elements, in order.
@@ -345,6 +354,7 @@ TEST_P(PublisherVerification, Rule_3_13_CancelDropsTheReferenceToTheSubscriber) 
   std::weak_ptr<probe<i64>> weak;
   {
     auto p = subscribe(100);
+    probes_.clear();
     p->request(3);
     ASSERT_TRUE(p->await_items(3));
     p->cancel();
@@ -357,6 +367,7 @@ TEST_P(PublisherVerification, Rule_3_13_TerminalDropsTheReferenceToTheSubscriber
   std::weak_ptr<probe<i64>> weak;
   {
     auto p = subscribe(2);
+    probes_.clear();
     p->request(5);
     ASSERT_TRUE(p->await_complete());
     weak = p;
