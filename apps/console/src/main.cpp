@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -186,7 +187,29 @@ int main(int argc, char** argv) {
   cmp_cmd->add_option("--strategies", cmp_strategies, "subset to run (default: all)")
       ->delimiter(',');
 
+  std::string render_in, render_out;
+  auto* render_cmd =
+      app.add_subcommand("render", "re-render the HTML report of a series.json or compare.json");
+  render_cmd->add_option("--json", render_in, "series.json or compare.json")->required();
+  render_cmd->add_option("--out", render_out, "HTML file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*render_cmd) {
+    try {
+      std::ifstream in(render_in);
+      if (!in) throw std::runtime_error("cannot read " + render_in);
+      const std::string html = render_html(json::parse(in));
+      std::ofstream out(render_out, std::ios::binary);
+      out << html;
+      if (!out) throw std::runtime_error("cannot write " + render_out);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bp-console: %s\n", e.what());
+      return 1;
+    }
+    std::printf("bp-console: wrote %s\n", render_out.c_str());
+    return 0;
+  }
 
   if (*run_cmd || *cmp_cmd) {
     std::atomic<bool> interrupted{false};

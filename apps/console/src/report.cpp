@@ -218,6 +218,14 @@ void write_compare(const std::filesystem::path& dir, const std::vector<run_resul
   write_file(dir / "compare.html", html_report("bp-console compare", data));
 }
 
+std::string render_html(const json& data) {
+  const bool compare = data.value("kind", "") == "compare";
+  std::string title = "bp-console compare";
+  if (!compare && data.contains("summary"))
+    title = "bp-console run: " + data["summary"].value("strategy", std::string("?"));
+  return html_report(title, data);
+}
+
 std::string progress_line(const std::string& label, double elapsed, double total, const snapshot& s,
                           int width) {
   const double f = total > 0 ? std::clamp(elapsed / total, 0.0, 1.0) : 1.0;

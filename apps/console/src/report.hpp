@@ -40,6 +40,10 @@ void write_run(const std::filesystem::path& dir, const run_result& r);
 // DIR/compare.html.
 void write_compare(const std::filesystem::path& dir, const std::vector<run_result>& runs);
 
+// The self-contained HTML page of a series.json (kind "run") or compare.json (kind "compare"):
+// re-renders a report from its data.
+std::string render_html(const json& data);
+
 // A terminal progress line: "[#####.....]  4.2/10.0 s  produced 21 ...".
 std::string progress_line(const std::string& label, double elapsed, double total, const snapshot& s,
                           int width = 30);

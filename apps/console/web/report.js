@@ -15,14 +15,17 @@
     `${num(s0.consumer_rate, s0.consumer_rate < 10 ? 1 : 0)}/s × ${s0.consumers}` +
     `${s0.consumer_delay_s ? ` (after ${s0.consumer_delay_s} s)` : ''}, capacity ${s0.capacity}, payload ${num(s0.payload_bytes)} B/item`;
 
-  function chart(el, title, unit, xs, lines, width) {
+  // log: a log10 y axis (values below `log` are drawn at `log`), for metrics where one
+  // strategy is orders of magnitude above the others (unbounded's depth and latency).
+  function chart(el, title, unit, xs, lines, width, log) {
     const box = document.createElement('div');
     box.className = 'chart';
-    box.innerHTML = `<h3>${esc(title)} <small>${esc(unit)}</small></h3>`;
+    box.innerHTML = `<h3>${esc(title)} <small>${esc(unit)}${log ? ', log scale' : ''}</small></h3>`;
     el.appendChild(box);
+    if (log) lines = lines.map((l) => ({ ...l, data: l.data.map((v) => (v === null ? null : Math.max(v, log))) }));
     new uPlot({
       width, height: 220, legend: { live: false },
-      scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, Math.max(1e-9, hi * 1.08)] } },
+      scales: { x: { time: false }, y: log ? { distr: 3, log: 10 } : { range: (u, lo, hi) => [0, Math.max(1e-9, hi * 1.08)] } },
       axes: [{ label: 'seconds', size: 34 }, { size: 60 }],
       series: [{ label: 't' }, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, dash: l.dash, spanGaps: true, points: { show: false } }))],
     }, [xs, ...lines.map((l) => l.data)], box);
@@ -68,9 +71,9 @@
       `real threads through the bp library</p>${summaryTable(R.runs)}<div class="grid" id="grid"></div>`;
     const grid = document.getElementById('grid');
     const w = Math.max(420, Math.floor((document.body.clientWidth - 70) / 2));
-    let a = aligned(runs, 'depth'); chart(grid, 'Queue depth', 'items buffered', a.xs, a.lines, w);
+    let a = aligned(runs, 'depth'); chart(grid, 'Queue depth', 'items buffered', a.xs, a.lines, w, 0.5);
     a = aligned(runs, 'consume_rate'); chart(grid, 'Throughput', 'items consumed per second', a.xs, a.lines, w);
-    a = aligned(runs, 'latency_p99_ms'); chart(grid, 'Latency p99', 'ms from birth to consumption (last 3 s)', a.xs, a.lines, w);
+    a = aligned(runs, 'latency_p99_ms'); chart(grid, 'Latency p99', 'ms from birth to consumption (last 3 s)', a.xs, a.lines, w, 0.1);
     a = aligned(runs, 'buffered_bytes', 1 / (1 << 20)); chart(grid, 'Memory held by the queue', 'MiB', a.xs, a.lines, w);
     a = aligned(runs, 'lost'); chart(grid, 'Items lost', 'dropped + evicted + rejected, cumulative', a.xs, a.lines, w);
     a = aligned(runs, 'wait_share', 100); chart(grid, 'Producer waiting', '% of its time (last second)', a.xs, a.lines, w);
