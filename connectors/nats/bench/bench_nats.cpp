@@ -86,11 +86,19 @@ int raw_produce(const kv_t& kv) {
   jsCtx* js = nullptr;
   if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) die("jetstream", s);
   long waits = 0;
+  const bool msgid = num(kv, "msgid", 0) != 0;  // a Nats-Msg-Id per message, as bp::nats sends
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  std::string id;
   const auto t0 = steady_clock::now();
   for (long i = 0; i < count; ++i) {
+    if (msgid) {
+      id = "bench-" + std::to_string(i);
+      po.MsgId = id.c_str();
+    }
     if (window > 0) {
       natsStatus s = js_PublishAsync(js, subject.c_str(), payload.data(),
-                                     static_cast<int>(payload.size()), nullptr);
+                                     static_cast<int>(payload.size()), msgid ? &po : nullptr);
       if (s != NATS_OK) die("publish async", s);
       continue;
     }
@@ -99,7 +107,7 @@ int raw_produce(const kv_t& kv) {
     for (;;) {
       jsErrCode jerr = static_cast<jsErrCode>(0);
       natsStatus s = js_Publish(nullptr, js, subject.c_str(), payload.data(),
-                                static_cast<int>(payload.size()), nullptr, &jerr);
+                                static_cast<int>(payload.size()), msgid ? &po : nullptr, &jerr);
       if (s == NATS_OK) break;
       if (jerr != 10077) die("publish", s);
       ++waits;
@@ -295,6 +303,8 @@ int main(int argc, char** argv) {
     const std::string ws = "window=" + std::to_string(w);
     row("publish, window " + std::to_string(w) + ", buffered",
         d.publish(false, {ws, "send_asap=0"}), d.publish(true, {ws, "send_asap=0"}));
+    row("publish, window " + std::to_string(w) + ", send_asap, raw with msg ids",
+        d.publish(false, {ws, "send_asap=1"}), d.publish(true, {ws, "send_asap=1", "msgid=1"}));
     row("publish, window " + std::to_string(w) + ", send_asap",
         d.publish(false, {ws, "send_asap=1"}), d.publish(true, {ws, "send_asap=1"}));
   }
