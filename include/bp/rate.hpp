@@ -49,7 +49,8 @@ namespace detail {
 // What both buckets share: the GCRA state, the closed flag and where waiters park.
 class bucket_core {
  public:
-  bucket_core(double rate, clock_ref clock) : gcra_(rate, clock) {}
+  bucket_core(double rate, std::size_t max_units, bool keep_phase, clock_ref clock)
+      : gcra_(rate, static_cast<std::int64_t>(max_units), keep_phase, clock) {}
 
   // seq_cst on both sides: the flag is the change an event-count waiter re-checks.
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
@@ -59,9 +60,9 @@ class bucket_core {
   }
 
   // Parks until the claim acts; false (units given back) if the bucket closes first.
-  bool wait(const gcra::claim& c, std::int64_t n, bool whole_restore) {
+  bool wait(const gcra::claim& c, std::int64_t n, bool partial_restore) {
     if (sleep_until_ns(gcra_.clock(), ec_, c.act_ns, [this] { return closed(); })) return true;
-    gcra_.cancel(c, n, whole_restore);
+    gcra_.cancel(c, n, partial_restore);
     return false;
   }
 
@@ -122,7 +123,10 @@ struct leaky_bucket_options {
 //
 // A reservation does not give its units back when destroyed (x/time/rate's semantics: the
 // common use is `sleep_for(r.delay()); act();`); cancel() does, if its moment has not come
-// yet. Move-only; it must not outlive the bucket it came from.
+// yet, as far as later reservations (which keep their moments) leave room: a token bucket
+// returns the units not covered by reservations made after it (x/time/rate's CancelAt), a
+// leaky bucket only returns them when the reservation is the latest. Move-only; it must not
+// outlive the bucket it came from.
 //
 // Thread safety: one reservation is used by one thread at a time; different reservations of
 // one bucket may be used concurrently.
@@ -134,7 +138,7 @@ class reservation {
     core_ = std::exchange(o.core_, nullptr);
     claim_ = o.claim_;
     n_ = o.n_;
-    whole_restore_ = o.whole_restore_;
+    partial_restore_ = o.partial_restore_;
     return *this;
   }
 
@@ -155,14 +159,14 @@ class reservation {
   // units are then given back and the reservation is no longer ok).
   bool wait() {
     if (!core_) return false;
-    if (core_->wait(claim_, n_, whole_restore_)) return true;
+    if (core_->wait(claim_, n_, partial_restore_)) return true;
     core_ = nullptr;
     return false;
   }
 
   // Gives the units back unless the reserved moment has already come; afterwards !ok().
   void cancel() noexcept {
-    if (core_) core_->rate().cancel(claim_, n_, whole_restore_);
+    if (core_) core_->rate().cancel(claim_, n_, partial_restore_);
     core_ = nullptr;
   }
 
@@ -170,18 +174,20 @@ class reservation {
   friend class token_bucket;
   friend class leaky_bucket;
   reservation(detail::bucket_core* core, detail::gcra::claim c, std::int64_t n,
-              bool whole_restore) noexcept
-      : core_(core), claim_(c), n_(n), whole_restore_(whole_restore) {}
+              bool partial_restore) noexcept
+      : core_(core), claim_(c), n_(n), partial_restore_(partial_restore) {}
 
   detail::bucket_core* core_ = nullptr;
   detail::gcra::claim claim_{};
   std::int64_t n_ = 0;
-  bool whole_restore_ = true;
+  bool partial_restore_ = true;
 };
 
-// A token bucket: `rate_per_second` tokens accrue continuously up to `burst`; a request for n
-// tokens is granted when n are there. Starts full. Exact: from construction to any time t,
-// grants <= floor(rate * t) + burst (integer arithmetic on the time axis, no drift).
+// A token bucket: tokens accrue at the instants k / rate_per_second after construction, up to
+// `burst`; a request for n tokens is granted when n are there. Starts full. Exact: from
+// construction to any time t, grants <= floor(rate * t) + burst (integer arithmetic on the
+// time axis, no drift), and a caller that polls coarsely loses nothing to its polling phase;
+// over any window of length d, grants <= rate * d + burst + 1.
 //
 // Verbs: try_acquire (never waits), acquire (parks until granted), acquire_for (gives up at
 // once, without waiting, when the tokens cannot come within the timeout: Guava's
@@ -213,9 +219,10 @@ class reservation {
 class token_bucket {
  public:
   token_bucket(double rate_per_second, std::size_t burst, clock_ref clock = {})
-      : core_(detail::validated_rate(rate_per_second, "bp::token_bucket"), clock),
+      : core_(detail::validated_rate(rate_per_second, "bp::token_bucket"),
+              detail::validated_size(burst, "bp::token_bucket", "burst"), false, clock),
         rate_(rate_per_second),
-        burst_(detail::validated_size(burst, "bp::token_bucket", "burst")) {}
+        burst_(burst) {}
   explicit token_bucket(const token_bucket_options& o)
       : token_bucket(o.rate_per_second, o.burst, o.clock) {}
 
@@ -289,8 +296,9 @@ class token_bucket {
 };
 
 // A leaky bucket (as a queue): units leave at a constant `rate_per_second`, n units taking
-// n / rate, so the outflow never bursts; at most `capacity` units wait in the queue. Exact:
-// from construction to any time t, grants <= floor(rate * t) + n of the last grant.
+// n / rate, so the outflow never bursts: a unit leaves a full 1 / rate after the previous one
+// (to the nanosecond), even when that one was taken late; at most `capacity` units wait in the
+// queue. Over any window of length d, grants <= rate * d + 1 (+ n - 1 for an n-unit grant).
 //
 // Verbs as bp::token_bucket: try_acquire succeeds only when the queue is empty and the outflow
 // idle (nothing left since the last grant's spacing); acquire parks for its turn; acquire_for
@@ -314,9 +322,10 @@ class token_bucket {
 class leaky_bucket {
  public:
   leaky_bucket(double rate_per_second, std::size_t capacity, clock_ref clock = {})
-      : core_(detail::validated_rate(rate_per_second, "bp::leaky_bucket"), clock),
+      : core_(detail::validated_rate(rate_per_second, "bp::leaky_bucket"),
+              detail::validated_size(capacity, "bp::leaky_bucket", "capacity"), true, clock),
         rate_(rate_per_second),
-        capacity_(detail::validated_size(capacity, "bp::leaky_bucket", "capacity")) {}
+        capacity_(capacity) {}
   explicit leaky_bucket(const leaky_bucket_options& o)
       : leaky_bucket(o.rate_per_second, o.capacity, o.clock) {}
 

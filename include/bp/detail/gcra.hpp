@@ -1,14 +1,16 @@
 // Internal: the generic cell rate algorithm (GCRA) both buckets of bp/rate.hpp are faces of.
 //
-// The whole state is one 64-bit word, the theoretical arrival time `tat_`, counted in units
-// (tokens) since the bucket's origin instead of in nanoseconds: the time axis is converted
-// with `units_at(ns) = floor((ns - origin) * rate / 1e9)` on every call, so rounding never
-// accumulates (the classic GCRA adds a rounded emission interval per grant and drifts by up to
-// one nanosecond per grant: 0.1% at 3 million grants per second). Over any run from the
-// origin, grants <= units_at(now) + tolerance exactly.
+// The whole state is one 64-bit word, the theoretical arrival time `tat_`, counted in
+// sub-units since the bucket's origin instead of in nanoseconds: one unit (token) is `scale_`
+// sub-units (1 for the token bucket; for the leaky bucket a power of two up to 2^32 per second
+// of rate: sub-nanosecond resolution), and the time axis is converted with `sub_at(ns) = floor((ns
+// - origin) * rate * scale / 1e9)` on every call, so rounding never accumulates (the classic GCRA
+// adds a rounded emission interval per grant and drifts by up to one nanosecond per grant: 0.1% at
+// 3 million grants per second). Over any run from the origin, grants <= rate * t + tolerance
+// exactly.
 //
 // A claim of n units moves `tat_` to max(tat_, now) + n and acts (is granted) once
-// units_at(clock) >= tat_after - slack:
+// sub_at(clock) >= tat_after - slack:
 //   token bucket: slack = burst (up to `burst` units at once), queue bound none;
 //   leaky bucket: slack = n     (consecutive grants spaced by n / rate), queue bound capacity.
 // The claim is one CAS; future claims (reservations) are ordered by the CAS, so waiters are
@@ -27,23 +29,34 @@ namespace bp::detail {
 
 class gcra {
  public:
-  static constexpr std::int64_t unbounded = INT64_MAX / 4;
+  static constexpr std::int64_t unbounded = INT64_MAX / 4;  // a bound that never binds
 
-  gcra(double rate_per_second, clock_ref clock)
-      : per_ns_(rate_per_second / 1e9), clock_(clock), origin_(clock.now_ns()) {}
+  // `max_units`: the largest tolerance or request the caller will pass (burst, capacity).
+  // `keep_phase`: sub-unit resolution, so that the next unit of a grant made part-way through
+  // an interval comes a full 1/rate later (the leaky bucket's spacing). Without it units
+  // accrue on a tick clock at k / rate and a late taker keeps the phase of the ticks (the
+  // token bucket: exact counts for callers that poll coarsely).
+  gcra(double rate_per_second, std::int64_t max_units, bool keep_phase, clock_ref clock)
+      : scale_(keep_phase ? scale_for(rate_per_second, max_units) : 1),
+        per_ns_(rate_per_second * static_cast<double>(scale_) / 1e9),
+        clock_(clock),
+        origin_(clock.now_ns()) {}
 
   struct claim {
-    std::int64_t tat_after;  // tat_ right after this claim
-    std::int64_t act_units;  // granted once units_at(now) >= act_units
-    std::int64_t act_ns;     // the clock time of act_units (<= now when granted at once)
+    std::int64_t tat_after;  // tat_ right after this claim (sub-units)
+    std::int64_t act_sub;    // granted once sub_at(now) >= act_sub
+    std::int64_t act_ns;     // the clock time of act_sub (<= now when granted at once)
   };
 
   // Claims n units if the queue bound holds (tat_after - now <= bound) and the grant comes
   // within `max_wait_ns` (0: only at once). std::nullopt otherwise; nothing changed then.
-  std::optional<claim> try_claim(std::int64_t n, std::int64_t slack, std::int64_t bound,
-                                 std::int64_t max_wait_ns) noexcept {
+  // n, slack and bound in units (bound may be `unbounded`).
+  std::optional<claim> try_claim(std::int64_t n_units, std::int64_t slack_units,
+                                 std::int64_t bound_units, std::int64_t max_wait_ns) noexcept {
+    const std::int64_t n = n_units * scale_, slack = slack_units * scale_;
+    const std::int64_t bound = bound_units == unbounded ? unbounded : bound_units * scale_;
     const std::int64_t now_ns = clock_.now_ns();
-    const std::int64_t now = units_at(now_ns);
+    const std::int64_t now = sub_at(now_ns);
     std::int64_t tat = tat_.load(std::memory_order_relaxed);
     for (;;) {
       const std::int64_t after = (tat > now ? tat : now) + n;
@@ -62,56 +75,77 @@ class gcra {
     }
   }
 
-  // Gives the units of a claim that has not acted yet back. `whole_restore`: the token bucket
-  // may always lower tat_ by n (later claims stay conforming: what acted by any time still
-  // fits in units_at + burst); the leaky bucket only when this was the latest claim, since
-  // lowering tat_ under a later claim would let two grants leave at the same instant.
-  void cancel(const claim& c, std::int64_t n, bool whole_restore) noexcept {
+  // Gives the units of a claim that has not acted yet back, as far as that cannot let later
+  // claims bunch up. Claims made after this one keep their moments, so only the units not
+  // already covered by them can be returned: `n - (tat_ - tat_after)` (x/time/rate's
+  // CancelAt) when `partial` (token bucket); all or nothing when `!partial` (leaky bucket: only
+  // the latest claim gives its units back, since any overlap would let two units leave closer
+  // than 1/rate).
+  void cancel(const claim& c, std::int64_t n_units, bool partial) noexcept {
+    const std::int64_t n = n_units * scale_;
     std::int64_t tat = tat_.load(std::memory_order_relaxed);
     for (;;) {
-      if (units_at(clock_.now_ns()) >= c.act_units) return;  // already acted: spent
-      if (!whole_restore && tat != c.tat_after) return;
-      if (tat_.compare_exchange_weak(tat, tat - n, std::memory_order_relaxed)) return;
+      if (sub_at(clock_.now_ns()) >= c.act_sub) return;  // already acted: spent
+      const std::int64_t later = tat - c.tat_after;      // units claimed after this one
+      if (later < 0) return;                             // cannot happen while not acted
+      if (!partial && later != 0) return;
+      const std::int64_t restore = n - later;
+      if (restore <= 0) return;
+      if (tat_.compare_exchange_weak(tat, tat - restore, std::memory_order_relaxed)) return;
     }
   }
 
   // Units a claim could take at once now, given the slack (best effort).
-  [[nodiscard]] std::int64_t headroom(std::int64_t slack) const noexcept {
-    const std::int64_t now = units_at(clock_.now_ns());
+  [[nodiscard]] std::int64_t headroom(std::int64_t slack_units) const noexcept {
+    const std::int64_t slack = slack_units * scale_;
+    const std::int64_t now = sub_at(clock_.now_ns());
     const std::int64_t tat = tat_.load(std::memory_order_relaxed);
     const std::int64_t used = tat > now ? tat - now : 0;
-    return slack > used ? slack - used : 0;
+    return slack > used ? (slack - used) / scale_ : 0;
   }
 
   // Units owed to claims made but not yet acted, plus those acting now (best effort).
   [[nodiscard]] std::int64_t backlog() const noexcept {
-    const std::int64_t now = units_at(clock_.now_ns());
+    const std::int64_t now = sub_at(clock_.now_ns());
     const std::int64_t tat = tat_.load(std::memory_order_relaxed);
-    return tat > now ? tat - now : 0;
+    return tat > now ? (tat - now + scale_ - 1) / scale_ : 0;
   }
 
-  [[nodiscard]] std::int64_t units_at(std::int64_t ns) const noexcept {
+  // Sub-units accrued from the origin to clock time `ns`.
+  [[nodiscard]] std::int64_t sub_at(std::int64_t ns) const noexcept {
     const std::int64_t dt = ns - origin_;
     if (dt <= 0) return 0;
     // Truncation is floor for non-negative values; monotonic in dt.
     return static_cast<std::int64_t>(static_cast<double>(dt) * per_ns_);
   }
 
-  // The first clock time at which units_at() reaches `units` (saturating at ns_forever).
-  [[nodiscard]] std::int64_t time_of(std::int64_t units) const noexcept {
-    if (units <= 0) return origin_;
-    const double guess = std::ceil(static_cast<double>(units) / per_ns_);
+  // The first clock time at which sub_at() reaches `sub` (saturating at ns_forever).
+  [[nodiscard]] std::int64_t time_of(std::int64_t sub) const noexcept {
+    if (sub <= 0) return origin_;
+    const double guess = std::ceil(static_cast<double>(sub) / per_ns_);
     const double room = static_cast<double>(ns_forever - origin_) - 4.0;
     if (!(guess < room)) return ns_forever;
     std::int64_t dt = static_cast<std::int64_t>(guess);
-    while (units_at(origin_ + dt) < units) ++dt;
-    while (dt > 0 && units_at(origin_ + dt - 1) >= units) --dt;
+    while (sub_at(origin_ + dt) < sub) ++dt;
+    while (dt > 0 && sub_at(origin_ + dt - 1) >= sub) --dt;
     return origin_ + dt;
   }
 
   [[nodiscard]] clock_ref clock() const noexcept { return clock_; }
 
  private:
+  // The largest power of two with rate * scale <= 2^32 per second (sub-units overflow int64
+  // only after 68 years) and max_units * scale <= 2^60 (no overflow in tolerances).
+  static std::int64_t scale_for(double rate, std::int64_t max_units) noexcept {
+    std::int64_t s = 1;
+    while (s < (std::int64_t{1} << 40) && rate * static_cast<double>(2 * s) <= 4294967296.0 &&
+           max_units <= (std::int64_t{1} << 60) / (2 * s)) {
+      s *= 2;
+    }
+    return s;
+  }
+
+  const std::int64_t scale_;
   const double per_ns_;
   const clock_ref clock_;
   const std::int64_t origin_;
