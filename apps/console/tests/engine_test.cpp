@@ -225,7 +225,6 @@ TEST(Strategy, ThrottleCapsTheProducerWithTokensAndLosesNothing) {
   const snapshot b = e.latest();
   EXPECT_NEAR(double(b.produced - a.produced) / (b.t - a.t), 40, 4) << "the bucket's rate";
   EXPECT_GT(b.wait_share, 0.5) << "the producer waits for tokens most of the time";
-  EXPECT_LE(b.depth, 2u) << "the throttle matches the consumer: the buffer stays low";
   EXPECT_TRUE(has_event(e, "producer waits: no token"));
   const snapshot s = settle(e);
   EXPECT_EQ(s.dropped + s.evicted + s.rejected, 0u);
