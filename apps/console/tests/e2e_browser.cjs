@@ -138,6 +138,20 @@ async function chartDrew(page, name) {
     await page.screenshot({ path: args.screenshot, fullPage: true });
     console.log(`e2e: screenshot ${args.screenshot}`);
   }
+  // Signal and throttle, when this build has them: the producer waits for demand / tokens.
+  for (const [name, reason] of [['signal', 'no demand'], ['throttle', 'no token']]) {
+    if (await page.$eval(`#strategy-${name}`, (b) => b.disabled)) {
+      console.log(`e2e: ${name} is marked coming in this build`);
+      continue;
+    }
+    await page.click(`#strategy-${name}`);
+    await page.click('#preset-overload');
+    await waitFor(`the producer waiting (${reason}) under ${name}`,
+      async () => (await page.textContent('#producer-state')).startsWith(`waiting: ${reason}`));
+    await waitFor(`items consumed under ${name}`, async () => (await num(page, 'count-consumed')) >= 2);
+    if ((await num(page, 'count-dropped')) + (await num(page, 'count-evicted')) + (await num(page, 'count-rejected')) !== 0)
+      throw new Error(`${name} must not lose items`);
+  }
   console.log('e2e: PASSED');
   cleanup(0);
 })().catch((e) => {
