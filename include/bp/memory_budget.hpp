@@ -130,13 +130,16 @@ struct budget_stream_state {
 //
 // Blocking: a reservation that does not fit retries briefly (a few microseconds at most: bytes
 // often come back that fast), then parks on a futex (bp::detail::event_count) and burns no CPU
-// until bytes come back, the deadline passes, or close() is called. Nothing is allocated per
-// reservation: a grant is one compare-exchange on the in-use counter and one fetch-add on the
-// stream; a stream's state is allocated once by open_stream().
+// until bytes come back, the deadline passes, or close() is called. Bytes coming back wake every
+// parked waiter (any of them may fit now): cheap for the tens of waiting threads this is meant
+// for, a thundering herd for thousands. Nothing is allocated per reservation: a grant is one
+// compare-exchange on the in-use counter and one fetch-add on the stream; a stream's state is
+// allocated once by open_stream().
 //
 // Errors: a capacity of 0 or above 2^47 throws std::invalid_argument naming `capacity`; asking
 // for more bytes than the whole budget throws std::invalid_argument naming `bytes` (it could
-// never be granted). Nothing else throws.
+// never be granted), and so do reservation::release(n) / split(n) beyond the bytes held.
+// open_stream() may throw std::bad_alloc. Nothing else throws.
 //
 // Cancellation: close() is idempotent; every waiting reservation answers `closed` and later
 // ones too. Reservations already granted stay valid and still give their bytes back.
