@@ -127,9 +127,10 @@ concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_construc
 // waiting for bytes park (a condition variable; the budget's event count) and burn no CPU.
 // Storage is a ring that grows to the largest backlog seen and never allocates after that.
 //
-// Errors: high_watermark 0, low_watermark > high_watermark throw std::invalid_argument naming
-// the argument; so does writing an item whose size exceeds the budget's capacity (`item`). A
-// size function that throws propagates out of write (nothing buffered).
+// Errors: high_watermark 0, low_watermark > high_watermark, an empty size function throw
+// std::invalid_argument naming the argument; so does writing an item whose size exceeds the
+// budget's capacity (`item`). A size function that throws propagates out of write (nothing
+// buffered); growing the ring may throw std::bad_alloc (nothing buffered, item still ours).
 //
 // Cancellation: close() (Node's end()) is idempotent: writes answer closed, waiting writers
 // (for budget bytes), readers and wait_drain callers wake; readers get what is buffered, then
