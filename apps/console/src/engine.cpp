@@ -632,6 +632,12 @@ void engine::shutdown() {
   if (sampler_.joinable()) sampler_.join();
   std::lock_guard lock(control_m_);
   teardown_locked();
+  std::unique_ptr<scenario> old;
+  {
+    std::lock_guard state(state_m_);
+    old = std::move(sc_);
+  }
+  old.reset();  // before the members it reports to are destroyed
   state_cv_.notify_all();
 }
 
@@ -642,11 +648,14 @@ void engine::teardown_locked() {
 void engine::rebuild_locked() {
   teardown_locked();
   auto next = std::make_unique<scenario>(*this, settings_);
+  std::unique_ptr<scenario> old;
   {
     std::lock_guard lock(state_m_);
+    old = std::move(sc_);
     sc_ = std::move(next);
     series_.clear();
   }
+  old.reset();  // its threads are joined; destroyed outside state_m_ (a strategy may report)
   sc_->start_threads();
 }
 
