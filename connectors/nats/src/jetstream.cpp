@@ -648,9 +648,11 @@ struct byte_sender::impl {
       ++self->sent;
       self->backoff = self->o.retry_backoff_min;
       natsMsg_Destroy(msg);
-    } else if (pae != nullptr && (pae->ErrCode == js_store_failed || transient(pae->Err)) &&
-               self->o.policy == overflow::block) {
-      // Refused for lack of room (or never acknowledged): publish it again later, same id.
+    } else if (pae != nullptr &&
+               ((pae->ErrCode == js_store_failed && self->o.policy == overflow::block) ||
+                transient(pae->Err))) {
+      // Refused for lack of room (block), or never acknowledged (server restart, election):
+      // publish it again later with the same id, which the server deduplicates.
       ++self->retries;
       self->refused.push_back(msg);
       self->retry_at = clock::now() + self->backoff;

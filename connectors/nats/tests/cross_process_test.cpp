@@ -240,4 +240,31 @@ TEST_F(cross_process_test, sender_rides_out_a_server_restart) {
   EXPECT_EQ(got, numbers(0, 100));
 }
 
+TEST_F(cross_process_test, producer_window_rides_out_a_server_restart) {
+  auto o = opts(1000, overflow::block);
+  o.max_in_flight = 16;
+  o.reconnect_wait = 100ms;
+  o.request_timeout = 1s;
+  sender<std::string> tx(o);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  ASSERT_EQ(tx.flush_for(10s), status::ok);
+  server_.stop(SIGTERM);
+  std::thread restarter([&] {
+    std::this_thread::sleep_for(500ms);
+    server_.start();
+  });
+  for (int i = 50; i < 100; ++i) ASSERT_EQ(tx.send_for(std::to_string(i), 30s), status::ok);
+  restarter.join();
+  EXPECT_EQ(tx.flush_for(30s), status::ok);
+  receiver<std::string> rx(o);
+  std::set<std::string> got;
+  std::size_t n = 0;
+  while (auto v = rx.recv_for(2s)) {
+    got.insert(*v);
+    ++n;
+  }
+  EXPECT_EQ(got.size(), 100u) << "every value arrived";
+  EXPECT_EQ(n, 100u) << "none twice (message ids deduplicated the retries)";
+}
+
 }  // namespace
