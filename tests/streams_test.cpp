@@ -337,6 +337,53 @@ TEST(Streams, SignalIntoBlockAndBack) {
   EXPECT_EQ(expected, 1000);
 }
 
+TEST(Streams, IntoChannelRequestsOnlyAsTheChannelAccepts) {
+  watchdog dog(30s);
+  auto up = std::make_shared<manual_publisher<i64>>();
+  auto target = std::make_shared<bp::channel<i64>>(2);
+  auto h = into_channel(publisher_ptr<i64>(up), target, 4);
+  auto sub = up->subscription();
+  EXPECT_EQ(sub->requests(), (std::vector<i64>{4}));
+  for (i64 i = 0; i < 4; ++i) up->downstream()->on_next(i);
+  ASSERT_TRUE(eventually([&] { return target->size() == 2; }));
+  std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(sub->requests(), (std::vector<i64>{4})) << "2 accepted: below the low tide of 3";
+  EXPECT_EQ(target->recv(), 0);  // a slot frees: the pump sends 2, then requests 3
+  EXPECT_TRUE(eventually([&] { return sub->requests().size() == 2; }));
+  EXPECT_EQ(sub->requests(), (std::vector<i64>{4, 3}));
+  up->downstream()->on_complete();
+  EXPECT_EQ(target->recv(), 1);
+  EXPECT_EQ(target->recv(), 2);
+  EXPECT_EQ(target->recv(), 3);
+  EXPECT_EQ(target->recv(), std::nullopt) << "closed at the end";
+  EXPECT_TRUE(h.wait_for(5s));
+}
+
+TEST(Streams, IntoChannelThroughASenderEndToEnd) {
+  watchdog dog(30s);
+  auto [tx, rx] = bp::make_channel<i64>(4);
+  auto h = into_channel(range(0, 1000) | map([](i64 v) { return v * 2; }), std::move(tx), 8);
+  i64 expected = 0;
+  for (i64 v : rx) {
+    EXPECT_EQ(v, expected);
+    expected += 2;
+  }
+  EXPECT_EQ(expected, 2000);
+  EXPECT_TRUE(h.wait_for(5s));
+}
+
+TEST(Streams, IntoChannelCancelsWhenReceiversAreGone) {
+  watchdog dog(30s);
+  auto up = std::make_shared<manual_publisher<i64>>();
+  auto target = std::make_shared<bp::channel<i64>>(1);
+  auto h = into_channel(publisher_ptr<i64>(up), target, 4);
+  up->downstream()->on_next(1);
+  up->downstream()->on_next(2);
+  target->close();
+  EXPECT_TRUE(up->subscription()->await_cancel());
+  EXPECT_TRUE(h.wait_for(5s));
+}
+
 TEST(Streams, FreeFunctionFormsAndDerivedPublisherPointers) {
   // A shared_ptr to a publisher's own class works wherever a publisher_ptr<T> does.
   struct three : publisher<int> {

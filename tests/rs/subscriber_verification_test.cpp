@@ -63,11 +63,29 @@ attached channel_with(std::size_t cap) {
   return a;
 }
 
+attached into_channel_with(std::size_t prefetch) {
+  attached a;
+  auto target = std::make_shared<bp::channel<i64>>(4);
+  auto count = std::make_shared<std::atomic<std::size_t>>(0);
+  auto h = into_channel(publisher_ptr<i64>(a.up), target, prefetch);
+  a.cancel = [h] { h.cancel(); };
+  a.terminated = [h, target, count] {
+    while (target->try_recv()) ++*count;
+    return h.done();
+  };
+  a.seen = [target, count] {
+    while (auto v = target->recv_for(std::chrono::milliseconds(1))) ++*count;
+    return count->load();
+  };
+  return a;
+}
+
 std::vector<subscriber_case> cases() {
   return {{"lambda_batch8", [] { return lambda_with(request_strategy::batch(8)); }},
           {"lambda_one_at_a_time", [] { return lambda_with(request_strategy::one_at_a_time()); }},
           {"lambda_unbounded", [] { return lambda_with(request_strategy::unbounded()); }},
-          {"to_channel", [] { return channel_with(8); }}};
+          {"to_channel", [] { return channel_with(8); }},
+          {"into_channel", [] { return into_channel_with(4); }}};
 }
 
 class SubscriberVerification : public ::testing::TestWithParam<subscriber_case> {

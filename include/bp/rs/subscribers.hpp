@@ -8,6 +8,8 @@
 //                                  free up (Signal -> Block): recv / try_recv / recv_for /
 //                                  range-for
 //   bp::rs::to_channel(pub, cap)   subscribes and returns that subscription_channel
+//   bp::rs::into_channel(pub, ch)  feeds an existing channel (or sender), requesting only as the
+//                                  channel accepts values (Signal -> Block into your channel)
 //   bp::rs::to_iterable(pub, n)    a blocking range over a publisher, n elements prefetched; an
 //                                  optional per-element timeout throws bp::rs::timeout_error
 //
@@ -34,6 +36,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "../channel.hpp"
@@ -392,6 +395,184 @@ template <publisher_type P>
 [[nodiscard]] auto to_channel(const std::shared_ptr<P>& pub, std::size_t capacity) {
   using T = element_t<P>;
   return subscription_channel<T>(publisher_ptr<T>(pub), capacity);
+}
+
+namespace detail {
+
+// into_channel: a subscriber that feeds a channel someone else owns. Elements land in a small
+// buffer of `prefetch` (what is requested ahead); a pump thread moves them into the target with
+// a blocking send and requests more only as the target accepts them (low tide: prefetch -
+// prefetch/4 at a time). The publisher's thread never blocks; the target's fullness reaches
+// the publisher as missing demand.
+template <class T, class Target>
+class channel_feeder final : public subscriber<T>,
+                             public std::enable_shared_from_this<channel_feeder<T, Target>> {
+ public:
+  channel_feeder(Target target, std::size_t prefetch, bool close_at_end,
+                 std::function<void(std::exception_ptr)> on_error)
+      : buf_(prefetch),
+        target_(std::move(target)),
+        limit_(static_cast<std::int64_t>(prefetch - prefetch / 4)),
+        close_at_end_(close_at_end),
+        on_error_(std::move(on_error)) {}
+
+  void on_subscribe(std::shared_ptr<subscription> s) override {
+    if (!s) throw std::invalid_argument("bp::rs::into_channel: on_subscribe(nullptr)");
+    {
+      std::lock_guard lock(m_);
+      if (sub_ || cancelled_) {  // rule 2.5
+        s->cancel();
+        return;
+      }
+      sub_ = s;
+    }
+    std::thread([self = this->shared_from_this()] { self->pump(); }).detach();
+    s->request(static_cast<std::int64_t>(buf_.capacity()));
+  }
+  void on_next(T v) override {
+    if (buf_.try_send(std::move(v)) == status::ok || buf_.is_closed()) return;
+    fail(std::make_exception_ptr(
+        std::runtime_error("bp::rs::into_channel: publisher sent more than requested (rule 1.1)")));
+    cancel();
+  }
+  void on_error(std::exception_ptr e) override {
+    upstream_ended();
+    fail(std::move(e));
+  }
+  void on_complete() override {
+    upstream_ended();
+    buf_.close();
+  }
+
+  void cancel() noexcept {
+    std::shared_ptr<subscription> s;
+    {
+      std::lock_guard lock(m_);
+      cancelled_ = true;
+      s = sub_;
+    }
+    if (s) s->cancel();
+    buf_.close();
+  }
+  done_latch& latch() noexcept { return latch_; }
+
+ private:
+  void fail(std::exception_ptr e) {
+    {
+      std::lock_guard lock(m_);
+      if (!error_) error_ = std::move(e);
+    }
+    buf_.close();
+  }
+  bool is_cancelled() {
+    std::lock_guard lock(m_);
+    return cancelled_;
+  }
+  void upstream_ended() {
+    std::lock_guard lock(m_);
+    ended_ = true;
+  }
+
+  void pump() {
+    std::int64_t accepted = 0;
+    while (auto v = buf_.recv()) {
+      status st;
+      while ((st = target_->send_for(std::move(*v), std::chrono::milliseconds(5))) ==
+                 status::timeout &&
+             !is_cancelled()) {
+      }
+      if (st != status::ok) {  // closed by its receivers (or we were cancelled): stop upstream
+        cancel();
+        break;
+      }
+      if (++accepted == limit_) {
+        accepted = 0;
+        std::shared_ptr<subscription> s;
+        {
+          std::lock_guard lock(m_);
+          if (!ended_ && !cancelled_) s = sub_;  // rule 2.4: not after a terminal signal
+        }
+        if (s) s->request(limit_);
+      }
+    }
+    std::exception_ptr e;
+    {
+      std::lock_guard lock(m_);
+      e = error_;
+    }
+    if (close_at_end_) target_.close();
+    if (e && on_error_) on_error_(e);
+    latch_.set();
+  }
+
+  bp::channel<T> buf_;
+  Target target_;
+  const std::int64_t limit_;
+  const bool close_at_end_;
+  std::function<void(std::exception_ptr)> on_error_;
+  std::mutex m_;  // guards sub_, cancelled_, error_
+  std::shared_ptr<subscription> sub_;
+  bool cancelled_ = false;
+  bool ended_ = false;
+  std::exception_ptr error_;
+  done_latch latch_;
+};
+
+template <class T>
+struct shared_channel_target {
+  std::shared_ptr<bp::channel<T>> ch;
+  bp::channel<T>* operator->() const noexcept { return ch.get(); }
+  void close() { ch->close(); }
+};
+
+template <class T>
+struct sender_target {
+  bp::sender<T> tx;
+  const bp::sender<T>* operator->() const noexcept { return &tx; }
+  void close() { tx.reset(); }  // our ownership ends; the channel closes with its last sender
+};
+
+template <class T, class Target>
+subscription_handle feed(const publisher_ptr<T>& pub, Target target, std::size_t prefetch,
+                         bool close_at_end, std::function<void(std::exception_ptr)> on_error) {
+  if (!pub) throw std::invalid_argument("bp::rs::into_channel: publisher pub is null");
+  if (prefetch == 0) throw std::invalid_argument("bp::rs::into_channel: prefetch must be > 0");
+  auto f = std::make_shared<channel_feeder<T, Target>>(std::move(target), prefetch, close_at_end,
+                                                       std::move(on_error));
+  pub->subscribe(f);
+  auto* latch = &f->latch();
+  return subscription_handle([f] { f->cancel(); }, f, latch);
+}
+
+}  // namespace detail
+
+// Feeds an existing channel from a publisher (Signal -> Block): requests `prefetch` ahead, then
+// more only as the channel accepts values (each refill 75% of prefetch). A pump thread does the
+// blocking sends, so the publisher never blocks. At the end (completion, error, cancel) the
+// channel is closed (close_at_end) and on_error receives a stream error. If the channel gets
+// closed by someone else, the subscription is cancelled. The handle's done() turns true once the
+// pump has finished.
+template <publisher_type P>
+subscription_handle into_channel(const std::shared_ptr<P>& pub,
+                                 std::shared_ptr<bp::channel<element_t<P>>> ch,
+                                 std::size_t prefetch = 16, bool close_at_end = true,
+                                 std::function<void(std::exception_ptr)> on_error = {}) {
+  using T = element_t<P>;
+  if (!ch) throw std::invalid_argument("bp::rs::into_channel: channel ch is null");
+  return detail::feed<T>(publisher_ptr<T>(pub), detail::shared_channel_target<T>{std::move(ch)},
+                         prefetch, close_at_end, std::move(on_error));
+}
+
+// The same with a sender end: our copy of the sender is released at the end, so the channel
+// closes when the last sender is gone (bp::make_channel's ownership rule).
+template <publisher_type P>
+subscription_handle into_channel(const std::shared_ptr<P>& pub, bp::sender<element_t<P>> tx,
+                                 std::size_t prefetch = 16,
+                                 std::function<void(std::exception_ptr)> on_error = {}) {
+  using T = element_t<P>;
+  if (!tx) throw std::invalid_argument("bp::rs::into_channel: sender tx is empty");
+  return detail::feed<T>(publisher_ptr<T>(pub), detail::sender_target<T>{std::move(tx)}, prefetch,
+                         true, std::move(on_error));
 }
 
 // A blocking single-pass range over a publisher: `for (T v : to_iterable(pub, 32))`. At most
