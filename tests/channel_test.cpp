@@ -260,7 +260,7 @@ TEST(ChannelBlock, SenderWaitsUntilASlotFrees) {
     EXPECT_EQ(ch.send_for(2, 10s), status::ok);
     done = true;
   });
-  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(eventually([&] { return ch.stats().send_waits == 1; }));  // it really waits
   EXPECT_FALSE(done);
   EXPECT_EQ(ch.recv_for(5s), 1);
   EXPECT_EQ(ch.recv_for(5s), 2);
@@ -396,7 +396,7 @@ TEST(ChannelRendezvous, SendReturnsOnlyOnceTaken) {
     EXPECT_EQ(ch.send_for(5, 10s), status::ok);
     sent = true;
   });
-  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(eventually([&] { return ch.stats().send_waits == 1; }));  // parked, not taken
   EXPECT_FALSE(sent);
   EXPECT_EQ(ch.size(), 0u);
   EXPECT_EQ(ch.recv_for(5s), 5);
@@ -610,6 +610,143 @@ TEST(ChannelBatch, HandlesForwardBatches) {
   EXPECT_EQ(rx.recv_many_for(out, 3, 1ms), 0u);
   bp::sender<int> empty;
   EXPECT_EQ(empty.send_n(in).answer, status::closed);
+}
+
+// ---- reservations --------------------------------------------------------------------------
+
+TEST(ChannelReserve, PermitSendsInSlotOrder) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  ASSERT_EQ(ch.send(1), status::ok);
+  auto permit = ch.reserve(2);
+  ASSERT_TRUE(permit);
+  EXPECT_EQ(permit.remaining(), 2u);
+  ASSERT_EQ(ch.send(4), status::ok);  // behind the reserved slots
+  EXPECT_EQ(ch.try_recv(), 1);
+  EXPECT_EQ(ch.try_recv(), std::nullopt) << "the reserved slot holds back what follows";
+  permit.send(2);
+  permit.send(3);
+  EXPECT_EQ(permit.remaining(), 0u);
+  EXPECT_THROW(permit.send(9), std::logic_error);
+  EXPECT_EQ(ch.try_recv(), 2);
+  EXPECT_EQ(ch.try_recv(), 3);
+  EXPECT_EQ(ch.try_recv(), 4);
+  expect_invariants(ch, 4);
+  EXPECT_EQ(ch.stats().sent, 4u);
+}
+
+TEST(ChannelReserve, UnusedSlotsAreGivenBack) {
+  watchdog dog(30s);
+  bp::channel<int> ch(3);
+  {
+    auto permit = ch.reserve(3);
+    permit.send(1);
+    EXPECT_EQ(ch.try_send(2), status::full);
+    EXPECT_EQ(ch.size(), 1u) << "reserved slots are not values";
+  }  // two slots given back, behind value 1: free once value 1 has been received
+  EXPECT_EQ(ch.size(), 1u);
+  EXPECT_EQ(ch.try_recv(), 1);
+  ASSERT_EQ(ch.try_send(2), status::ok) << "no receiver needed to pass the given-back slots";
+  ASSERT_EQ(ch.try_send(3), status::ok);
+  ASSERT_EQ(ch.try_send(4), status::ok);
+  EXPECT_EQ(ch.try_send(5), status::full);
+  EXPECT_EQ(ch.size(), 3u);
+  EXPECT_EQ(ch.stats().sent, 4u);
+  std::vector<int> out;
+  EXPECT_EQ(ch.try_recv_many(out, 10), 3u);
+  EXPECT_EQ(out, (std::vector<int>{2, 3, 4}));
+  const auto st = ch.stats();
+  EXPECT_EQ(st.sent, st.received + ch.size() + st.evicted);
+  EXPECT_EQ(st.received, 4u);
+}
+
+TEST(ChannelReserve, ReceiverAsleepOnAReservedSlotWakesOnSendAndOnRelease) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  auto permit = ch.reserve(1);
+  ASSERT_EQ(ch.send(2), status::ok);
+  std::thread r([&] {
+    EXPECT_EQ(ch.recv_for(10s), 1);
+    EXPECT_EQ(ch.recv_for(10s), 2);
+  });
+  std::this_thread::sleep_for(30ms);
+  permit.send(1);
+  r.join();
+
+  auto unused = ch.reserve(2);
+  ASSERT_EQ(ch.send(3), status::ok);
+  std::thread r2([&] { EXPECT_EQ(ch.recv_for(10s), 3); });
+  std::this_thread::sleep_for(30ms);
+  unused.release();
+  r2.join();
+}
+
+TEST(ChannelReserve, WaitsForRoomTimesOutAndAnswersClosed) {
+  watchdog dog(30s);
+  bp::channel<int> ch(2, overflow::drop_newest);
+  ASSERT_EQ(ch.send(1), status::ok);
+  EXPECT_EQ(ch.try_reserve(2).answer(), status::full);
+  EXPECT_EQ(ch.reserve_for(2, 10ms).answer(), status::timeout);
+  std::thread r([&] {
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(ch.recv(), 1);
+  });
+  auto permit = ch.reserve_for(2, 10s);
+  r.join();
+  ASSERT_TRUE(permit);
+  ch.close();
+  EXPECT_EQ(ch.try_reserve().answer(), status::closed);
+  permit.send(7);  // claimed before close: delivered
+  permit.release();
+  EXPECT_EQ(ch.recv(), 7);
+  EXPECT_EQ(ch.recv(), std::nullopt);
+}
+
+TEST(ChannelReserve, InvalidCountsNameTheArgument) {
+  watchdog dog(30s);
+  bp::channel<int> ch(2);
+  bp::channel<int> rv(0);
+  for (auto* c : {&ch, &rv}) {
+    for (std::size_t n : {std::size_t{0}, std::size_t{3}}) {
+      try {
+        (void)c->reserve(n);
+        FAIL();
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("n must be"), std::string::npos) << e.what();
+      }
+    }
+  }
+  auto [tx, rx] = bp::make_channel<int>(2);
+  auto p = tx.reserve(1);
+  p.send(5);
+  EXPECT_EQ(rx.recv(), 5);
+  EXPECT_FALSE(bp::sender<int>().reserve());
+}
+
+TEST(ChannelReserve, MovedPermitKeepsItsSlots) {
+  watchdog dog(30s);
+  bp::channel<int> ch(2);
+  auto a = ch.reserve(2);
+  auto b = std::move(a);
+  EXPECT_EQ(a.remaining(), 0u);  // NOLINT(bugprone-use-after-move): documented
+  b.send(1);
+  bp::send_permit<int> c;
+  c = std::move(b);
+  c.send(2);
+  EXPECT_EQ(ch.recv_for(5s), 1);
+  EXPECT_EQ(ch.recv_for(5s), 2);
+}
+
+TEST(ChannelReserve, GivenBackSlotBehindValuesIsPassedBySenders) {
+  watchdog dog(30s);
+  bp::channel<int> ch(2);
+  ASSERT_EQ(ch.send(1), status::ok);
+  ch.reserve(1).release();      // a tombstone behind the value
+  EXPECT_EQ(ch.try_recv(), 1);  // the tombstone is now at the head
+  EXPECT_EQ(ch.try_send(2), status::ok);
+  EXPECT_EQ(ch.try_send(3), status::ok) << "a full-looking channel frees given-back slots";
+  EXPECT_EQ(ch.try_recv(), 2);
+  EXPECT_EQ(ch.try_recv(), 3);
 }
 
 // ---- ownership-based closing ---------------------------------------------------------------

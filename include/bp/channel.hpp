@@ -93,6 +93,11 @@ template <class T>
 concept channel_element = std::is_object_v<T> && std::is_nothrow_move_constructible_v<T> &&
     std::is_nothrow_destructible_v<T>;
 
+template <channel_element T>
+class channel;
+template <channel_element T>
+class send_permit;
+
 // A range whose elements are T lvalues that a batch send may move from (vector<T>, array,
 // std::span<T>, deque...).
 template <class R, class T>
@@ -159,7 +164,8 @@ class channel {
   // Values still buffered go to the drop handler (if any), then are destroyed.
   ~channel() {
     if (!on_undelivered_ || capacity() == 0) return;
-    while (auto v = ring_.try_pop()) hand_to_drop_handler(std::move(*v));
+    std::uint64_t passed = 0;
+    while (auto v = ring_.try_pop(passed)) hand_to_drop_handler(std::move(*v));
   }
 
   // --- sending ---------------------------------------------------------------------------------
@@ -257,6 +263,26 @@ class channel {
     return recv_many_impl(out, max, true, detail::deadline_after(timeout));
   }
 
+  // --- reservations ----------------------------------------------------------------------------
+  // Claims `n` slots now and returns a send_permit whose send() cannot fail (tokio's reserve):
+  // wait for room first, then compute or fetch the values. Reserving waits for room whatever the
+  // policy (try_reserve never waits: answer `full`; reserve_for: `timeout`); `closed` once
+  // closed. The permit's unused slots are given back when it is destroyed or release()d.
+  // n must be in [1, capacity()]: std::invalid_argument otherwise (capacity 0 has no slots).
+  // The channel must outlive its permits.
+
+  [[nodiscard]] send_permit<T> reserve(std::size_t n = 1) {
+    return reserve_impl(n, true, forever());
+  }
+  [[nodiscard]] send_permit<T> try_reserve(std::size_t n = 1) {
+    return reserve_impl(n, false, forever());
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] send_permit<T> reserve_for(std::size_t n,
+                                           std::chrono::duration<Rep, Period> timeout) {
+    return reserve_impl(n, true, detail::deadline_after(timeout));
+  }
+
   // --- state -----------------------------------------------------------------------------------
 
   // Idempotent. Wakes every waiting sender (they answer `closed`) and receiver.
@@ -277,7 +303,13 @@ class channel {
 
   // Items buffered now (best effort under concurrency), never more than capacity(); always 0 on
   // a rendezvous channel.
-  [[nodiscard]] std::size_t size() const noexcept { return capacity() == 0 ? 0 : ring_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept {
+    if (capacity() == 0) return 0;
+    if (reserved_.load(std::memory_order_relaxed) == 0) return ring_.size();
+    const auto st = stats();  // with reservations: values only, not reserved slots or tombstones
+    const std::uint64_t n = st.sent - std::min(st.sent, st.received + st.evicted);
+    return n > capacity() ? capacity() : static_cast<std::size_t>(n);
+  }
   [[nodiscard]] std::size_t capacity() const noexcept { return ring_.capacity(); }
   [[nodiscard]] overflow policy() const noexcept { return policy_; }
 
@@ -287,8 +319,11 @@ class channel {
     if (capacity() == 0) {
       s.sent = s.received = rendezvous_.handed();
     } else {
-      s.received = ring_.popped() - s.evicted;  // pops are receives or evictions
-      s.sent = ring_.pushed();
+      // Tickets are values pushed, or reserved; pops are receives, evictions or tombstones.
+      const std::uint64_t reserved = reserved_.load(std::memory_order_relaxed);
+      const std::uint64_t permit_sent = permit_sent_.load(std::memory_order_relaxed);
+      s.received = ring_.popped() - s.evicted - ring_.skipped();
+      s.sent = ring_.pushed() - reserved + permit_sent;
     }
     s.dropped = dropped_.load(std::memory_order_relaxed);
     s.rejected = rejected_.load(std::memory_order_relaxed);
@@ -383,9 +418,25 @@ class channel {
     not_empty_.wake_if_waiting(count > INT_MAX ? INT_MAX : static_cast<int>(count));
   }
 
-  // After `count` pops (receives or evictions): wake as many senders waiting for room.
-  void after_pop(std::size_t count = 1) noexcept {
+  // After `count` slots were freed (values popped, tombstones passed): wake as many senders.
+  void after_pop(std::uint64_t count) noexcept {
     not_full_.wake_if_waiting(count > INT_MAX ? INT_MAX : static_cast<int>(count));
+  }
+
+  // Pops one value (a receive or an eviction), waking senders for every slot freed.
+  std::optional<T> pop_one() noexcept {
+    std::uint64_t passed = 0;
+    auto v = ring_.try_pop(passed);
+    if (v || passed) after_pop(passed + (v ? 1 : 0));
+    return v;
+  }
+
+  template <class Out>
+  std::size_t pop_many(Out& sink, std::size_t max) noexcept {
+    std::uint64_t passed = 0;
+    const std::size_t k = ring_.try_pop_n(sink, max, passed);
+    if (k || passed) after_pop(k + passed);
+    return k;
   }
 
   // One push attempt: ok or closed, or std::nullopt when the buffer is full.
@@ -406,6 +457,8 @@ class channel {
   status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
     if (capacity() == 0) return send_rendezvous(value, may_wait, deadline);
     if (auto r = push_once(value)) return *r;
+    if (pass_tombstones())
+      if (auto r = push_once(value)) return *r;
     switch (policy_) {
       case overflow::drop_newest:
         dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -428,9 +481,8 @@ class channel {
   status send_evicting(T& value) {
     for (;;) {
       if (ring_.is_closed()) return status::closed;
-      if (auto old = ring_.try_pop()) {
+      if (auto old = pop_one()) {
         evicted_.fetch_add(1, std::memory_order_relaxed);
-        after_pop();
         if (on_undelivered_) hand_to_drop_handler(std::move(*old));
       } else {
         detail::cpu_relax();  // the oldest slot is mid-push or mid-pop; it settles in a moment
@@ -455,7 +507,7 @@ class channel {
         not_full_.cancel_wait();
         return status::timeout;
       }
-      if (!ring_.settled_full()) {  // a pop is freeing a slot right now: retry, don't sleep
+      if (!ring_.settled_full() || pass_tombstones()) {  // room is being freed: retry, don't sleep
         not_full_.cancel_wait();
         std::this_thread::yield();
         continue;
@@ -485,24 +537,17 @@ class channel {
       rendezvous_.recv(out, may_wait, deadline);
       return out;
     }
-    if (auto v = ring_.try_pop()) {
-      after_pop();
-      return v;
-    }
+    if (auto v = pop_one()) return v;
     if (!may_wait) return std::nullopt;
     for (;;) {
       for (int i = 0; i < spin_limit; ++i) {
         detail::cpu_relax();
-        if (auto v = ring_.try_pop()) {
-          after_pop();
-          return v;
-        }
+        if (auto v = pop_one()) return v;
       }
       if (ring_.closed_and_drained()) return std::nullopt;
       const auto key = not_empty_.prepare_wait();
-      if (auto v = ring_.try_pop()) {
+      if (auto v = pop_one()) {
         not_empty_.cancel_wait();
-        after_pop();
         return v;
       }
       const bool settled = ring_.settled_empty();
@@ -557,19 +602,92 @@ class channel {
     if (out.capacity() - out.size() < most) out.reserve(out.size() + most);
     auto sink = std::back_inserter(out);
     if (capacity() != 0) {
-      if (const std::size_t k = ring_.try_pop_n(sink, max)) {
-        after_pop(k);
-        return k;
-      }
+      if (const std::size_t k = pop_many(sink, max)) return k;
       if (!may_wait) return 0;
     }
     auto first = recv_impl(may_wait, deadline);  // waits for one value (or the end / timeout)
     if (!first) return 0;
     out.push_back(std::move(*first));
     if (capacity() == 0 || max == 1) return 1;
-    const std::size_t k = ring_.try_pop_n(sink, max - 1);
-    if (k) after_pop(k);
-    return 1 + k;
+    return 1 + pop_many(sink, max - 1);
+  }
+
+  friend class send_permit<T>;
+
+  send_permit<T> reserve_impl(std::size_t n, bool may_wait, detail::clock::time_point deadline) {
+    if (n == 0 || n > capacity())
+      throw std::invalid_argument(
+          "bp::channel::reserve: n must be in [1, capacity()], got n = " + std::to_string(n) +
+          " with capacity " + std::to_string(capacity()));
+    std::uint64_t ticket = 0;
+    auto attempt = [&]() -> std::optional<status> {
+      switch (ring_.try_claim_n(n, ticket)) {
+        case detail::push_result::ok:
+          reserved_.fetch_add(n, std::memory_order_relaxed);
+          return status::ok;
+        case detail::push_result::closed:
+          return status::closed;
+        case detail::push_result::full:
+          break;
+      }
+      return std::nullopt;
+    };
+    auto answer = attempt();
+    if (!answer && may_wait) {
+      send_waits_.fetch_add(1, std::memory_order_relaxed);
+      while (!answer) {
+        for (int i = 0; i < spin_limit && !answer; ++i) {
+          detail::cpu_relax();
+          answer = attempt();
+        }
+        if (answer) break;
+        const auto key = not_full_.prepare_wait();
+        if ((answer = attempt())) {
+          not_full_.cancel_wait();
+        } else if (expired(deadline)) {
+          not_full_.cancel_wait();
+          answer = status::timeout;
+        } else if (!ring_.settled_full(n) || pass_tombstones()) {  // room is being freed: retry
+          not_full_.cancel_wait();
+          std::this_thread::yield();
+        } else {
+          not_full_.wait(key, deadline);
+        }
+      }
+    }
+    const status a = answer.value_or(status::full);
+    return send_permit<T>(a == status::ok ? this : nullptr, ticket, a == status::ok ? n : 0, a);
+  }
+
+  // A permit publishes with a plain store long after its ticket CAS, so it wakes with a fence;
+  // receivers may be asleep on its reserved slot at the head, and values behind it, so all wake.
+  void permit_publish(std::uint64_t ticket, T&& value) noexcept {
+    ring_.publish(ticket, std::move(value));
+    permit_sent_.fetch_add(1, std::memory_order_relaxed);
+    if (high_watermark_.load(std::memory_order_relaxed) < capacity()) update_high_watermark();
+    not_empty_.notify_all();
+  }
+
+  void permit_skip(std::uint64_t first, std::size_t count) noexcept {
+    for (std::size_t i = 0; i < count; ++i) ring_.skip(first + i);
+    pass_tombstones();
+    not_empty_.notify_all();
+  }
+
+  // Given-back slots at the head are freed at once, not only when a receiver reaches them: a
+  // sender facing a full channel passes them too (only channels that ever reserved pay this).
+  bool pass_tombstones() noexcept {
+    if (reserved_.load(std::memory_order_relaxed) == 0) return false;
+    const std::uint64_t n = ring_.pass_tombstones();
+    if (n) after_pop(n);
+    return n != 0;
+  }
+
+  void update_high_watermark() noexcept {
+    const std::size_t n = size();
+    std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
+    while (n > seen && !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+    }
   }
 
   using rendezvous_t = detail::rendezvous<T>;
@@ -587,6 +705,75 @@ class channel {
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> send_waits_{0};
   std::atomic<std::size_t> high_watermark_{0};
+  std::atomic<std::uint64_t> reserved_{0};     // tickets claimed by reservations
+  std::atomic<std::uint64_t> permit_sent_{0};  // values published through reservations
+};
+
+// n slots of a channel claimed by channel::reserve (tokio's Permit). Each send() moves one value
+// into the next claimed slot and cannot fail, not even if the channel was closed since the
+// reservation (the slots were claimed before close, so their values are delivered). Values keep
+// FIFO order by slot: a reserved slot holds back the values sent after it was reserved until it
+// is filled or given back. Destruction or release() gives the unused slots back; like any slot
+// of a ring they become free once every value ahead of them has been received (then at once,
+// with or without a receiver). An unsuccessful reservation yields an empty permit: `!permit`,
+// answer() says why.
+// Thread safety: a permit is used by one thread at a time; it may be moved between threads.
+// Errors: send() on a permit with no slot left throws std::logic_error.
+template <channel_element T>
+class send_permit {
+ public:
+  send_permit() = default;
+  send_permit(send_permit&& o) noexcept
+      : ch_(std::exchange(o.ch_, nullptr)),
+        next_(o.next_),
+        left_(std::exchange(o.left_, 0)),
+        answer_(o.answer_) {}
+  send_permit& operator=(send_permit&& o) noexcept {
+    if (this != &o) {
+      release();
+      ch_ = std::exchange(o.ch_, nullptr);
+      next_ = o.next_;
+      left_ = std::exchange(o.left_, 0);
+      answer_ = o.answer_;
+    }
+    return *this;
+  }
+  send_permit(const send_permit&) = delete;
+  send_permit& operator=(const send_permit&) = delete;
+  ~send_permit() { release(); }
+
+  // ok if the reservation succeeded (whether or not its slots are used up), else why not.
+  [[nodiscard]] status answer() const noexcept { return answer_; }
+  explicit operator bool() const noexcept { return answer_ == status::ok; }
+  // Reserved slots not used yet.
+  [[nodiscard]] std::size_t remaining() const noexcept { return left_; }
+
+  void send(T&& value) {
+    if (left_ == 0) throw std::logic_error("bp::send_permit::send: no reserved slot left");
+    --left_;
+    ch_->permit_publish(next_++, std::move(value));
+  }
+  void send(const T& value) requires std::copy_constructible<T> {
+    T copy(value);
+    send(std::move(copy));
+  }
+
+  // Gives the unused slots back now.
+  void release() noexcept {
+    if (left_ != 0) ch_->permit_skip(next_, left_);
+    left_ = 0;
+    ch_ = nullptr;
+  }
+
+ private:
+  friend class channel<T>;
+  send_permit(channel<T>* ch, std::uint64_t first, std::size_t n, status answer) noexcept
+      : ch_(ch), next_(first), left_(n), answer_(answer) {}
+
+  channel<T>* ch_ = nullptr;
+  std::uint64_t next_ = 0;
+  std::size_t left_ = 0;
+  status answer_ = status::closed;
 };
 
 // --- ownership-based closing ---------------------------------------------------------------------
@@ -678,6 +865,17 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders> 
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(T&& v, std::chrono::time_point<Clock, Duration> d) const {
     return ch() ? ch()->send_until(std::move(v), d) : status::closed;
+  }
+  [[nodiscard]] send_permit<T> reserve(std::size_t n = 1) const {
+    return ch() ? ch()->reserve(n) : send_permit<T>();
+  }
+  [[nodiscard]] send_permit<T> try_reserve(std::size_t n = 1) const {
+    return ch() ? ch()->try_reserve(n) : send_permit<T>();
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] send_permit<T> reserve_for(std::size_t n,
+                                           std::chrono::duration<Rep, Period> t) const {
+    return ch() ? ch()->reserve_for(n, t) : send_permit<T>();
   }
   template <class R>
   requires batch_range<R, T>

@@ -50,9 +50,14 @@ inline void full_fence() noexcept {
 class event_count {
  public:
   [[nodiscard]] std::uint32_t prepare_wait() noexcept {
+    // The key is read *before* registering: a notifier that counts this waiter as signalled
+    // bumps the epoch after that count, so the key is then stale and the park returns at once,
+    // consuming the signal. (Read after registering, the key could already include that bump:
+    // the waiter would sleep while its signal stays counted, and later notifies skip it.)
+    const std::uint32_t key = epoch_.load(std::memory_order_acquire);
     state_.fetch_add(one_waiter, std::memory_order_seq_cst);
     full_fence();  // slow path only: makes the re-check safe whatever its memory orders
-    return epoch_.load(std::memory_order_acquire);
+    return key;
   }
 
   void cancel_wait() noexcept { leave(); }

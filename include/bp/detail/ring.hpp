@@ -10,6 +10,10 @@
 // lock. The top bit of `tail_` is the closed flag: closing and claiming a ticket are one atomic
 // word, so a push either got its ticket before close() (and is delivered) or answers `closed`.
 //
+// Reservations (channel::reserve): a run of tickets claimed ahead of its values. Its slots are
+// marked `reserved` (`2t | reserved_mark`) until the value is published (`2t + 1`) or the
+// ticket is given back as a tombstone (`(2t + 1) | skip_mark`), which pops skip.
+//
 // Memory ordering: the release store of `seq` after constructing (or destroying) the value and
 // the acquire load of `seq` before touching it carry the payload's happens-before edge. The
 // ticket CASes are seq_cst: they are the "publish" half of the channel's event counts (see
@@ -37,6 +41,10 @@ template <class T>
 class ring {
  public:
   static constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
+  // Marks on a slot's `seq` (tickets stay far below 2^59, so `2t + 1` never reaches them).
+  static constexpr std::uint64_t reserved_mark = std::uint64_t{1} << 62;
+  static constexpr std::uint64_t skip_mark = std::uint64_t{1} << 61;
+  static constexpr std::uint64_t marks = reserved_mark | skip_mark;
 
   explicit ring(std::size_t capacity) : cap_(capacity) {
     if (cap_ == 0) return;
@@ -52,7 +60,8 @@ class ring {
   // Destroys what is still buffered; the owner drains it first if it wants the values.
   ~ring() {
     if (!slots_) return;
-    while (auto v = try_pop()) {
+    std::uint64_t passed = 0;
+    while (auto v = try_pop(passed)) {
     }
     for (std::size_t i = 0; i < cap_; ++i) slots_[i].~slot();
     ::operator delete[](slots_, std::align_val_t{alignof(slot)});
@@ -65,7 +74,7 @@ class ring {
       if (pos & closed_bit) return push_result::closed;
       slot& s = slots_[index(pos)];
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(seq - 2 * pos);
+      const auto diff = static_cast<std::int64_t>((seq & ~marks) - 2 * pos);
       if (diff == 0) {
         if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
@@ -86,15 +95,23 @@ class ring {
     }
   }
 
-  std::optional<T> try_pop() noexcept {
+  // Pops the oldest value; tombstones met on the way are passed and counted in `passed` (each
+  // frees a slot, so the caller wakes senders for them too).
+  std::optional<T> try_pop(std::uint64_t& passed) noexcept {
     std::uint64_t pos = head_.load(std::memory_order_relaxed);
     for (;;) {
       slot& s = slots_[index(pos)];
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(seq - (2 * pos + 1));
+      const auto diff = static_cast<std::int64_t>((seq & ~marks) - (2 * pos + 1));
       if (diff == 0) {
         if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
+          if (seq & skip_mark) [[unlikely]] {  // a reservation given back: no value here
+            release_tombstone(s, pos);
+            ++passed;
+            ++pos;
+            continue;
+          }
           T* p = s.ptr();
           std::optional<T> out(std::move(*p));
           p->~T();
@@ -127,7 +144,7 @@ class ring {
       if (k == 0) {
         const std::uint64_t seq = slots_[index(pos)].seq.load(std::memory_order_acquire);
         const std::uint64_t now = tail_.load(std::memory_order_relaxed);
-        if (static_cast<std::int64_t>(seq - 2 * pos) < 0 && now == pos) return 0;  // full
+        if (static_cast<std::int64_t>((seq & ~marks) - 2 * pos) < 0 && now == pos) return 0;
         pos = now;
         continue;
       }
@@ -147,7 +164,7 @@ class ring {
   // Batch pop: claims with one CAS the longest run of published values from the head (at most
   // `max`) and moves each into `*out++`. Returns how many.
   template <class Out>
-  std::size_t try_pop_n(Out& out, std::size_t max) noexcept {
+  std::size_t try_pop_n(Out& out, std::size_t max, std::uint64_t& passed) noexcept {
     if (max > cap_) max = cap_;
     std::uint64_t pos = head_.load(std::memory_order_relaxed);
     for (;;) {
@@ -156,9 +173,20 @@ class ring {
              slots_[index(pos + k)].seq.load(std::memory_order_acquire) == 2 * (pos + k) + 1)
         ++k;
       if (k == 0) {
-        const std::uint64_t seq = slots_[index(pos)].seq.load(std::memory_order_acquire);
+        slot& s = slots_[index(pos)];
+        const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
+        const auto diff = static_cast<std::int64_t>((seq & ~marks) - (2 * pos + 1));
+        if (diff == 0 && (seq & skip_mark)) {  // a tombstone at the head: pass it
+          if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) {
+            release_tombstone(s, pos);
+            ++passed;
+            ++pos;
+          }
+          continue;
+        }
         const std::uint64_t now = head_.load(std::memory_order_relaxed);
-        if (static_cast<std::int64_t>(seq - (2 * pos + 1)) < 0 && now == pos) return 0;  // empty
+        if (diff < 0 && now == pos) return 0;  // empty (or the head is reserved / mid-push)
         pos = now;
         continue;
       }
@@ -177,6 +205,66 @@ class ring {
     }
   }
 
+  // Claims exactly `n` consecutive free slots (all or nothing) for later publish()/skip(), and
+  // marks them reserved. `ticket` receives the first ticket.
+  push_result try_claim_n(std::size_t n, std::uint64_t& ticket) noexcept {
+    std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (pos & closed_bit) return push_result::closed;
+      std::size_t k = 0;
+      while (k < n && slots_[index(pos + k)].seq.load(std::memory_order_acquire) == 2 * (pos + k))
+        ++k;
+      if (k < n) {
+        const std::uint64_t now = tail_.load(std::memory_order_relaxed);
+        if (now == pos) return push_result::full;
+        pos = now;
+        continue;
+      }
+      if (tail_.compare_exchange_weak(pos, pos + n, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        for (std::size_t i = 0; i < n; ++i)
+          slots_[index(pos + i)].seq.store(2 * (pos + i) | reserved_mark,
+                                           std::memory_order_release);
+        ticket = pos;
+        return push_result::ok;
+      }
+    }
+  }
+
+  // Publishes the value of a claimed ticket.
+  void publish(std::uint64_t ticket, T&& v) noexcept {
+    slot& s = slots_[index(ticket)];
+    ::new (s.ptr()) T(std::move(v));
+    s.seq.store(2 * ticket + 1, std::memory_order_release);
+  }
+
+  // Gives a claimed ticket back: its slot becomes a tombstone that the next pop passes.
+  void skip(std::uint64_t ticket) noexcept {
+    slots_[index(ticket)].seq.store((2 * ticket + 1) | skip_mark, std::memory_order_release);
+  }
+
+  // Passes the tombstones at the head (given-back reservations), freeing their slots. Returns
+  // how many it passed.
+  std::uint64_t pass_tombstones() noexcept {
+    std::uint64_t passed = 0;
+    std::uint64_t pos = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      slot& s = slots_[index(pos)];
+      if (s.seq.load(std::memory_order_acquire) != ((2 * pos + 1) | skip_mark)) return passed;
+      if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        release_tombstone(s, pos);
+        ++passed;
+        ++pos;
+      }
+    }
+  }
+
+  // Tombstones passed by pops so far.
+  [[nodiscard]] std::uint64_t skipped() const noexcept {
+    return skipped_.load(std::memory_order_relaxed);
+  }
+
   // Returns true if this call closed the ring (false if it already was).
   bool close() noexcept {
     return (tail_.fetch_or(closed_bit, std::memory_order_seq_cst) & closed_bit) == 0;
@@ -189,16 +277,20 @@ class ring {
   // Every ticket handed to a push has been claimed by a pop: empty, and no push under way.
   // (A push that claimed its ticket but has not yet published its value makes this false: a
   // receiver must then retry shortly, not sleep, because that push may not see it waiting.)
+  // A head slot held by a reservation counts as settled too: a reservation publishes with a
+  // fenced notify (channel::send_permit), so a receiver may sleep until then.
   [[nodiscard]] bool settled_empty() const noexcept {
     const std::uint64_t t = tail_.load(std::memory_order_seq_cst) & ~closed_bit;
-    return head_.load(std::memory_order_seq_cst) == t;
+    const std::uint64_t h = head_.load(std::memory_order_seq_cst);
+    if (h == t) return true;
+    return slots_[index(h)].seq.load(std::memory_order_seq_cst) == (2 * h | reserved_mark);
   }
 
-  // Every slot is claimed by a push and none by a pop: full, and no pop under way.
-  [[nodiscard]] bool settled_full() const noexcept {
+  // Fewer than `n` slots are free or being freed: no pop under way could make room for `n`.
+  [[nodiscard]] bool settled_full(std::size_t n = 1) const noexcept {
     const std::uint64_t h = head_.load(std::memory_order_seq_cst);
     const std::uint64_t t = tail_.load(std::memory_order_seq_cst) & ~closed_bit;
-    return t - h >= cap_;
+    return t - h > cap_ - n;
   }
 
   // Closed, and every ticket handed out before close() has been popped.
@@ -238,6 +330,11 @@ class ring {
     T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
   };
 
+  void release_tombstone(slot& s, std::uint64_t pos) noexcept {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    s.seq.store(2 * (pos + cap_), std::memory_order_release);
+  }
+
   // A mask when the capacity is a power of two (the common case), a division otherwise.
   std::size_t index(std::uint64_t pos) const noexcept {
     return static_cast<std::size_t>(mask_ ? (pos & mask_) : (pos % cap_));
@@ -248,6 +345,7 @@ class ring {
   alignas(cache_line) slot* slots_ = nullptr;
   std::size_t cap_;
   std::uint64_t mask_ = 0;  // capacity - 1 if the capacity is a power of two > 1, else 0
+  alignas(cache_line) std::atomic<std::uint64_t> skipped_{0};  // tombstones passed
 };
 
 }  // namespace bp::detail
