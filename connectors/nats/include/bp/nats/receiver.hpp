@@ -4,6 +4,8 @@
 //                                 bp::channel; recv_message() for explicit acknowledgement.
 //   bp::nats::delivery<T>         a received value with ack / nak / in_progress / term.
 //
+// Example (compiled twin: connectors/nats/examples/jetstream_pipeline.cpp):
+//
 //   bp::nats::receiver<std::string> rx({.servers = {url}, .stream = "ORDERS",
 //                                       .subject = "orders", .capacity = 1000});
 //   for (std::string order : rx) handle(order);  // ends after the sender's close()

@@ -4,7 +4,7 @@
 //   bp::nats::sender<T, Codec>  send / try_send / send_for / send_until / close with the
 //                               answers of bp::channel; flush() for the producer window.
 //
-// Example (connectors/nats/tests/peer.cpp is the compiled twin):
+// Example (compiled twin: connectors/nats/examples/jetstream_pipeline.cpp):
 //
 //   bp::nats::sender<std::string> tx({.servers = {"nats://127.0.0.1:4222"},
 //                                     .stream = "ORDERS", .subject = "orders",
