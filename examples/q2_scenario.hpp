@@ -85,15 +85,17 @@ inline result run(const config& cfg) {
   std::optional<bp::memory_budget> budget;
   if (cfg.budget != 0) budget.emplace(cfg.budget);
 
-  // Wakes a producer when one of its streams drained.
+  // Each producer's 'drain' events: the streams it may write again (an event loop's queue).
   struct producer_signal {
     std::mutex m;
     std::condition_variable cv;
-    std::uint64_t epoch = 0;
+    std::vector<std::size_t> drained;
   };
   std::vector<std::unique_ptr<producer_signal>> signals;
-  for (unsigned p = 0; p < cfg.producers; ++p)
+  for (unsigned p = 0; p < cfg.producers; ++p) {
     signals.push_back(std::make_unique<producer_signal>());
+    signals.back()->drained.reserve(cfg.streams / cfg.producers + 1);
+  }
 
   std::vector<std::unique_ptr<bp::watermark_buffer<chunk>>> streams;
   for (std::size_t i = 0; i < cfg.streams; ++i) {
@@ -104,9 +106,9 @@ inline result run(const config& cfg) {
             .low_watermark = cfg.low_watermark,
             .size = [](const chunk& c) -> std::size_t { return c.bytes; },
             .on_drain =
-                [sig] {
+                [sig, i] {
                   std::lock_guard lock(sig->m);
-                  ++sig->epoch;
+                  sig->drained.push_back(i);
                   sig->cv.notify_one();
                 },
             .budget = budget ? &*budget : nullptr}));
@@ -122,47 +124,40 @@ inline result run(const config& cfg) {
     if (!failed.exchange(true)) error = std::move(what);
   };
 
+  // Node style: write a stream until write() answers false, then leave it until its 'drain'.
   auto producer = [&](unsigned p) {
-    std::vector<std::size_t> mine;
-    for (std::size_t i = p; i < cfg.streams; i += cfg.producers) mine.push_back(i);
-    std::vector<std::uint32_t> next(mine.size(), 0);
-    std::size_t unfinished = mine.size();
+    std::vector<std::uint32_t> next(cfg.streams, 0);
+    std::vector<std::size_t> ready;  // streams to write now: at first all of ours
+    for (std::size_t i = p; i < cfg.streams; i += cfg.producers) ready.push_back(i);
+    std::size_t unfinished = ready.size();
+    std::vector<std::size_t> drained;
+    drained.reserve(ready.size());
     auto& sig = *signals[p];
     while (unfinished != 0 && !failed) {
-      std::uint64_t seen;
-      {
-        std::lock_guard lock(sig.m);
-        seen = sig.epoch;
-      }
-      bool wrote = false;
-      for (std::size_t k = 0; k < mine.size(); ++k) {
-        auto& buf = *streams[mine[k]];
-        if (next[k] == cfg.chunks_per_stream || buf.need_drain()) continue;
-        for (;;) {
-          const chunk c{static_cast<std::uint32_t>(mine[k]), next[k],
+      for (const std::size_t i : ready) {
+        auto& buf = *streams[i];
+        while (next[i] < cfg.chunks_per_stream) {
+          const chunk c{static_cast<std::uint32_t>(i), next[i],
                         static_cast<std::uint32_t>(cfg.chunk_bytes)};
           const auto r = buf.write_for(chunk(c), 30s);
           if (r.status != bp::status::ok) {
-            fail("stream " + std::to_string(mine[k]) + ": write answered " +
+            fail("stream " + std::to_string(i) + ": write answered " +
                  std::string(bp::to_string(r.status)));
             return;
           }
-          wrote = true;
           const auto now = buffered.fetch_add(static_cast<std::int64_t>(c.bytes)) + c.bytes;
           auto seen_peak = peak.load(std::memory_order_relaxed);
           while (now > seen_peak && !peak.compare_exchange_weak(seen_peak, now)) {
           }
-          if (++next[k] == cfg.chunks_per_stream) {
-            --unfinished;
-            break;
-          }
-          if (!r.keep_writing) break;  // Node: stop writing this stream until 'drain'
+          if (++next[i] == cfg.chunks_per_stream) --unfinished;
+          if (!r.keep_writing) break;  // until this stream's 'drain'
         }
       }
-      if (!wrote) {
-        std::unique_lock lock(sig.m);
-        sig.cv.wait_for(lock, 10ms, [&] { return sig.epoch != seen; });
-      }
+      ready.clear();
+      if (unfinished == 0) break;
+      std::unique_lock lock(sig.m);
+      sig.cv.wait_for(lock, 100ms, [&] { return !sig.drained.empty(); });
+      std::swap(ready, sig.drained);
     }
   };
 
