@@ -51,7 +51,8 @@ class emitter : public subscription, public std::enable_shared_from_this<emitter
       std::int64_t none = 1;  // keep the first offending value for the message
       bad_.compare_exchange_strong(none, n, std::memory_order_acq_rel);
     } else {
-      add_demand(requested_, n);
+      // Already unbounded: nothing new to act on (saves filter's re-requests a wip round trip).
+      if (add_demand(requested_, n) == unbounded) return;
       derived().on_request(n);
     }
     drain();
