@@ -86,7 +86,7 @@ struct options {
   // --- sender -----------------------------------------------------------------------------------
   // 0: each send waits for the server's acknowledgement and answers exactly like bp::channel.
   // n > 0: producer window (Kafka's max.in.flight): up to n unacknowledged publishes, send()
-  // answers ok once the message is in the window; flush() waits for the acknowledgements.
+  // answers ok once the message is in the window; flush_for() waits for the acknowledgements.
   // Only with policy block or drop_oldest (the others must answer at once).
   std::size_t max_in_flight = 0;
   // While a block-policy send waits for room it retries with this backoff, doubling from min

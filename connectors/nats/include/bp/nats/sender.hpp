@@ -2,7 +2,7 @@
 // backed by a NATS JetStream work-queue stream.
 //
 //   bp::nats::sender<T, Codec>  send / try_send / send_for / send_until / close with the
-//                               answers of bp::channel; flush() for the producer window.
+//                               answers of bp::channel; flush_for() for the producer window.
 //
 // Example (compiled twin: connectors/nats/examples/jetstream_pipeline.cpp):
 //
@@ -35,11 +35,16 @@ namespace bp::nats {
 //   block         DiscardNew; retry on error 10077 with       ok (after waiting), or timeout
 //                 backoff until room frees or time runs out
 //   drop_newest   DiscardNew; error 10077                     dropped
-//   drop_oldest   DiscardOld: the server evicts the oldest    ok (the receiver counts evictions)
+//   drop_oldest   DiscardOld: the server evicts the oldest    ok (the receiver counts evictions;
+//                                                             stats().evicted here stays 0)
 //   reject        DiscardNew; error 10077                     full
-// try_send never waits (a full block stream answers full). A send answers ok only once the
-// server has stored the message (or, with max_in_flight > 0, once it is in the producer
-// window; flush() then waits for the acknowledgements).
+// try_send does not wait for room (a full block stream answers full; it still makes one round
+// trip to the server). A send answers ok only once the server has stored the message, or, with
+// max_in_flight > 0, once it is in the producer window (a full window makes send wait,
+// try_send answer full, send_for answer timeout; flush_for waits for the acknowledgements).
+// Sends take `const T&`: the value is encoded, so one not taken stays with the caller.
+// Movable, not copyable: one connection per sender (make several for several threads, or
+// share one by reference: every member is thread-safe).
 //
 // When to use: producers and consumers in different processes or machines, or a buffer that
 // must survive a crash (file storage). When not to use: inside one process bp::channel is
