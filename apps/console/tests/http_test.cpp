@@ -282,7 +282,12 @@ TEST_F(Http, AFloodOfControlRequestsDoesNotGrowTheServer) {
   std::this_thread::sleep_for(300ms);
   const json after = state();
   ASSERT_TRUE(after.is_object()) << "still serving";
-  EXPECT_LT(after["snapshot"]["rss_bytes"].get<double>() - rss_before, 64.0 * (1 << 20));
+#if defined(__SANITIZE_ADDRESS__)
+  const double slack = 400.0 * (1 << 20);  // ASan keeps freed memory in a 256 MiB quarantine
+#else
+  const double slack = 64.0 * (1 << 20);
+#endif
+  EXPECT_LT(after["snapshot"]["rss_bytes"].get<double>() - rss_before, slack);
   EXPECT_LE(after["settings"]["consumer_rate"].get<double>(), 3.0);
 }
 
