@@ -7,6 +7,7 @@ set -euo pipefail
 server=${BP_NATS_SERVER:-nats-server}
 dir=$(mktemp -d /tmp/bp-nats-XXXXXX)
 log=$dir/server.log
+: >"$log"  # exists before the server writes to it: the polling below reads it at once
 "$server" -js -a 127.0.0.1 -p -1 -m -1 -sd "$dir/store" >"$log" 2>&1 &
 pid=$!
 cleanup() {
