@@ -287,10 +287,11 @@ class memory_budget {
   }
 
   void give_back(state& s, std::size_t bytes) noexcept {
-    // seq_cst publication, then the waiter check: the event count's Dekker pair.
+    // A seq_cst RMW publishes, then the waiter check (a seq_cst load): the event count's Dekker
+    // pair without its fence, which this hot path does not need.
     in_use_.fetch_sub(bytes, std::memory_order_seq_cst);
     stream_sub(s, bytes);  // may free `s`: not touched below
-    room_.notify_all();
+    room_.wake_if_waiting(INT_MAX);
   }
 
   void wake_all() noexcept { room_.notify_all(); }
