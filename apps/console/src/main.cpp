@@ -127,13 +127,15 @@ int serve(const std::string& bind, int port) {
   opt.bind = bind;
   opt.port = port;
   http_server server(eng, opt);
-  signal_watch signals([&] { server.stop(); });
   try {
     server.bind();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bp-console: %s\n", e.what());
     return 1;
   }
+  // Made after bind(), so that the listening socket happens-before the watcher's stop() (and a
+  // Ctrl-C that came meanwhile waits, blocked, until the watcher takes it).
+  signal_watch signals([&] { server.stop(); });
   const std::string host = bind == "0.0.0.0" ? "127.0.0.1" : bind;
   std::printf("bp-console: serving on http://%s:%d/  (Ctrl-C stops)\n", host.c_str(),
               server.port());
