@@ -8,7 +8,7 @@
 //                     initializers.
 //   bp::reservation   the answer of reserve(n): how long to wait before acting, cancellable
 //                     (x/time/rate's Reservation).
-//   bp::manual_clock, bp::clock_ref  (from detail/nanoclock.hpp) the injectable clock: both
+//   bp::manual_clock, bp::clock_ref  (bp/clock.hpp) the injectable clock: both
 //                     buckets read std::chrono::steady_clock unless given a bp::manual_clock.
 //
 // Rate limiting is a policy, backpressure is feedback (seed Q3): a bucket caps a producer at a
