@@ -90,6 +90,11 @@ std::vector<source> sources() {
       {"buffer_block",
        [](i64 n) { return range(0, n) | on_backpressure_buffer(8, bp::overflow::block); }},
       {"take", [](i64 n) { return range(0, bp::rs::unbounded) | take(n); }},
+      {"batch_timed",  // its timer thread runs beside upstream, the requesters and cancel
+       [](i64 n) {
+         return range(0, n) | batch(1, std::chrono::microseconds(50)) |
+                map([](const std::vector<i64>& b) { return b.front(); });
+       }},
   };
 }
 
