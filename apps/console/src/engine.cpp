@@ -515,15 +515,17 @@ struct engine::scenario {
     auto& h = sampling.history;
     h.push_back(p);
     while (h.size() > 2 && now - h[1].at >= latency_window) h.pop_front();
-    // rates and waiting share over the last second
+    // rates over the last second: from the newest sample at least 1 s old (the oldest one
+    // during the first second)
     const sample_state::point* base = &h.front();
-    for (const auto& q : h)
-      if (now - q.at <= rate_window) {
-        base = &q;
-        break;
-      }
+    for (const auto& q : h) {
+      if (now - q.at < rate_window) break;
+      base = &q;
+    }
     if (base != &h.back()) {
-      const double dt = std::chrono::duration<double>(now - base->at).count();
+      // At least a second even at the start: a ramp, not a spike from one early item.
+      const double dt = std::max(std::chrono::duration<double>(now - base->at).count(),
+                                 std::chrono::duration<double>(rate_window).count());
       s.produce_rate = double(s.produced - base->produced) / dt;
       s.consume_rate = double(s.consumed - base->consumed) / dt;
       s.wait_share =

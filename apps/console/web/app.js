@@ -92,6 +92,11 @@ function applyState(data) {
   if (document.activeElement !== $('producer-rate')) $('producer-rate').value = posFromRate(s.producer_rate);
   if (document.activeElement !== $('consumer-rate')) $('consumer-rate').value = posFromRate(s.consumer_rate);
   if (document.activeElement !== $('capacity')) $('capacity').value = posFromCap(s.capacity);
+  $('throttle-controls').hidden = s.strategy !== 'throttle';
+  const tokens = s.throttle_rate || s.consumer_rate;
+  if (document.activeElement !== $('throttle-rate')) $('throttle-rate').value = posFromRate(tokens);
+  $('throttle-rate-out').textContent = fmtRate(tokens);
+  $('throttle-follow').classList.toggle('on', !s.throttle_rate);
   $('producer-rate-out').textContent = fmtRate(s.producer_rate);
   $('consumer-rate-out').textContent = fmtRate(s.consumer_rate);
   $('capacity-out').textContent = fmtInt(s.capacity);
@@ -116,6 +121,8 @@ function wireControls() {
     el.addEventListener('change', () => api('/api/settings', { [key]: roundRate(rateFromPos(+el.value)) }).catch(() => {}));
   };
   rate('producer-rate', 'producer_rate');
+  rate('throttle-rate', 'throttle_rate');
+  $('throttle-follow').addEventListener('click', () => api('/api/settings', { throttle_rate: 0 }).catch(() => {}));
   rate('consumer-rate', 'consumer_rate');
   const cap = $('capacity');
   cap.addEventListener('input', () => { $('capacity-out').textContent = fmtInt(capFromPos(+cap.value)); });
