@@ -153,7 +153,8 @@ class engine {
 // Resident set size of this process in bytes (Linux /proc/self/statm), 0 if unknown.
 [[nodiscard]] std::size_t process_rss_bytes() noexcept;
 
-// Quantile q (0..1) of a log-bucketed latency histogram; used by the engine and its tests.
+// The buckets of the engine's latency histogram: 8 per power of two of microseconds, so a
+// quantile read from it is within 1/8 of the true value.
 class latency_histogram {
  public:
   static constexpr int buckets = 256;
