@@ -12,57 +12,7 @@
 #include <new>
 #include <thread>
 
-namespace {
-std::atomic<std::uint64_t> g_allocs{0};
-}  // namespace
-
-// GCC sees the replaced operator delete inlined next to library allocations and warns about a
-// mismatch that does not exist (every form below pairs malloc/aligned_alloc with free).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  const auto al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return operator new(n, a);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
+#include "counting_allocator.hpp"
 
 namespace {
 
@@ -91,9 +41,9 @@ void BM_RangeMapFilter(benchmark::State& state) {
   std::uint64_t allocs = 0;
   for (auto _ : state) {
     i64 sum = 0;
-    const auto before = g_allocs.load(std::memory_order_relaxed);
+    const auto before = bp::test::allocations();
     auto h = bp::rs::subscribe(pipeline(kElements), [&sum](i64 v) { sum += v; }, {.strategy = st});
-    allocs += g_allocs.load(std::memory_order_relaxed) - before;
+    allocs += bp::test::allocations() - before;
     if (!h.done()) state.SkipWithError("pipeline did not complete synchronously");
     benchmark::DoNotOptimize(sum);
   }
@@ -118,9 +68,9 @@ void BM_SteadyStateAllocations(benchmark::State& state) {
   pipeline(bp::rs::unbounded)->subscribe(s);
   std::uint64_t allocs = 0;
   for (auto _ : state) {
-    const auto before = g_allocs.load(std::memory_order_relaxed);
+    const auto before = bp::test::allocations();
     for (i64 i = 0; i < kElements / 256; ++i) p->first->request(256 / 2);  // filter keeps 1/2
-    allocs += g_allocs.load(std::memory_order_relaxed) - before;
+    allocs += bp::test::allocations() - before;
   }
   p->first->cancel();
   report(state, allocs);
@@ -133,13 +83,13 @@ void BM_RangeMapFilterObserveOn(benchmark::State& state) {
   std::uint64_t allocs = 0;
   for (auto _ : state) {
     std::atomic<i64> sum{0};
-    const auto before = g_allocs.load(std::memory_order_relaxed);
+    const auto before = bp::test::allocations();
     auto h =
         bp::rs::subscribe(pipeline(kElements) | bp::rs::observe_on(w.executor(), state.range(0)),
                           [&sum](i64 v) { sum.fetch_add(v, std::memory_order_relaxed); },
                           {.strategy = bp::rs::request_strategy::batch(state.range(0))});
     h.wait_for(std::chrono::seconds(60));
-    allocs += g_allocs.load(std::memory_order_relaxed) - before;
+    allocs += bp::test::allocations() - before;
     benchmark::DoNotOptimize(sum.load());
   }
   report(state, allocs);
@@ -155,7 +105,7 @@ void BM_ChannelMapFilter(benchmark::State& state) {
   const auto capacity = static_cast<std::size_t>(state.range(0));
   std::uint64_t allocs = 0;
   for (auto _ : state) {
-    const auto before = g_allocs.load(std::memory_order_relaxed);
+    const auto before = bp::test::allocations();
     bp::channel<i64> ch(capacity);
     std::thread producer([&] {
       for (i64 i = 0; i < kElements; ++i) {
@@ -167,7 +117,7 @@ void BM_ChannelMapFilter(benchmark::State& state) {
     i64 sum = 0;
     while (auto v = ch.recv()) sum += *v;
     producer.join();
-    allocs += g_allocs.load(std::memory_order_relaxed) - before;
+    allocs += bp::test::allocations() - before;
     benchmark::DoNotOptimize(sum);
   }
   report(state, allocs);
@@ -178,7 +128,7 @@ BENCHMARK(BM_ChannelMapFilter)->Arg(32)->Arg(256)->UseRealTime()->Unit(benchmark
 void BM_ChannelMapFilterSameThread(benchmark::State& state) {
   std::uint64_t allocs = 0;
   for (auto _ : state) {
-    const auto before = g_allocs.load(std::memory_order_relaxed);
+    const auto before = bp::test::allocations();
     bp::channel<i64> ch(256);
     i64 sum = 0;
     for (i64 i = 0; i < kElements; ++i) {
@@ -188,7 +138,7 @@ void BM_ChannelMapFilterSameThread(benchmark::State& state) {
         sum += *ch.try_recv();
       }
     }
-    allocs += g_allocs.load(std::memory_order_relaxed) - before;
+    allocs += bp::test::allocations() - before;
     benchmark::DoNotOptimize(sum);
   }
   report(state, allocs);

@@ -7,61 +7,8 @@
 #include <new>
 #include <thread>
 
+#include "counting_allocator.hpp"
 #include "test_util.hpp"
-
-// The replacement operators below pair malloc/free themselves; GCC cannot see that once they
-// are inlined into callers and warns about "mismatched" new/free.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-// A counting global allocator: this binary counts every heap allocation, so the hot paths can be
-// shown to allocate nothing per item (the ring is allocated once, in the constructor).
-namespace {
-std::atomic<long> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return operator new(n, a);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -79,14 +26,14 @@ INSTANTIATE_TEST_SUITE_P(Channel, AllocPerPolicy,
 
 TEST_P(AllocPerPolicy, SingleThreadedHotPathAllocatesNothing) {
   bp::channel<payload> ch(64, GetParam(), [](payload&&) {});
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   for (std::uint64_t i = 0; i < 100000; ++i) {
     (void)ch.try_send(payload{i, i, i});
     if (i % 3 == 0) (void)ch.try_recv();
   }
   while (ch.try_recv()) {
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(bp::test::allocations() - before, 0);
 }
 
 TEST(ChannelAlloc, BlockingProducerConsumerAllocatesNothingPerItem) {
@@ -103,11 +50,11 @@ TEST(ChannelAlloc, BlockingProducerConsumerAllocatesNothingPerItem) {
     for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(ch.recv_for(10s), i);
   });
   std::this_thread::sleep_for(10ms);  // thread start-up allocations happen before we count
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   go = true;
   producer.join();
   consumer.join();
-  EXPECT_EQ(g_allocations.load() - before, 0) << "parks and wakes included";
+  EXPECT_EQ(bp::test::allocations() - before, 0) << "parks and wakes included";
 }
 
 TEST(ChannelAlloc, RendezvousAllocatesNothingPerItem) {
@@ -120,11 +67,11 @@ TEST(ChannelAlloc, RendezvousAllocatesNothingPerItem) {
     for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(ch.send_for(i, 10s), bp::status::ok);
   });
   std::this_thread::sleep_for(10ms);
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   go = true;
   for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(ch.recv_for(10s), i);
   producer.join();
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(bp::test::allocations() - before, 0);
 }
 
 }  // namespace

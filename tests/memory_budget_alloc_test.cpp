@@ -10,63 +10,8 @@
 #include <new>
 #include <thread>
 
+#include "counting_allocator.hpp"
 #include "test_util.hpp"
-
-// The replacement operators below pair malloc/free themselves; GCC cannot see that once they
-// are inlined into callers and warns about "mismatched" new/free.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-// A counting global allocator: this binary counts every heap allocation, so the hot paths can be
-// shown to allocate nothing per reservation or per item once warmed up (a stream's state is
-// allocated by open_stream, a channel's ring by its constructor, a watermark buffer's ring
-// grows to the largest backlog and stays).
-namespace {
-std::atomic<long> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return operator new(n, a);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -75,7 +20,7 @@ using namespace std::chrono_literals;
 TEST(MemoryBudgetAlloc, ReservationsAllocateNothing) {
   bp::memory_budget budget(1 << 20);
   auto s = budget.open_stream();
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   for (int i = 0; i < 100000; ++i) {
     auto r = s.try_reserve(100 + static_cast<std::size_t>(i % 1000));
     auto part = r.split(50);
@@ -83,7 +28,7 @@ TEST(MemoryBudgetAlloc, ReservationsAllocateNothing) {
     auto timed = budget.reserve_for(64, 1ms);
     auto refused = s.try_reserve(budget.capacity());  // does not fit: answers full
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(bp::test::allocations() - before, 0);
   EXPECT_EQ(budget.in_use(), 0u);
 }
 
@@ -105,25 +50,25 @@ TEST(MemoryBudgetAlloc, WaitingAndWakingAllocateNothing) {
   std::thread ta(worker, std::ref(a));
   std::thread tb(worker, std::ref(b));
   std::this_thread::sleep_for(10ms);
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   go = true;
   ta.join();
   tb.join();
   EXPECT_FALSE(failed);
-  EXPECT_EQ(g_allocations.load() - before, 0) << "parks and wakes included";
+  EXPECT_EQ(bp::test::allocations() - before, 0) << "parks and wakes included";
 }
 
 TEST(MemoryBudgetAlloc, BudgetedChannelAllocatesNothingPerItem) {
   bp::memory_budget budget(1 << 20);
   bp::budgeted_channel<std::uint64_t> ch(budget, 64);
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   for (std::uint64_t i = 0; i < 100000; ++i) {
     (void)ch.try_send(i);
     if (i % 3 == 0) (void)ch.try_recv();
   }
   while (ch.try_recv()) {
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(bp::test::allocations() - before, 0);
   EXPECT_EQ(budget.in_use(), 0u);
 }
 
@@ -135,13 +80,13 @@ TEST(MemoryBudgetAlloc, WatermarkBufferAllocatesNothingOnceGrown) {
   for (std::uint64_t i = 0; i < 100; ++i) (void)buf.write(i);  // grows the ring to 128 slots
   while (buf.try_read()) {
   }
-  const long before = g_allocations.load();
+  const long before = bp::test::allocations();
   for (std::uint64_t lap = 0; lap < 1000; ++lap) {
     for (std::uint64_t i = 0; i < 100; ++i) (void)buf.write(i);
     while (buf.try_read()) {
     }
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(bp::test::allocations() - before, 0);
   EXPECT_GT(drains, 1000);
 }
 

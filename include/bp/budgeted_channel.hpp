@@ -201,26 +201,7 @@ class budgeted_channel {
   }
 
   // range-for: receives until closed and drained.
-  class iterator {
-   public:
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    explicit iterator(budgeted_channel* ch) : ch_(ch) { ++*this; }
-    T& operator*() const { return *cur_; }
-    T* operator->() const { return &*cur_; }
-    iterator& operator++() {
-      cur_ = ch_->recv();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
-
-   private:
-    budgeted_channel* ch_ = nullptr;
-    mutable std::optional<T> cur_;
-  };
+  using iterator = detail::recv_iterator<T, budgeted_channel, &budgeted_channel::recv>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 

@@ -42,6 +42,7 @@
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/futex.hpp"
+#include "detail/recv_iterator.hpp"
 #include "detail/rendezvous.hpp"
 #include "detail/ring.hpp"
 #include "status.hpp"
@@ -334,27 +335,7 @@ class channel {
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
 
-  class iterator {
-   public:
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::input_iterator_tag;
-
-    iterator() = default;
-    explicit iterator(channel* ch) : ch_(ch) { ++*this; }
-    T& operator*() const { return *cur_; }
-    T* operator->() const { return &*cur_; }
-    iterator& operator++() {
-      cur_ = ch_->recv();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
-
-   private:
-    channel* ch_ = nullptr;
-    mutable std::optional<T> cur_;
-  };
+  using iterator = detail::recv_iterator<T, channel, &channel::recv>;
 
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
@@ -932,26 +913,7 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   }
 
   // range-for: receives until closed and drained.
-  class iterator {
-   public:
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    explicit iterator(const receiver* r) : r_(r) { ++*this; }
-    T& operator*() const { return *cur_; }
-    T* operator->() const { return &*cur_; }
-    iterator& operator++() {
-      cur_ = r_->recv();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
-
-   private:
-    const receiver* r_ = nullptr;
-    mutable std::optional<T> cur_;
-  };
+  using iterator = detail::recv_iterator<T, const receiver, &receiver::recv>;
   iterator begin() const { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 

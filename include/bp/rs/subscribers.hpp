@@ -41,6 +41,7 @@
 
 #include "../channel.hpp"
 #include "../detail/event_count.hpp"
+#include "../detail/recv_iterator.hpp"
 #include "detail/demand.hpp"
 #include "interfaces.hpp"
 
@@ -587,30 +588,6 @@ class blocking_iterable {
                     std::optional<std::chrono::nanoseconds> timeout = std::nullopt)
       : ch_(pub, prefetch), timeout_(timeout) {}
 
-  class iterator {
-   public:
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    explicit iterator(blocking_iterable* it) : it_(it) { ++*this; }
-    T& operator*() const { return *cur_; }
-    T* operator->() const { return &*cur_; }
-    iterator& operator++() {
-      cur_ = it_->next();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& i, std::default_sentinel_t) { return !i.cur_; }
-
-   private:
-    blocking_iterable* it_ = nullptr;
-    mutable std::optional<T> cur_;
-  };
-
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
   // The next element; std::nullopt at the end; throws the stream's error or timeout_error.
   std::optional<T> next() {
     std::optional<T> v = timeout_ ? ch_.recv_for(*timeout_) : ch_.recv();
@@ -622,6 +599,10 @@ class blocking_iterable {
     if (auto e = ch_.error()) std::rethrow_exception(e);
     return std::nullopt;
   }
+
+  using iterator = bp::detail::recv_iterator<T, blocking_iterable, &blocking_iterable::next>;
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
 
   void cancel() { ch_.cancel(); }
 

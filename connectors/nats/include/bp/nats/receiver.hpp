@@ -125,26 +125,7 @@ class receiver {
   // Deliveries that were redeliveries (a consumer crashed, nak'ed or was too slow to ack).
   [[nodiscard]] std::uint64_t redelivered() const noexcept { return impl_->stats().redelivered; }
 
-  class iterator {
-   public:
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    explicit iterator(receiver* r) : r_(r) { ++*this; }
-    T& operator*() const { return *cur_; }
-    T* operator->() const { return &*cur_; }
-    iterator& operator++() {
-      cur_ = r_->recv();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.cur_; }
-
-   private:
-    receiver* r_ = nullptr;
-    mutable std::optional<T> cur_;
-  };
+  using iterator = bp::detail::recv_iterator<T, receiver, &receiver::recv>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
