@@ -702,6 +702,23 @@ TEST(ChannelReserve, WaitsForRoomTimesOutAndAnswersClosed) {
   EXPECT_EQ(ch.recv(), std::nullopt);
 }
 
+TEST(ChannelReserve, CloseDoesNotEndTheStreamBeforeAnOutstandingPermitSends) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  auto permit = ch.reserve(1);
+  std::vector<int> got;
+  std::thread r([&] {
+    while (auto v = ch.recv_for(10s)) got.push_back(*v);
+  });
+  std::this_thread::sleep_for(20ms);
+  ch.close();  // the receiver must keep waiting: the reserved slot is not drained
+  std::this_thread::sleep_for(20ms);
+  permit.send(42);
+  r.join();
+  EXPECT_EQ(got, std::vector<int>{42});
+  EXPECT_TRUE(ch.is_closed());
+}
+
 TEST(ChannelReserve, InvalidCountsNameTheArgument) {
   watchdog dog(30s);
   bp::channel<int> ch(2);

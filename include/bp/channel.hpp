@@ -531,11 +531,11 @@ class channel {
         not_empty_.cancel_wait();
         return v;
       }
-      const bool settled = ring_.settled_empty();
-      if ((settled && ring_.is_closed()) || expired(deadline)) {
+      if (ring_.closed_and_drained() || expired(deadline)) {
         not_empty_.cancel_wait();
         return std::nullopt;
       }
+      const bool settled = ring_.settled_empty();
       if (!settled) {  // a push is publishing its value right now: retry, don't sleep
         not_empty_.cancel_wait();
         std::this_thread::yield();

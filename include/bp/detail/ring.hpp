@@ -293,8 +293,12 @@ class ring {
     return t - h > cap_ - n;
   }
 
-  // Closed, and every ticket handed out before close() has been popped.
-  [[nodiscard]] bool closed_and_drained() const noexcept { return is_closed() && settled_empty(); }
+  // Closed, and every ticket handed out before close() has been popped: strictly empty (a
+  // reserved slot is not drained: its permit may still publish a value).
+  [[nodiscard]] bool closed_and_drained() const noexcept {
+    const std::uint64_t t = tail_.load(std::memory_order_seq_cst);
+    return (t & closed_bit) && head_.load(std::memory_order_seq_cst) == (t & ~closed_bit);
+  }
 
   // Items buffered now; best effort under concurrency, never above capacity. The tail is read
   // first: the head can only have moved forward since, so the difference cannot overshoot.
