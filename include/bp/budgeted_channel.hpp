@@ -128,14 +128,14 @@ class budgeted_channel {
   [[nodiscard]] status send(T&& value) {
     return send_impl(value, true,
                      max_block_ == std::chrono::nanoseconds::max()
-                         ? forever()
+                         ? detail::forever()
                          : detail::deadline_after(max_block_));
   }
   [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
     T copy(value);
     return send(std::move(copy));
   }
-  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, forever()); }
+  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, detail::forever()); }
   [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
     T copy(value);
     return try_send(std::move(copy));
@@ -152,7 +152,7 @@ class budgeted_channel {
   }
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
-    return send_impl(value, true, to_steady(deadline));
+    return send_impl(value, true, detail::to_steady(deadline));
   }
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(
@@ -206,18 +206,6 @@ class budgeted_channel {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
-  static constexpr detail::clock::time_point forever() noexcept {
-    return detail::clock::time_point::max();
-  }
-  template <class Clock, class Duration>
-  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-    if constexpr (std::is_same_v<Clock, detail::clock>) {
-      return std::chrono::time_point_cast<detail::clock::duration>(tp);
-    } else {
-      return detail::deadline_after(tp - Clock::now());
-    }
-  }
-
   static std::function<std::size_t(const T&)> checked(std::function<std::size_t(const T&)> f) {
     if (!f) throw std::invalid_argument("bp::budgeted_channel: size function is empty");
     return f;
@@ -240,7 +228,8 @@ class budgeted_channel {
   memory_budget::reservation reserve(std::size_t bytes, bool may_wait,
                                      detail::clock::time_point deadline) {
     if (!may_wait || ch_.policy() != overflow::block) return stream_.try_reserve(bytes);
-    return deadline == forever() ? stream_.reserve(bytes) : stream_.reserve_until(bytes, deadline);
+    return deadline == detail::forever() ? stream_.reserve(bytes)
+                                         : stream_.reserve_until(bytes, deadline);
   }
 
   // drop_oldest: give back our own oldest values until `bytes` fit (or nothing is left).
@@ -281,9 +270,9 @@ class budgeted_channel {
       return status::full;
     }
     entry e{std::move(value), std::move(r)};
-    const status s = !may_wait               ? ch_.try_send(std::move(e))
-                     : deadline == forever() ? ch_.send(std::move(e))
-                                             : ch_.send_until(std::move(e), deadline);
+    const status s = !may_wait                       ? ch_.try_send(std::move(e))
+                     : deadline == detail::forever() ? ch_.send(std::move(e))
+                                                     : ch_.send_until(std::move(e), deadline);
     if (s != status::ok) value = std::move(e.value);  // not taken: back to the caller
     return s;                                         // e's bytes (if not taken) go back as it dies
   }

@@ -171,14 +171,14 @@ class channel {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  [[nodiscard]] status send(T&& value) { return send_impl(value, true, forever()); }
+  [[nodiscard]] status send(T&& value) { return send_impl(value, true, detail::forever()); }
   [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
     T copy(value);
     return send(std::move(copy));
   }
 
   // Never waits: ok | dropped | full | closed.
-  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, forever()); }
+  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, detail::forever()); }
   [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
     T copy(value);
     return try_send(std::move(copy));
@@ -197,7 +197,7 @@ class channel {
 
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
-    return send_impl(value, true, to_steady(deadline));
+    return send_impl(value, true, detail::to_steady(deadline));
   }
   template <class Clock, class Duration>
   [[nodiscard]] status send_until(
@@ -215,11 +215,13 @@ class channel {
 
   template <class R>
   requires batch_range<R, T>
-  [[nodiscard]] send_n_result send_n(R&& values) { return send_n_impl(values, true, forever()); }
+  [[nodiscard]] send_n_result send_n(R&& values) {
+    return send_n_impl(values, true, detail::forever());
+  }
   template <class R>
   requires batch_range<R, T>
   [[nodiscard]] send_n_result try_send_n(R&& values) {
-    return send_n_impl(values, false, forever());
+    return send_n_impl(values, false, detail::forever());
   }
   template <class R, class Rep, class Period>
   requires batch_range<R, T>
@@ -230,10 +232,10 @@ class channel {
   // --- receiving -------------------------------------------------------------------------------
 
   // Waits while empty; std::nullopt once closed and drained.
-  std::optional<T> recv() { return recv_impl(true, forever()); }
+  std::optional<T> recv() { return recv_impl(true, detail::forever()); }
 
   // std::nullopt when nothing is buffered right now (on capacity 0: no sender is waiting).
-  std::optional<T> try_recv() { return recv_impl(false, forever()); }
+  std::optional<T> try_recv() { return recv_impl(false, detail::forever()); }
 
   // std::nullopt when closed and drained, or when the timeout passes first.
   template <class Rep, class Period>
@@ -242,7 +244,7 @@ class channel {
   }
   template <class Clock, class Duration>
   std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return recv_impl(true, to_steady(deadline));
+    return recv_impl(true, detail::to_steady(deadline));
   }
 
   // --- batch receiving -------------------------------------------------------------------------
@@ -253,10 +255,10 @@ class channel {
   // a reused vector allocates nothing in steady state.
 
   std::size_t recv_many(std::vector<T>& out, std::size_t max) {
-    return recv_many_impl(out, max, true, forever());
+    return recv_many_impl(out, max, true, detail::forever());
   }
   std::size_t try_recv_many(std::vector<T>& out, std::size_t max) {
-    return recv_many_impl(out, max, false, forever());
+    return recv_many_impl(out, max, false, detail::forever());
   }
   template <class Rep, class Period>
   std::size_t recv_many_for(std::vector<T>& out, std::size_t max,
@@ -273,10 +275,10 @@ class channel {
   // The channel must outlive its permits.
 
   [[nodiscard]] send_permit<T> reserve(std::size_t n = 1) {
-    return reserve_impl(n, true, forever());
+    return reserve_impl(n, true, detail::forever());
   }
   [[nodiscard]] send_permit<T> try_reserve(std::size_t n = 1) {
-    return reserve_impl(n, false, forever());
+    return reserve_impl(n, false, detail::forever());
   }
   template <class Rep, class Period>
   [[nodiscard]] send_permit<T> reserve_for(std::size_t n,
@@ -361,23 +363,6 @@ class channel {
       throw std::invalid_argument("bp::channel: capacity " + std::to_string(capacity) +
                                   " exceeds the maximum of 2^40 slots");
     return capacity;
-  }
-
-  static constexpr detail::clock::time_point forever() noexcept {
-    return detail::clock::time_point::max();
-  }
-
-  template <class Clock, class Duration>
-  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-    if constexpr (std::is_same_v<Clock, detail::clock>) {
-      return std::chrono::time_point_cast<detail::clock::duration>(tp);
-    } else {
-      return detail::deadline_after(tp - Clock::now());
-    }
-  }
-
-  static bool expired(detail::clock::time_point deadline) noexcept {
-    return deadline != forever() && detail::clock::now() >= deadline;
   }
 
   // Spin this many times (each a CPU pause) re-trying before parking: covers a hand-off that
@@ -484,7 +469,7 @@ class channel {
         not_full_.cancel_wait();
         return *r;
       }
-      if (expired(deadline)) {
+      if (detail::expired(deadline)) {
         not_full_.cancel_wait();
         return status::timeout;
       }
@@ -531,7 +516,7 @@ class channel {
         not_empty_.cancel_wait();
         return v;
       }
-      if (ring_.closed_and_drained() || expired(deadline)) {
+      if (ring_.closed_and_drained() || detail::expired(deadline)) {
         not_empty_.cancel_wait();
         return std::nullopt;
       }
@@ -625,7 +610,7 @@ class channel {
         const auto key = not_full_.prepare_wait();
         if ((answer = attempt())) {
           not_full_.cancel_wait();
-        } else if (expired(deadline)) {
+        } else if (detail::expired(deadline)) {
           not_full_.cancel_wait();
           answer = status::timeout;
         } else if (!ring_.settled_full(n) || pass_tombstones()) {  // room is being freed: retry

@@ -229,23 +229,6 @@ class memory_budget {
     return capacity;
   }
 
-  static constexpr detail::clock::time_point forever() noexcept {
-    return detail::clock::time_point::max();
-  }
-
-  template <class Clock, class Duration>
-  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-    if constexpr (std::is_same_v<Clock, detail::clock>) {
-      return std::chrono::time_point_cast<detail::clock::duration>(tp);
-    } else {
-      return detail::deadline_after(tp - Clock::now());
-    }
-  }
-
-  static bool expired(detail::clock::time_point deadline) noexcept {
-    return deadline != forever() && detail::clock::now() >= deadline;
-  }
-
   // Retries (each after a CPU pause) before a reservation parks: a few microseconds at most.
   static constexpr int spin_limit = 64;
 
@@ -450,10 +433,10 @@ class memory_budget::stream {
   ~stream() { detach(); }
 
   [[nodiscard]] reservation try_reserve(std::size_t bytes) {
-    return state_ ? budget_->acquire(*state_, bytes, false, forever()) : closed_answer();
+    return state_ ? budget_->acquire(*state_, bytes, false, detail::forever()) : closed_answer();
   }
   [[nodiscard]] reservation reserve(std::size_t bytes) {
-    return state_ ? budget_->acquire(*state_, bytes, true, forever()) : closed_answer();
+    return state_ ? budget_->acquire(*state_, bytes, true, detail::forever()) : closed_answer();
   }
   template <class Rep, class Period>
   [[nodiscard]] reservation reserve_for(std::size_t bytes,
@@ -464,7 +447,7 @@ class memory_budget::stream {
   template <class Clock, class Duration>
   [[nodiscard]] reservation reserve_until(std::size_t bytes,
                                           std::chrono::time_point<Clock, Duration> deadline) {
-    return state_ ? budget_->acquire(*state_, bytes, true, memory_budget::to_steady(deadline))
+    return state_ ? budget_->acquire(*state_, bytes, true, detail::to_steady(deadline))
                   : closed_answer();
   }
 
@@ -491,7 +474,6 @@ class memory_budget::stream {
   friend class memory_budget;
   stream(memory_budget* b, detail::budget_stream_state* s) noexcept : budget_(b), state_(s) {}
 
-  static constexpr detail::clock::time_point forever() noexcept { return memory_budget::forever(); }
   static reservation closed_answer() noexcept { return reservation(bp::status::closed); }
 
   void detach() noexcept {
@@ -518,10 +500,10 @@ inline memory_budget::stream memory_budget::open_stream() {
 }
 
 inline memory_budget::reservation memory_budget::try_reserve(std::size_t bytes) {
-  return acquire(default_stream_, bytes, false, forever());
+  return acquire(default_stream_, bytes, false, detail::forever());
 }
 inline memory_budget::reservation memory_budget::reserve(std::size_t bytes) {
-  return acquire(default_stream_, bytes, true, forever());
+  return acquire(default_stream_, bytes, true, detail::forever());
 }
 template <class Rep, class Period>
 memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
@@ -531,7 +513,7 @@ memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
 template <class Clock, class Duration>
 memory_budget::reservation memory_budget::reserve_until(
     std::size_t bytes, std::chrono::time_point<Clock, Duration> deadline) {
-  return acquire(default_stream_, bytes, true, to_steady(deadline));
+  return acquire(default_stream_, bytes, true, detail::to_steady(deadline));
 }
 
 inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
@@ -550,7 +532,7 @@ inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t b
   }
   // Bytes usually come back within microseconds while consumers run: a short spin catches
   // them without a system call on either side (a releaser that sees no waiter wakes nobody).
-  for (int i = 0; i < spin_limit && !expired(deadline); ++i) {
+  for (int i = 0; i < spin_limit && !detail::expired(deadline); ++i) {
     detail::cpu_relax();
     if (try_take(s, bytes, false)) return reservation(this, &s, bytes, bp::status::ok);
   }
@@ -589,7 +571,7 @@ inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
       answer = bp::status::ok;
       break;
     }
-    if (expired(deadline)) {
+    if (detail::expired(deadline)) {
       room_.cancel_wait();
       timeouts_.fetch_add(1, std::memory_order_relaxed);
       break;

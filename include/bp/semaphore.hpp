@@ -125,7 +125,7 @@ class semaphore {
   }
 
   // Waits for n permits: true; false only when the semaphore is (or gets) closed.
-  bool acquire(std::size_t n = 1) { return acquire_impl(n, forever()); }
+  bool acquire(std::size_t n = 1) { return acquire_impl(n, detail::forever()); }
 
   template <class Rep, class Period>
   [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
@@ -135,7 +135,7 @@ class semaphore {
   template <class Clock, class Duration>
   [[nodiscard]] bool acquire_until(std::size_t n,
                                    std::chrono::time_point<Clock, Duration> deadline) {
-    return acquire_impl(n, to_steady(deadline));
+    return acquire_impl(n, detail::to_steady(deadline));
   }
 
   // Gives n permits back (they need not have come from an acquire: this also raises the count).
@@ -231,19 +231,6 @@ class semaphore {
     return static_cast<std::int64_t>(v);
   }
 
-  static constexpr detail::clock::time_point forever() noexcept {
-    return detail::clock::time_point::max();
-  }
-
-  template <class Clock, class Duration>
-  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-    if constexpr (std::is_same_v<Clock, detail::clock>) {
-      return std::chrono::time_point_cast<detail::clock::duration>(tp);
-    } else {
-      return detail::deadline_after(tp - Clock::now());
-    }
-  }
-
   bool take(std::int64_t k) noexcept {
     std::int64_t p = permits_.load(std::memory_order_seq_cst);
     while (p >= k) {
@@ -279,7 +266,7 @@ class semaphore {
       queued_.fetch_sub(1, std::memory_order_relaxed);
       return true;
     }
-    if (deadline != forever() && detail::clock::now() >= deadline) {
+    if (deadline != detail::forever() && detail::clock::now() >= deadline) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
       return false;
     }

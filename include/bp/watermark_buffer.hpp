@@ -169,14 +169,16 @@ class watermark_buffer {
   // --- writing ---------------------------------------------------------------------------------
 
   // Buffers the item. With a budget, waits for its bytes first (until they fit or close).
-  [[nodiscard]] write_result write(T&& item) { return write_impl(item, true, forever()); }
+  [[nodiscard]] write_result write(T&& item) { return write_impl(item, true, detail::forever()); }
   [[nodiscard]] write_result write(const T& item) requires std::copy_constructible<T> {
     T copy(item);
     return write(std::move(copy));
   }
 
   // Never waits: with a budget that has no room right now, answers full.
-  [[nodiscard]] write_result try_write(T&& item) { return write_impl(item, false, forever()); }
+  [[nodiscard]] write_result try_write(T&& item) {
+    return write_impl(item, false, detail::forever());
+  }
 
   template <class Rep, class Period>
   [[nodiscard]] write_result write_for(T&& item, std::chrono::duration<Rep, Period> timeout) {
@@ -185,26 +187,26 @@ class watermark_buffer {
   template <class Clock, class Duration>
   [[nodiscard]] write_result write_until(T&& item,
                                          std::chrono::time_point<Clock, Duration> deadline) {
-    return write_impl(item, true, to_steady(deadline));
+    return write_impl(item, true, detail::to_steady(deadline));
   }
 
   // Waits until a pending drain has fired (at once when none is pending): ok, timeout, closed.
-  [[nodiscard]] status wait_drain() { return wait_drain_impl(forever()); }
+  [[nodiscard]] status wait_drain() { return wait_drain_impl(detail::forever()); }
   template <class Rep, class Period>
   [[nodiscard]] status wait_drain_for(std::chrono::duration<Rep, Period> timeout) {
     return wait_drain_impl(detail::deadline_after(timeout));
   }
   template <class Clock, class Duration>
   [[nodiscard]] status wait_drain_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return wait_drain_impl(to_steady(deadline));
+    return wait_drain_impl(detail::to_steady(deadline));
   }
 
   // --- reading ---------------------------------------------------------------------------------
 
   // Waits while empty; std::nullopt once closed and drained.
-  std::optional<T> read() { return read_impl(true, forever()); }
+  std::optional<T> read() { return read_impl(true, detail::forever()); }
   // std::nullopt when nothing is buffered right now.
-  std::optional<T> try_read() { return read_impl(false, forever()); }
+  std::optional<T> try_read() { return read_impl(false, detail::forever()); }
   // std::nullopt when closed and drained, or when the timeout passes first.
   template <class Rep, class Period>
   std::optional<T> read_for(std::chrono::duration<Rep, Period> timeout) {
@@ -212,7 +214,7 @@ class watermark_buffer {
   }
   template <class Clock, class Duration>
   std::optional<T> read_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return read_impl(true, to_steady(deadline));
+    return read_impl(true, detail::to_steady(deadline));
   }
 
   // --- state -----------------------------------------------------------------------------------
@@ -272,18 +274,6 @@ class watermark_buffer {
     memory_budget::reservation reserved;
   };
 
-  static constexpr detail::clock::time_point forever() noexcept {
-    return detail::clock::time_point::max();
-  }
-  template <class Clock, class Duration>
-  static detail::clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-    if constexpr (std::is_same_v<Clock, detail::clock>) {
-      return std::chrono::time_point_cast<detail::clock::duration>(tp);
-    } else {
-      return detail::deadline_after(tp - Clock::now());
-    }
-  }
-
   write_result refuse(status why) {
     std::lock_guard lock(m_);
     ++stats_.refused;
@@ -299,9 +289,9 @@ class watermark_buffer {
         throw std::invalid_argument("bp::watermark_buffer: item of " + std::to_string(n) +
                                     " bytes exceeds the memory budget's capacity of " +
                                     std::to_string(stream_.budget()->capacity()));
-      reserved = !may_wait               ? stream_.try_reserve(n)
-                 : deadline == forever() ? stream_.reserve(n)
-                                         : stream_.reserve_until(n, deadline);
+      reserved = !may_wait                       ? stream_.try_reserve(n)
+                 : deadline == detail::forever() ? stream_.reserve(n)
+                                                 : stream_.reserve_until(n, deadline);
       if (!reserved) return refuse(reserved.status());
     }
     bool wake;
@@ -340,7 +330,7 @@ class watermark_buffer {
       if (closed_ || !may_wait) return std::nullopt;
       ++readers_waiting_;
       bool in_time = true;
-      if (deadline == forever()) {
+      if (deadline == detail::forever()) {
         readable_.wait(lock);
       } else {
         in_time = readable_.wait_until(lock, deadline) == std::cv_status::no_timeout;
@@ -372,7 +362,7 @@ class watermark_buffer {
       if (closed_) return status::closed;
       ++drain_waiters_;
       bool in_time = true;
-      if (deadline == forever()) {
+      if (deadline == detail::forever()) {
         drained_.wait(lock);
       } else {
         in_time = drained_.wait_until(lock, deadline) == std::cv_status::no_timeout;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -43,6 +44,26 @@ clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
   constexpr auto far = std::chrono::hours(24 * 365 * 100);
   if (timeout >= far) return clock::time_point::max();
   return now + std::chrono::duration_cast<clock::duration>(timeout);
+}
+
+// "No deadline".
+constexpr clock::time_point forever() noexcept {
+  return clock::time_point::max();
+}
+
+// A deadline on any clock as a steady_clock deadline (other clocks: converted once, as a
+// timeout from now).
+template <class Clock, class Duration>
+clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
+  if constexpr (std::is_same_v<Clock, clock>) {
+    return std::chrono::time_point_cast<clock::duration>(tp);
+  } else {
+    return deadline_after(tp - Clock::now());
+  }
+}
+
+inline bool expired(clock::time_point deadline) noexcept {
+  return deadline != forever() && clock::now() >= deadline;
 }
 
 #if defined(__linux__)
