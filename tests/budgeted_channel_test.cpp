@@ -17,15 +17,7 @@ using bp::status;
 using bp::test::eventually;
 using bp::test::watchdog;
 
-template <class F>
-std::string thrown_message(F f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
+using bp::test::invalid_argument_message;
 
 std::string item(std::size_t n, char c = 'x') {
   return std::string(n, c);
@@ -42,12 +34,14 @@ void expect_invariants(const bp::budgeted_channel<T>& ch,
 TEST(BudgetedChannelConstruct, InvalidArgumentsNameTheArgument) {
   bp::memory_budget budget(100);
   using ch = bp::budgeted_channel<std::string>;
-  EXPECT_NE(thrown_message([&] { ch c(budget, 0, overflow::reject); }).find("capacity"),
+  EXPECT_NE(invalid_argument_message([&] { ch c(budget, 0, overflow::reject); }).find("capacity"),
             std::string::npos);
-  EXPECT_NE(thrown_message([&] { ch c(budget, {.capacity = 4, .size = {}}); }).find("size"),
-            std::string::npos);
+  EXPECT_NE(
+      invalid_argument_message([&] { ch c(budget, {.capacity = 4, .size = {}}); }).find("size"),
+      std::string::npos);
   ch c(budget, 4);
-  EXPECT_NE(thrown_message([&] { (void)c.send(item(101)); }).find("item"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)c.send(item(101)); }).find("item"),
+            std::string::npos);
   EXPECT_EQ(budget.in_use(), 0u);
   EXPECT_EQ(c.size(), 0u);
 }

@@ -19,15 +19,7 @@ using namespace std::chrono_literals;
 using bp::test::eventually;
 using bp::test::watchdog;
 
-template <class F>
-std::string invalid_argument_message(F f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using bp::test::invalid_argument_message;
 
 bp::limit_sample sample(std::chrono::nanoseconds rtt, std::int64_t now_ns, std::size_t in_flight,
                         bool dropped = false) {

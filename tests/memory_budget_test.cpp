@@ -17,23 +17,17 @@ using bp::status;
 using bp::test::eventually;
 using bp::test::watchdog;
 
-template <class F>
-std::string thrown_message(F f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
+using bp::test::invalid_argument_message;
 
 // ---- construction and arguments ------------------------------------------------------------
 
 TEST(MemoryBudgetConstruct, InvalidCapacityNamesTheArgument) {
-  EXPECT_NE(thrown_message([] { memory_budget b(0); }).find("capacity"), std::string::npos);
-  EXPECT_NE(
-      thrown_message([] { memory_budget b(memory_budget::max_capacity + 1); }).find("capacity"),
-      std::string::npos);
+  EXPECT_NE(invalid_argument_message([] { memory_budget b(0); }).find("capacity"),
+            std::string::npos);
+  EXPECT_NE(invalid_argument_message([] {
+              memory_budget b(memory_budget::max_capacity + 1);
+            }).find("capacity"),
+            std::string::npos);
   memory_budget b(memory_budget::max_capacity);
   EXPECT_EQ(b.capacity(), memory_budget::max_capacity);
 }
@@ -44,9 +38,10 @@ TEST(MemoryBudgetConstruct, MoreThanTheBudgetThrowsNamingBytes) {
   for (auto f : {+[](memory_budget::stream& s) { (void)s.try_reserve(101); },
                  +[](memory_budget::stream& s) { (void)s.reserve(101); },
                  +[](memory_budget::stream& s) { (void)s.reserve_for(101, 1ms); }}) {
-    EXPECT_NE(thrown_message([&] { f(s); }).find("bytes"), std::string::npos);
+    EXPECT_NE(invalid_argument_message([&] { f(s); }).find("bytes"), std::string::npos);
   }
-  EXPECT_NE(thrown_message([&] { (void)b.try_reserve(1000); }).find("bytes"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)b.try_reserve(1000); }).find("bytes"),
+            std::string::npos);
   EXPECT_EQ(b.in_use(), 0u);
 }
 
@@ -110,8 +105,8 @@ TEST(MemoryBudgetReserve, PartialReleaseShrinkAndSplit) {
   EXPECT_EQ(part.bytes(), 15u);
   EXPECT_EQ(r.bytes(), 5u);
   EXPECT_EQ(b.in_use(), 20u);  // splitting moves no bytes
-  EXPECT_NE(thrown_message([&] { r.release(6); }).find("bytes"), std::string::npos);
-  EXPECT_NE(thrown_message([&] { (void)r.split(6); }).find("bytes"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { r.release(6); }).find("bytes"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)r.split(6); }).find("bytes"), std::string::npos);
   part = {};
   EXPECT_EQ(b.in_use(), 5u);
 }

@@ -17,15 +17,7 @@ using bp::test::counted;
 using bp::test::eventually;
 using bp::test::watchdog;
 
-template <class F>
-std::string thrown_message(F f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
+using bp::test::invalid_argument_message;
 
 std::string bytes(std::size_t n, char c = 'x') {
   return std::string(n, c);
@@ -35,13 +27,13 @@ std::string bytes(std::size_t n, char c = 'x') {
 
 TEST(WatermarkBufferConstruct, InvalidArgumentsNameTheArgument) {
   using buf = bp::watermark_buffer<std::string>;
-  EXPECT_NE(thrown_message([] { buf b({.high_watermark = 0}); }).find("high_watermark"),
+  EXPECT_NE(invalid_argument_message([] { buf b({.high_watermark = 0}); }).find("high_watermark"),
             std::string::npos);
-  EXPECT_NE(thrown_message([] {
+  EXPECT_NE(invalid_argument_message([] {
               buf b({.high_watermark = 10, .low_watermark = 11});
             }).find("low_watermark"),
             std::string::npos);
-  EXPECT_NE(thrown_message([] { buf b({.size = {}}); }).find("size"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([] { buf b({.size = {}}); }).find("size"), std::string::npos);
   EXPECT_NO_THROW(buf({.high_watermark = 10, .low_watermark = 10}));
 }
 
@@ -215,7 +207,8 @@ TEST(WatermarkBufferBudget, ItemsHoldBudgetBytesUntilRead) {
   EXPECT_EQ(big.size(), 61u) << "the item stays with the caller";
   EXPECT_EQ(b.write_for(bytes(61), 10ms).status, status::timeout);
   EXPECT_EQ(b.stats().refused, 2u);
-  EXPECT_NE(thrown_message([&] { (void)b.write(bytes(101)); }).find("item"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)b.write(bytes(101)); }).find("item"),
+            std::string::npos);
 }
 
 TEST(WatermarkBufferBudget, DestroyedBufferGivesItsBytesBack) {

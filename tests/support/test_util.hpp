@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -52,6 +54,18 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
     std::this_thread::sleep_for(100us);
   }
   return true;
+}
+
+// The message of the std::invalid_argument that `f()` throws ("<nothing thrown>" if none), so a
+// test can check that the message names the offending argument.
+template <class F>
+std::string invalid_argument_message(F f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<nothing thrown>";
 }
 
 // Counts live instances: catches leaks and double destruction (rigtorp, cppcoro's counted).
