@@ -44,6 +44,11 @@ struct config {
   unsigned producers = 2;
   unsigned consumers = 2;
   unsigned work_passes = 2;  // consumer CPU per chunk: passes over a 16 KiB payload
+  // The spike in its purest form: the consumers start only once the producers have written every
+  // stream up to its high watermark (or to its end). Without a budget the peak is then exactly
+  // streams x high watermark on any machine, however the threads are scheduled. With a budget
+  // the producers would wait for room that only the consumers can make, so run() refuses it.
+  bool consumers_wait_for_spike = false;
 };
 
 struct result {
@@ -82,6 +87,14 @@ inline std::uint64_t consume(const chunk& c, unsigned passes) {
 inline result run(const config& cfg) {
   using clock = std::chrono::steady_clock;
   using namespace std::chrono_literals;
+  if (cfg.consumers_wait_for_spike && cfg.budget != 0) {
+    result r;
+    r.ok = false;
+    r.error =
+        "consumers_wait_for_spike needs budget == 0: under a budget the producers would "
+        "wait for room that only the consumers can make";
+    return r;
+  }
   std::optional<bp::memory_budget> budget;
   if (cfg.budget != 0) budget.emplace(cfg.budget);
 
@@ -119,9 +132,16 @@ inline result run(const config& cfg) {
   std::atomic<bool> failed{false};
   std::mutex error_m;
   std::string error;
+  std::mutex spike_m;  // consumers_wait_for_spike: producers done with their first pass
+  std::condition_variable spike_cv;
+  unsigned spiked = 0;
   auto fail = [&](std::string what) {
-    std::lock_guard lock(error_m);
-    if (!failed.exchange(true)) error = std::move(what);
+    {
+      std::lock_guard lock(error_m);
+      if (!failed.exchange(true)) error = std::move(what);
+    }
+    std::lock_guard lock(spike_m);  // a consumer waiting for the spike must not wait forever
+    spike_cv.notify_all();
   };
 
   // Node style: write a stream until write() answers false, then leave it until its 'drain'.
@@ -130,8 +150,7 @@ inline result run(const config& cfg) {
     std::vector<std::size_t> ready;  // streams to write now: at first all of ours
     for (std::size_t i = p; i < cfg.streams; i += cfg.producers) ready.push_back(i);
     std::size_t unfinished = ready.size();
-    std::vector<std::size_t> drained;
-    drained.reserve(ready.size());
+    bool first_pass_done = false;
     auto& sig = *signals[p];
     while (unfinished != 0 && !failed) {
       for (const std::size_t i : ready) {
@@ -154,6 +173,12 @@ inline result run(const config& cfg) {
         }
       }
       ready.clear();
+      if (!first_pass_done) {
+        first_pass_done = true;
+        std::lock_guard lock(spike_m);
+        ++spiked;
+        spike_cv.notify_all();
+      }
       if (unfinished == 0) break;
       std::unique_lock lock(sig.m);
       sig.cv.wait_for(lock, 100ms, [&] { return !sig.drained.empty(); });
@@ -163,6 +188,10 @@ inline result run(const config& cfg) {
 
   std::atomic<std::uint64_t> checksum{0};
   auto consumer = [&](unsigned c) {
+    if (cfg.consumers_wait_for_spike) {
+      std::unique_lock lock(spike_m);
+      spike_cv.wait(lock, [&] { return spiked == cfg.producers || failed; });
+    }
     std::vector<std::size_t> mine;
     for (std::size_t i = c; i < cfg.streams; i += cfg.consumers) mine.push_back(i);
     std::vector<std::uint32_t> expect(mine.size(), 0);
