@@ -45,6 +45,7 @@
 #include "detail/recv_iterator.hpp"
 #include "detail/rendezvous.hpp"
 #include "detail/ring.hpp"
+#include "detail/spin.hpp"
 #include "status.hpp"
 
 namespace bp {
@@ -131,7 +132,7 @@ concept batch_range = std::ranges::forward_range<R> && std::ranges::sized_range<
 // Memory ordering: a successful send happens-before the recv that returns its value. close()
 // happens-before any operation that answers `closed` or ends a receive loop because of it.
 //
-// Blocking: a waiting thread spins briefly (a few microseconds at most), then parks on a futex
+// Blocking: a waiting thread retries for up to 10 us (detail/spin.hpp), then parks on a futex
 // and burns no CPU until woken. Nothing is allocated per item: the ring of `capacity` slots is
 // allocated once, in the constructor.
 //
@@ -365,10 +366,6 @@ class channel {
     return capacity;
   }
 
-  // Spin this many times (each a CPU pause) re-trying before parking: covers a hand-off that
-  // is already under way on the other core, without burning CPU when nothing is coming.
-  static constexpr int spin_limit = 64;
-
   void hand_to_drop_handler(T&& v) noexcept { on_undelivered_(std::move(v)); }
 
   // After a push of `count` values ending at ticket `last`: track the high watermark, wake as
@@ -460,10 +457,8 @@ class channel {
   status send_waiting(T& value, detail::clock::time_point deadline) {
     send_waits_.fetch_add(1, std::memory_order_relaxed);
     for (;;) {
-      for (int i = 0; i < spin_limit; ++i) {
-        detail::cpu_relax();
-        if (auto r = push_once(value)) return *r;
-      }
+      // A slot freed on the other core right now is caught without parking (detail/spin.hpp).
+      if (auto r = detail::spin_for_budget([&] { return push_once(value); })) return *r;
       const auto key = not_full_.prepare_wait();
       if (auto r = push_once(value)) {
         not_full_.cancel_wait();
@@ -506,10 +501,9 @@ class channel {
     if (auto v = pop_one()) return v;
     if (!may_wait) return std::nullopt;
     for (;;) {
-      for (int i = 0; i < spin_limit; ++i) {
-        detail::cpu_relax();
-        if (auto v = pop_one()) return v;
-      }
+      // A value published on the other core right now is caught without parking. (No check for
+      // the end in this loop: reading the producers' tail each time would pull their line.)
+      if (auto v = detail::spin_for_budget([&] { return pop_one(); })) return v;
       if (ring_.closed_and_drained()) return std::nullopt;
       const auto key = not_empty_.prepare_wait();
       if (auto v = pop_one()) {
@@ -602,11 +596,7 @@ class channel {
     if (!answer && may_wait) {
       send_waits_.fetch_add(1, std::memory_order_relaxed);
       while (!answer) {
-        for (int i = 0; i < spin_limit && !answer; ++i) {
-          detail::cpu_relax();
-          answer = attempt();
-        }
-        if (answer) break;
+        if ((answer = detail::spin_for_budget(attempt))) break;
         const auto key = not_full_.prepare_wait();
         if ((answer = attempt())) {
           not_full_.cancel_wait();

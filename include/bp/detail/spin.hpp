@@ -1,0 +1,50 @@
+// Internal: the bounded spin every blocking operation makes before it parks.
+//
+// A hand-off already under way on the other core lands within a microsecond or so; a futex
+// sleep plus wake-up costs 30-50 us on the machines we measure (and the waker pays a system
+// call). So a waiter first retries for a short while, and parks only when nothing came. The
+// spin is bounded by time, not by a count of CPU pauses: a PAUSE takes ~3 ns on some x86 cores
+// and ~40 ns on others, so a fixed count is 10x too short on one and 10x too long on another.
+//
+//   spin_budget_ns   how long a waiter retries before it parks (BP_SPIN_NS, default 10 us).
+//                    A thread that waits for longer than this burns at most this much CPU per
+//                    wait, then none: a blocked thread costs nothing.
+//
+// The clock is read once every 16 retries, and not at all when one of the first 16 succeeds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "config.hpp"
+
+#ifndef BP_SPIN_NS
+#define BP_SPIN_NS 10000
+#endif
+
+namespace bp::detail {
+
+inline constexpr std::int64_t spin_budget_ns = BP_SPIN_NS;
+
+// Calls `attempt()` (which returns something testable as bool: an optional, a status pointer,
+// ...) after a CPU pause, over and over, until it yields a true value or the budget is spent.
+// Returns the last value: true on success, the empty/false one when the budget ran out.
+template <class Attempt>
+auto spin_for_budget(Attempt&& attempt) -> decltype(attempt()) {
+  using steady = std::chrono::steady_clock;
+  steady::time_point start{};
+  for (unsigned i = 1;; ++i) {
+    cpu_relax();
+    if (auto r = attempt()) return r;
+    if ((i & 15u) != 0) continue;
+    const auto now = steady::now();
+    if (i == 16) {
+      start = now;
+    } else if (std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count() >=
+               spin_budget_ns) {
+      return decltype(attempt()){};
+    }
+  }
+}
+
+}  // namespace bp::detail
