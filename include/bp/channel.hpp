@@ -371,9 +371,9 @@ class channel {
   // After a push of `count` values ending at ticket `last`: track the high watermark, wake as
   // many receivers as there are new values.
   void after_push(std::uint64_t last, std::size_t count = 1) noexcept {
-    if (high_watermark_.load(std::memory_order_relaxed) < capacity()) {
-      const std::size_t n = ring_.size_after_push(last);
-      std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
+    std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
+    if (seen < capacity()) {
+      const std::size_t n = ring_.size_after_push_above(last, seen);
       while (n > seen &&
              !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
       }

@@ -310,10 +310,18 @@ class ring {
     return n > cap_ ? cap_ : static_cast<std::size_t>(n);
   }
 
-  // Buffered items right after this thread's successful push at ticket `pos` (exact lower
-  // bound of the head: the slot was freed by the pop of `pos - capacity`).
-  [[nodiscard]] std::size_t size_after_push(std::uint64_t pos) const noexcept {
+  // Buffered items right after this thread's successful push at ticket `pos`, when that may be
+  // more than `floor` (the high watermark so far); 0 when it cannot be. Reading the head costs
+  // a cache miss per push while items stream through a nearly empty ring (the consumers write
+  // it on every pop), so the producers keep `head_hint_`, a past value of the head (a lower
+  // bound: the head only grows), on the line of the tail they own anyway: `pos + 1 - hint`
+  // bounds the size from above, and only when that bound passes `floor` is the head read (and
+  // the hint refreshed). The answer stays exact: no new maximum is ever missed.
+  [[nodiscard]] std::size_t size_after_push_above(std::uint64_t pos, std::size_t floor) noexcept {
+    const std::uint64_t hint = head_hint_.load(std::memory_order_relaxed);
+    if (hint >= pos + 1 || pos + 1 - hint <= floor) return 0;
     const std::uint64_t h = head_.load(std::memory_order_relaxed);
+    head_hint_.store(h, std::memory_order_relaxed);
     const std::uint64_t n = pos + 1 > h ? pos + 1 - h : 0;
     return n > cap_ ? cap_ : static_cast<std::size_t>(n);
   }
@@ -345,6 +353,7 @@ class ring {
   }
 
   alignas(cache_line) std::atomic<std::uint64_t> tail_{0};
+  std::atomic<std::uint64_t> head_hint_{0};  // producers' past view of head_ (see above)
   alignas(cache_line) std::atomic<std::uint64_t> head_{0};
   alignas(cache_line) slot* slots_ = nullptr;
   std::size_t cap_;

@@ -26,6 +26,12 @@ namespace bp::detail {
 
 inline constexpr std::int64_t spin_budget_ns = BP_SPIN_NS;
 
+// CPU pauses between two retries. Each retry reads the line the other core is about to write
+// (a slot, an index), which turns that core's next store into an invalidation round trip;
+// retrying every 4 pauses rather than every one took a ping-pong round trip from ~520 ns to
+// ~320 ns on the Xeon we measure on (medians of 8), with the same streaming throughput.
+inline constexpr int pauses_per_retry = 4;
+
 // Calls `attempt()` (which returns something testable as bool: an optional, a status pointer,
 // ...) after a CPU pause, over and over, until it yields a true value or the budget is spent.
 // Returns the last value: true on success, the empty/false one when the budget ran out.
@@ -34,7 +40,7 @@ auto spin_for_budget(Attempt&& attempt) -> decltype(attempt()) {
   using steady = std::chrono::steady_clock;
   steady::time_point start{};
   for (unsigned i = 1;; ++i) {
-    cpu_relax();
+    for (int k = 0; k < pauses_per_retry; ++k) cpu_relax();
     if (auto r = attempt()) return r;
     if ((i & 15u) != 0) continue;
     const auto now = steady::now();
