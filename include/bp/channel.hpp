@@ -366,6 +366,8 @@ class channel {
     return capacity;
   }
 
+  static constexpr int evict_grace_retries = 4;  // see send_evicting
+
   void hand_to_drop_handler(T&& v) noexcept { on_undelivered_(std::move(v)); }
 
   // After a push of `count` values ending at ticket `last`: track the high watermark, wake as
@@ -442,6 +444,15 @@ class channel {
   }
 
   status send_evicting(T& value) {
+    // A short grace before evicting (4 retries, 16 CPU pauses, a few hundred ns): with a receiver
+    // draining, a slot usually frees within it, so nothing is evicted needlessly and the sender
+    // does not fight the receiver for the oldest slot on every send. (Without it a sender that
+    // always outpaces evicted on every send and the receiver lost most of its pops to it:
+    // 0.4x the delivered rate of `block`; with it, the same rate.)
+    for (int i = 0; i < evict_grace_retries; ++i) {
+      for (int k = 0; k < detail::pauses_per_retry; ++k) detail::cpu_relax();
+      if (auto r = push_once(value)) return *r;
+    }
     for (;;) {
       if (ring_.is_closed()) return status::closed;
       if (auto old = pop_one()) {
