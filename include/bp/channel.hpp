@@ -368,6 +368,17 @@ class channel {
 
   static constexpr int evict_grace_retries = 4;  // see send_evicting
 
+  // A send refused for fullness (a lossy policy, or try_send) while a receiver this channel woke
+  // has not run yet: that receiver is most likely waiting for a CPU, often this one (a busy
+  // machine puts sender and receiver on one core). A sender that never waits would keep it off
+  // for the rest of its time slice, and the buffer would turn over once per slice: measured
+  // with two CPU burners beside them, 0.2 M values/s delivered against 10 M/s for `block`,
+  // whose sender parks. Yielding here lets the receiver in; it costs nothing otherwise (one
+  // relaxed load of a line nobody writes while nobody waits).
+  void yield_to_woken_receiver() noexcept {
+    if (not_empty_.woken_not_running()) std::this_thread::yield();
+  }
+
   void hand_to_drop_handler(T&& v) noexcept { on_undelivered_(std::move(v)); }
 
   // After a push of `count` values ending at ticket `last`: track the high watermark, wake as
@@ -424,6 +435,7 @@ class channel {
     if (auto r = push_once(value)) return *r;
     if (pass_tombstones())
       if (auto r = push_once(value)) return *r;
+    if (policy_ != overflow::block || !may_wait) yield_to_woken_receiver();
     switch (policy_) {
       case overflow::drop_newest:
         dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -97,6 +97,12 @@ class event_count {
     futex_wake(epoch_, static_cast<int>(add));
   }
 
+  // Some thread was woken (signalled) and has not run far enough to take its signal yet: it is
+  // runnable but not running, typically waiting for a CPU. A hint (relaxed), for schedulers.
+  [[nodiscard]] bool woken_not_running() const noexcept {
+    return (state_.load(std::memory_order_relaxed) & signal_mask) != 0;
+  }
+
   // How many threads are registered right now (a seq_cst load: usable in the protocol above).
   [[nodiscard]] std::uint32_t waiters() const noexcept {
     return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst) >> 32);
