@@ -481,7 +481,7 @@ class channel {
     send_waits_.fetch_add(1, std::memory_order_relaxed);
     for (;;) {
       // A slot freed on the other core right now is caught without parking (detail/spin.hpp).
-      if (auto r = detail::spin_for_budget([&] { return push_once(value); })) return *r;
+      if (auto r = detail::spin_for_budget([&] { return push_once(value); }, deadline)) return *r;
       const auto key = not_full_.prepare_wait();
       if (auto r = push_once(value)) {
         not_full_.cancel_wait();
@@ -526,7 +526,7 @@ class channel {
     for (;;) {
       // A value published on the other core right now is caught without parking. (No check for
       // the end in this loop: reading the producers' tail each time would pull their line.)
-      if (auto v = detail::spin_for_budget([&] { return pop_one(); })) return v;
+      if (auto v = detail::spin_for_budget([&] { return pop_one(); }, deadline)) return v;
       if (ring_.closed_and_drained()) return std::nullopt;
       const auto key = not_empty_.prepare_wait();
       if (auto v = pop_one()) {
@@ -619,7 +619,7 @@ class channel {
     if (!answer && may_wait) {
       send_waits_.fetch_add(1, std::memory_order_relaxed);
       while (!answer) {
-        if ((answer = detail::spin_for_budget(attempt))) break;
+        if ((answer = detail::spin_for_budget(attempt, deadline))) break;
         const auto key = not_full_.prepare_wait();
         if ((answer = attempt())) {
           not_full_.cancel_wait();

@@ -33,17 +33,24 @@ inline constexpr std::int64_t spin_budget_ns = BP_SPIN_NS;
 inline constexpr int pauses_per_retry = 4;
 
 // Calls `attempt()` (which returns something testable as bool: an optional, a status pointer,
-// ...) after a CPU pause, over and over, until it yields a true value or the budget is spent.
-// Returns the last value: true on success, the empty/false one when the budget ran out.
+// ...) after a few CPU pauses, over and over, until it yields a true value, the budget is
+// spent or `deadline` (the caller's own timeout) has passed. Returns the last value: true on
+// success, the empty/false one otherwise. With a finite deadline that has already passed it
+// returns at once, so a zero timeout still means "try once".
 template <class Attempt>
-auto spin_for_budget(Attempt&& attempt) -> decltype(attempt()) {
+auto spin_for_budget(Attempt&& attempt, std::chrono::steady_clock::time_point deadline =
+                                            std::chrono::steady_clock::time_point::max())
+    -> decltype(attempt()) {
   using steady = std::chrono::steady_clock;
+  const bool bounded = deadline != steady::time_point::max();
+  if (bounded && steady::now() >= deadline) return decltype(attempt()){};
   steady::time_point start{};
   for (unsigned i = 1;; ++i) {
     for (int k = 0; k < pauses_per_retry; ++k) cpu_relax();
     if (auto r = attempt()) return r;
     if ((i & 15u) != 0) continue;
     const auto now = steady::now();
+    if (bounded && now >= deadline) return decltype(attempt()){};
     if (i == 16) {
       start = now;
     } else if (std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count() >=
