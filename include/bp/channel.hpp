@@ -58,7 +58,7 @@ namespace bp {
 struct channel_stats {
   std::uint64_t sent = 0;          // values accepted into the buffer (or handed over, cap 0)
   std::uint64_t received = 0;      // values delivered to receivers
-  std::uint64_t dropped = 0;       // drop_newest: values refused because the buffer was full
+  std::uint64_t dropped = 0;       // values refused by drop_newest (or drop_oldest, see channel)
   std::uint64_t evicted = 0;       // drop_oldest: buffered values evicted by newer ones
   std::uint64_t rejected = 0;      // `full` answers to send / try_send
   std::size_t high_watermark = 0;  // largest size() seen
@@ -112,7 +112,8 @@ concept batch_range = std::ranges::forward_range<R> && std::ranges::sized_range<
 //   policy        full buffer                                  send() returns
 //   block         waits until a slot frees (or close)          ok, or closed
 //   drop_newest   discards the value being sent                dropped
-//   drop_oldest   evicts the oldest buffered value, enqueues   ok (eviction counted)
+//   drop_oldest   evicts the oldest buffered value, enqueues   ok (eviction counted), or
+//                 (refuses if the oldest slot is reserved)     dropped
 //   reject        enqueues nothing; the caller decides         full
 // A value the channel does not take (any answer but ok) stays with the caller: an rvalue
 // argument is left unmoved. try_send never waits (a full `block` channel answers full);
@@ -327,7 +328,9 @@ class channel {
       const std::uint64_t reserved = reserved_.load(std::memory_order_relaxed);
       const std::uint64_t permit_sent = permit_sent_.load(std::memory_order_relaxed);
       s.received = ring_.popped() - s.evicted - ring_.skipped();
-      s.sent = ring_.pushed() - reserved + permit_sent;
+      // A reservation is counted just before its tickets are claimed: saturate, not wrap.
+      const std::uint64_t tickets = ring_.pushed() + permit_sent;
+      s.sent = tickets - std::min(tickets, reserved);
     }
     s.dropped = dropped_.load(std::memory_order_relaxed);
     s.rejected = rejected_.load(std::memory_order_relaxed);
@@ -366,7 +369,8 @@ class channel {
     return capacity;
   }
 
-  static constexpr int evict_grace_retries = 4;  // see send_evicting
+  static constexpr int evict_grace_retries = 4;   // see send_evicting
+  static constexpr int evict_stall_retries = 64;  // ditto: a few microseconds at most
 
   // A send refused for fullness (a lossy policy, or try_send) while a receiver this channel woke
   // has not run yet: that receiver is most likely waiting for a CPU, often this one (a busy
@@ -385,7 +389,9 @@ class channel {
   // many receivers as there are new values.
   void after_push(std::uint64_t last, std::size_t count = 1) noexcept {
     std::size_t seen = high_watermark_.load(std::memory_order_relaxed);
-    if (seen < capacity()) {
+    if (seen < capacity() && reserved_.load(std::memory_order_relaxed) != 0) {
+      update_high_watermark();  // tail - head would count reserved, unfilled slots as values
+    } else if (seen < capacity()) {
       const std::size_t n = ring_.size_after_push_above(last, seen);
       while (n > seen &&
              !high_watermark_.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
@@ -407,12 +413,19 @@ class channel {
     return v;
   }
 
+  // Takes up to `max` buffered values. A run of values ends at a slot that holds none: a
+  // given-back reservation is passed and the next run taken; an unfilled one ends the batch.
   template <class Out>
   std::size_t pop_many(Out& sink, std::size_t max) noexcept {
-    std::uint64_t passed = 0;
-    const std::size_t k = ring_.try_pop_n(sink, max, passed);
-    if (k || passed) after_pop(k + passed);
-    return k;
+    std::size_t total = 0;
+    while (total < max) {
+      std::uint64_t passed = 0;
+      const std::size_t k = ring_.try_pop_n(sink, max - total, passed);
+      if (k || passed) after_pop(k + passed);
+      total += k;
+      if (k == 0 || reserved_.load(std::memory_order_relaxed) == 0) break;
+    }
+    return total;
   }
 
   // One push attempt: ok or closed, or std::nullopt when the buffer is full.
@@ -458,20 +471,27 @@ class channel {
   status send_evicting(T& value) {
     // A short grace before evicting (4 retries, 16 CPU pauses, a few hundred ns): with a receiver
     // draining, a slot usually frees within it, so nothing is evicted needlessly and the sender
-    // does not fight the receiver for the oldest slot on every send. (Without it a sender that
-    // always outpaces evicted on every send and the receiver lost most of its pops to it:
-    // 0.4x the delivered rate of `block`; with it, the same rate.)
+    // does not fight the receiver for the oldest slot on every send.
     for (int i = 0; i < evict_grace_retries; ++i) {
       for (int k = 0; k < detail::pauses_per_retry; ++k) detail::cpu_relax();
       if (auto r = push_once(value)) return *r;
     }
-    for (;;) {
-      if (ring_.is_closed()) return status::closed;
+    for (int stalled = 0;;) {
       if (auto old = pop_one()) {
         evicted_.fetch_add(1, std::memory_order_relaxed);
         if (on_undelivered_) hand_to_drop_handler(std::move(*old));
-      } else {
-        detail::cpu_relax();  // the oldest slot is mid-push or mid-pop; it settles in a moment
+      } else if (!pass_tombstones()) {
+        // Nothing to evict. Either the oldest slot is reserved and holds no value yet (its
+        // permit's value is promised delivery and the values behind it keep FIFO order, so
+        // nothing may jump it), or another thread is half-way through a push or pop on it. The
+        // first lasts as long as the permit's owner wants; the second as long as that thread is
+        // descheduled. A send that never waits cannot wait for either: the new value is refused.
+        if (ring_.head_reserved() || ++stalled > evict_stall_retries) {
+          if (ring_.is_closed()) return status::closed;
+          dropped_.fetch_add(1, std::memory_order_relaxed);
+          return status::dropped;
+        }
+        detail::cpu_relax();
       }
       if (auto r = push_once(value)) return *r;  // else another sender took the freed slot
     }
@@ -522,7 +542,7 @@ class channel {
       return out;
     }
     if (auto v = pop_one()) return v;
-    if (!may_wait) return std::nullopt;
+    if (!may_wait || ring_.closed_and_drained()) return std::nullopt;
     for (;;) {
       // A value published on the other core right now is caught without parking. (No check for
       // the end in this loop: reading the producers' tail each time would pull their line.)
@@ -603,16 +623,27 @@ class channel {
           "bp::channel::reserve: n must be in [1, capacity()], got n = " + std::to_string(n) +
           " with capacity " + std::to_string(capacity()));
     std::uint64_t ticket = 0;
-    auto attempt = [&]() -> std::optional<status> {
+    // The slots are counted as reserved before they are claimed, so no observer ever counts a
+    // reserved slot as a value (size(), the high watermark).
+    auto claim = [&]() -> std::optional<status> {
+      reserved_.fetch_add(n, std::memory_order_relaxed);
       switch (ring_.try_claim_n(n, ticket)) {
         case detail::push_result::ok:
-          reserved_.fetch_add(n, std::memory_order_relaxed);
           return status::ok;
         case detail::push_result::closed:
+          reserved_.fetch_sub(n, std::memory_order_relaxed);
           return status::closed;
         case detail::push_result::full:
           break;
       }
+      reserved_.fetch_sub(n, std::memory_order_relaxed);
+      return std::nullopt;
+    };
+    // Slots given back at the head are free as soon as they are passed: a zero timeout must not
+    // answer `full` for them.
+    auto attempt = [&]() -> std::optional<status> {
+      if (auto a = claim()) return a;
+      if (pass_tombstones()) return claim();
       return std::nullopt;
     };
     auto answer = attempt();

@@ -286,6 +286,15 @@ class ring {
     return slots_[index(h)].seq.load(std::memory_order_seq_cst) == (2 * h | reserved_mark);
   }
 
+  // The oldest slot holds no value yet and none is being written into it: a reservation not yet
+  // filled. (Best effort: the head may move the moment this returns.)
+  [[nodiscard]] bool head_reserved() const noexcept {
+    const std::uint64_t t = tail_.load(std::memory_order_seq_cst) & ~closed_bit;
+    const std::uint64_t h = head_.load(std::memory_order_seq_cst);
+    return h != t &&
+           slots_[index(h)].seq.load(std::memory_order_seq_cst) == (2 * h | reserved_mark);
+  }
+
   // Fewer than `n` slots are free or being freed: no pop under way could make room for `n`.
   [[nodiscard]] bool settled_full(std::size_t n = 1) const noexcept {
     const std::uint64_t h = head_.load(std::memory_order_seq_cst);
