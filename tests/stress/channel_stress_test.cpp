@@ -280,6 +280,67 @@ TEST(ChannelStress, ReservationsConserveAndNeverStall) {
   EXPECT_EQ(ch.size(), 0u);
 }
 
+// Lossy senders beside reservations: drop_oldest must never wait for a reserved oldest slot
+// (it refuses the new value instead), and every value still ends in exactly one place.
+TEST(ChannelStress, DropOldestBesideReservationsConservesAndNeverWaits) {
+  bp::test::watchdog dog(120s, "drop_oldest beside reservations");
+  constexpr int per_producer = items_per_producer / 4;
+  std::vector<std::vector<fate>> fates(3, std::vector<fate>(per_producer, fate::none));
+  std::mutex evicted_m;
+  bp::channel<item> ch(4, overflow::drop_oldest, [&](item&& v) {
+    std::lock_guard lock(evicted_m);
+    fates[v.producer][v.seq] = fate::evicted;
+  });
+  std::vector<std::thread> ts;
+  for (int p = 0; p < 2; ++p)  // lossy senders that never wait
+    ts.emplace_back([&, p] {
+      for (int s = 0; s < per_producer; ++s) {
+        const item v{static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(s)};
+        const status a = (s % 2) ? ch.try_send(v) : ch.send(v);
+        if (a == status::dropped)
+          fates[p][s] = fate::dropped;
+        else
+          ASSERT_EQ(a, status::ok);
+      }
+    });
+  ts.emplace_back([&] {  // a reserver that sometimes holds its slots a while, or gives them back
+    int s = 0, round = 0;
+    while (s < per_producer) {
+      auto permit = ch.reserve_for(1 + round % 2, 30s);
+      ASSERT_TRUE(permit);
+      if (++round % 5 == 0) std::this_thread::sleep_for(50us);
+      if (round % 7 == 0) continue;  // given back unused
+      while (permit.remaining() != 0 && s < per_producer)
+        permit.send(item{2, static_cast<std::uint32_t>(s++)});
+    }
+  });
+  std::mutex got_m;
+  std::vector<item> got;
+  std::vector<std::thread> cs;
+  for (int c = 0; c < 2; ++c)
+    cs.emplace_back([&] {
+      std::vector<item> batch;
+      while (ch.recv_many_for(batch, 3, 30s) != 0) {
+      }
+      std::lock_guard lock(got_m);
+      got.insert(got.end(), batch.begin(), batch.end());
+    });
+  for (auto& t : ts) t.join();
+  ch.close();
+  for (auto& t : cs) t.join();
+  for (const item& v : got) {
+    ASSERT_EQ(fates[v.producer][v.seq], fate::none) << "delivered twice or also evicted/dropped";
+    fates[v.producer][v.seq] = fate::received;
+  }
+  for (int p = 0; p < 3; ++p)
+    for (int s = 0; s < per_producer; ++s)
+      ASSERT_NE(fates[p][s], fate::none) << "lost: producer " << p << " seq " << s;
+  const auto st = ch.stats();
+  EXPECT_EQ(st.sent, st.received + st.evicted);
+  EXPECT_EQ(st.received, got.size());
+  EXPECT_LE(st.high_watermark, ch.capacity());
+}
+
 // Ownership-based closing under load: producers hold sender copies and simply finish.
 TEST(ChannelStress, LastSenderClosesUnderLoad) {
   bp::test::watchdog dog(120s, "sender ownership");
