@@ -858,6 +858,15 @@ TEST(MakeChannel, OptionsAndRendezvous) {
 
 }  // namespace
 
+TEST(MakeChannel, WithDesignatedInitializers) {
+  auto [tx, rx] = bp::make_channel<int>({.capacity = 2, .policy = overflow::drop_newest});
+  EXPECT_EQ(tx.capacity(), 2u);
+  EXPECT_EQ(tx.try_send(1), status::ok);
+  EXPECT_EQ(tx.try_send(2), status::ok);
+  EXPECT_EQ(tx.try_send(3), status::dropped);
+  EXPECT_EQ(rx.try_recv(), 1);
+}
+
 // --- reservations meet the other verbs: each of these once hung, spun or answered wrongly -------
 
 // A call documented as "never waits" returns within a bounded time, checked from another

@@ -958,4 +958,11 @@ template <channel_element T, class... Args>
   return {sender<T>(core), receiver<T>(std::move(core))};
 }
 
+// The same with designated initializers:
+//   auto [tx, rx] = bp::make_channel<Frame>({.capacity = 64, .policy = bp::overflow::drop_oldest});
+template <channel_element T>
+[[nodiscard]] std::pair<sender<T>, receiver<T>> make_channel(channel_options<T> options) {
+  return make_channel<T, channel_options<T>>(std::move(options));
+}
+
 }  // namespace bp
