@@ -38,7 +38,7 @@
 // at the end above the warm-up level by more than the slack, or rising steadily over the second
 // half (a least-squares fit); descriptors or threads above the warm-up level, or not back to
 // their starting count once everything is joined; a probe whose p99 keeps growing (median of
-// the last third of the run twice that of the first, and faster than `sched`); or a
+// the last third of the run 1.5x that of the first, and faster than `sched`); or a
 // worker that makes no progress for --stuck seconds (every blocking call has a timeout, so
 // that is a hang: reported and the process exits 2 without waiting for it).
 #include <bp/budgeted_channel.hpp>
@@ -1437,8 +1437,8 @@ void probe_workload(bp::memory_budget& budget) {
     hb->beat("sem");
     timed(pr_sem, [&] {
       if (!sem.acquire_for(1, 100ms)) return false;
-      if (injecting("latency"))  // a hold that grows 20 us per second of the run
-        std::this_thread::sleep_for(std::chrono::nanoseconds((now_ns() - born) / 50'000));
+      if (injecting("latency"))  // a hold that grows 100 us per second of the run
+        std::this_thread::sleep_for(std::chrono::nanoseconds((now_ns() - born) / 10'000));
       sem.release();
       return true;
     });
@@ -1806,7 +1806,7 @@ int main(int argc, char** argv) {
     SOAK_EXPECT(thr_late <= thr_warm + 2,
                 str("threads rose from ", thr_warm, " (warm-up) to ", thr_late));
     // Latency: medians of each third of the time after warm-up. A p99 that keeps growing
-    // (each third above the one before, the last twice the first and 300 us more) fails
+    // (each third above the one before, the last 1.5x the first and 300 us more) fails
     // unless the machine's own noise (`sched`) grew as much.
     const auto m = n - warm;
     for (int k = 0; k < pr_count; ++k) {
@@ -1823,8 +1823,9 @@ int main(int argc, char** argv) {
     for (int k = 0; k < pr_sched; ++k) {
       const auto& th = thirds[static_cast<std::size_t>(k)];
       const double a = std::max(th[0], 1.0);
-      // Linear creep from the start gives a last/first ratio of ~2.3 here: 2x catches it.
-      const bool growing = th[1] > 1.25 * a && th[2] > th[1] && th[2] > 2.0 * noise_growth * a &&
+      // A linear creep from the start gives a last/first ratio below 2.3 here (less with the
+      // scheduling noise added to it): 1.5x, guarded by the 300 us floor, monotony and `sched`.
+      const bool growing = th[1] > 1.25 * a && th[2] > th[1] && th[2] > 1.5 * noise_growth * a &&
                            th[2] - th[0] > 300.0;
       SOAK_EXPECT(!growing, str("p99 of ", probe_names[static_cast<std::size_t>(k)],
                                 " keeps growing: ", th[0], " -> ", th[1], " -> ", th[2],
