@@ -1,6 +1,8 @@
 // bp-console: the interactive backpressure console, and its headless runs.
 //
 //   bp-console [serve] [--bind 127.0.0.1] [--port 8080]      the single-page UI and JSON API
+//              [--request-timeout 10] [--idle-timeout 5] [--stall-timeout 10]
+//              [--max-connections 1024] [--max-streams 256]
 //   bp-console run --preset overload --strategy drop_oldest --seconds 10 --out DIR
 //   bp-console compare --preset overload --seconds 10 --out DIR
 //
@@ -13,6 +15,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -121,11 +125,11 @@ progress_fn terminal_progress(const std::string& label, double seconds) {
   };
 }
 
-int serve(const std::string& bind, int port) {
+int serve(const server_options& opt) {
+  // Whoever started us may have closed our stdout (a test reads the banner, then closes the
+  // pipe): the final "stopped" line must not kill the process with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   engine eng;
-  server_options opt;
-  opt.bind = bind;
-  opt.port = port;
   http_server server(eng, opt);
   try {
     server.bind();
@@ -136,7 +140,7 @@ int serve(const std::string& bind, int port) {
   // Made after bind(), so that the listening socket happens-before the watcher's stop() (and a
   // Ctrl-C that came meanwhile waits, blocked, until the watcher takes it).
   signal_watch signals([&] { server.stop(); });
-  const std::string host = bind == "0.0.0.0" ? "127.0.0.1" : bind;
+  const std::string host = opt.bind == "0.0.0.0" ? "127.0.0.1" : opt.bind;
   std::printf("bp-console: serving on http://%s:%d/  (Ctrl-C stops)\n", host.c_str(),
               server.port());
   std::fflush(stdout);
@@ -154,15 +158,35 @@ int main(int argc, char** argv) {
   CLI::App app{"bp-console: the interactive backpressure console (bp library)"};
   app.require_subcommand(0, 1);
 
-  std::string bind = "127.0.0.1";
-  int port = 8080;
+  server_options serve_opt;
+  double request_timeout_s = 10, idle_timeout_s = 5, stall_timeout_s = 10;
   auto* serve_cmd = app.add_subcommand("serve", "serve the console UI and API (the default)");
   for (CLI::App* a : {&app, serve_cmd}) {
-    a->add_option("--bind", bind, "address to listen on (loopback by default)")
+    a->add_option("--bind", serve_opt.bind, "address to listen on (loopback by default)")
         ->capture_default_str();
-    a->add_option("--port", port, "TCP port (0: any free port)")
+    a->add_option("--port", serve_opt.port, "TCP port (0: any free port)")
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
+    a->add_option("--request-timeout", request_timeout_s,
+                  "seconds a request (head and body) may take to arrive, from its first byte")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    a->add_option("--idle-timeout", idle_timeout_s, "seconds an idle keep-alive connection stays")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    a->add_option("--stall-timeout", stall_timeout_s,
+                  "seconds a client may leave an answer or a stream unread before it is dropped")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    a->add_option("--max-connections", serve_opt.max_connections,
+                  "open connections at most (beyond, the oldest idle one is closed)")
+        ->check(CLI::Range(8, 1 << 20))
+        ->capture_default_str();
+    a->add_option("--max-streams", serve_opt.max_streams, "/api/stream clients at most")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    a->add_option("--workers", serve_opt.workers,
+                  "unused: one event-loop thread serves every connection (kept for old scripts)");
   }
 
   scenario_flags run_flags;
@@ -277,5 +301,9 @@ int main(int argc, char** argv) {
     }
     return interrupted ? 130 : 0;
   }
-  return serve(bind, port);
+  const auto ms = [](double s) { return std::chrono::milliseconds(std::lround(s * 1000)); };
+  serve_opt.request_timeout = ms(request_timeout_s);
+  serve_opt.idle_timeout = ms(idle_timeout_s);
+  serve_opt.stall_timeout = ms(stall_timeout_s);
+  return serve(serve_opt);
 }
