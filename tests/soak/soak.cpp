@@ -616,7 +616,9 @@ void chan_consume(Rx rx, int c, chan_shared& sh) {
   };
   for (;;) {
     hb->beat("recv");
-    if (stopping()) break;
+    // No early exit when the run stops: the producers stop and the channel closes, and the
+    // books below expect a drained channel. (Leaving here left values buffered at the end of a
+    // run, which the drained check then reported as stranded.)
     if (sh.cfg.ending == 2 && (sh.t.received.load(std::memory_order_relaxed) >= sh.leave_after ||
                                now_ns() > sh.deadline_ns))
       break;  // the receivers leave; what is still buffered goes to the drop handler
