@@ -612,6 +612,119 @@ TEST(ChannelBatch, HandlesForwardBatches) {
   EXPECT_EQ(empty.send_n(in).answer, status::closed);
 }
 
+// ---- lingering batch receive ------------------------------------------------------------------
+
+TEST(ChannelLinger, FullBatchReturnsAtOnceWithoutLingering) {
+  watchdog dog(30s);
+  bp::channel<int> ch(16);
+  std::vector<int> in{1, 2, 3, 4, 5};
+  ASSERT_EQ(ch.send_n(in).count, 5u);
+  std::vector<int> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_batch(out, 4, 10s), 4u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(out, (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(ch.recv_batch(out, 0, 10s), 0u);
+}
+
+TEST(ChannelLinger, PartialBatchWaitsForTheLingerThenReturnsWhatCame) {
+  watchdog dog(30s);
+  bp::channel<int> ch(16);
+  ASSERT_EQ(ch.send(1), status::ok);
+  ASSERT_EQ(ch.send(2), status::ok);
+  std::vector<int> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_batch(out, 10, 60ms), 2u);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 60ms);
+  EXPECT_LT(waited, 10s);
+  EXPECT_EQ(out, (std::vector<int>{1, 2}));
+}
+
+TEST(ChannelLinger, TheWindowOpensAtTheFirstValueNotAtTheCall) {
+  watchdog dog(30s);
+  bp::channel<int> ch(16);
+  std::vector<int> out;
+  std::thread producer([&] {
+    std::this_thread::sleep_for(150ms);  // longer than the linger: the call waits for value 1
+    ASSERT_EQ(ch.send(1), status::ok);
+    std::this_thread::sleep_for(20ms);  // well inside the window opened by value 1
+    ASSERT_EQ(ch.send(2), status::ok);
+  });
+  EXPECT_EQ(ch.recv_batch(out, 2, 100ms), 2u);
+  producer.join();
+  EXPECT_EQ(out, (std::vector<int>{1, 2}));
+}
+
+TEST(ChannelLinger, TrickleFillsTheBatchBeforeTheLingerEnds) {
+  watchdog dog(30s);
+  bp::channel<int> ch(4);
+  std::thread producer([&] {
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_EQ(ch.send(i), status::ok);
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::vector<int> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_batch(out, 8, 20s), 8u);  // more than the capacity: taken as it trickles in
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  producer.join();
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+TEST(ChannelLinger, CloseEndsTheBatchWithWhatWasGathered) {
+  watchdog dog(30s);
+  bp::channel<int> ch(8);
+  ASSERT_EQ(ch.send(1), status::ok);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(20ms);
+    ASSERT_EQ(ch.send(2), status::ok);
+    ch.close();
+  });
+  std::vector<int> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_batch(out, 10, 20s), 2u);  // does not wait out the 20 s linger
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  closer.join();
+  EXPECT_EQ(out, (std::vector<int>{1, 2}));
+  EXPECT_EQ(ch.recv_batch(out, 10, 20s), 0u);  // closed and drained
+  EXPECT_EQ(ch.recv_batch_for(out, 10, 20s, 20s), 0u);
+}
+
+TEST(ChannelLinger, ForVariantBoundsTheWaitForTheFirstValue) {
+  watchdog dog(30s);
+  bp::channel<int> ch(8);
+  std::vector<int> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.recv_batch_for(out, 10, 1s, 30ms), 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 30ms);
+  EXPECT_TRUE(out.empty());
+  ASSERT_EQ(ch.send(5), status::ok);
+  EXPECT_EQ(ch.recv_batch_for(out, 10, 10ms, 10s), 1u);  // then the linger applies
+  EXPECT_EQ(out, (std::vector<int>{5}));
+}
+
+TEST(ChannelLinger, RendezvousAndHandles) {
+  watchdog dog(30s);
+  bp::channel<int> rv(0);
+  std::thread producer([&] {
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(rv.send(i), status::ok);
+  });
+  std::vector<int> out;
+  while (out.size() < 3) ASSERT_GT(rv.recv_batch_for(out, 3, 50ms, 10s), 0u);
+  producer.join();
+  EXPECT_EQ(out, (std::vector<int>{0, 1, 2}));
+
+  auto [tx, rx] = bp::make_channel<int>(4);
+  ASSERT_EQ(tx.send(9), status::ok);
+  out.clear();
+  EXPECT_EQ(rx.recv_batch(out, 4, 5ms), 1u);
+  EXPECT_EQ(rx.recv_batch_for(out, 4, 5ms, 5ms), 0u);
+  bp::receiver<int> empty;
+  EXPECT_EQ(empty.recv_batch(out, 4, 5ms), 0u);
+}
+
 // ---- reservations --------------------------------------------------------------------------
 
 TEST(ChannelReserve, PermitSendsInSlotOrder) {
