@@ -544,8 +544,20 @@ struct byte_sender::impl {
 
   std::string next_msg_id() { return id_prefix + std::to_string(next_id.fetch_add(1)); }
 
+  // How long a publish whose answers are lost keeps trying: publish_retry_for, or one attempt of
+  // request_timeout when that is 0.
+  milliseconds retry_budget() const {
+    return o.publish_retry_for > milliseconds(0) ? o.publish_retry_for : o.request_timeout;
+  }
+
   // One synchronous publish with its retries. `force_wait`: the end-of-stream marker waits for
   // room whatever the policy.
+  //
+  // Deadlines: every attempt waits for the server's answer at most until the earliest of the
+  // caller's deadline, the retry budget (publish_retry_for, counted from the start of the first
+  // attempt whose answer was lost) and request_timeout, so a dead, stalled or restarting server
+  // never makes a timed send overrun its deadline (by more than a millisecond of rounding and
+  // the scheduler's latency) nor an untimed one its retry budget.
   status publish_sync(natsMsg* msg, std::size_t size, bool may_wait, clock::time_point deadline,
                       bool force_wait) {
     const std::string id = next_msg_id();
@@ -554,15 +566,27 @@ struct byte_sender::impl {
     po.MsgId = id.c_str();
     milliseconds delay = o.retry_backoff_min;
     bool waited = false;
-    clock::time_point give_up = clock::time_point::max();
+    clock::time_point give_up = clock::time_point::max();  // set by the first lost answer
     for (;;) {
-      po.MaxWait = o.request_timeout.count();
+      const auto attempt_start = clock::now();
+      // A lost answer here starts the retry budget at attempt_start: wait no longer than it.
+      const auto budget_end =
+          give_up != clock::time_point::max() ? give_up : attempt_start + retry_budget();
+      const auto wait_end = std::min(deadline, budget_end);
+      if (wait_end <= attempt_start) {
+        if (expired(deadline)) return status::timeout;
+        fail("publish to '" + facts.subject + "' not acknowledged within " +
+                 std::to_string(o.publish_retry_for.count()) + " ms",
+             NATS_TIMEOUT);
+      }
+      po.MaxWait = ms_until(wait_end, o.request_timeout);
       jsErrCode jerr = static_cast<jsErrCode>(0);
       jsPubAck* pa = nullptr;
       natsStatus s = js_PublishMsg(&pa, conn->js, msg, &po, &jerr);
       jsPubAck_Destroy(pa);
       if (s == NATS_OK) return status::ok;
       if (jerr == js_store_failed) {
+        give_up = clock::time_point::max();  // the server answered: the budget starts afresh
         const overflow p = force_wait ? overflow::block : o.policy;
         switch (p) {
           case overflow::reject:
@@ -596,14 +620,14 @@ struct byte_sender::impl {
                  "' or the server accepts",
              s, jerr);
       if (transient(s)) {
-        if (give_up == clock::time_point::max()) give_up = clock::now() + o.publish_retry_for;
+        if (give_up == clock::time_point::max()) give_up = attempt_start + retry_budget();
         if (expired(deadline)) return status::timeout;
         if (clock::now() >= give_up)
           fail("publish to '" + facts.subject + "' not acknowledged within " +
                    std::to_string(o.publish_retry_for.count()) + " ms",
                s, jerr);
         ++retries;
-        sleep_until_or(deadline, o.retry_backoff_max);
+        sleep_until_or(std::min(deadline, give_up), o.retry_backoff_max);
         continue;
       }
       fail("publish to '" + facts.subject + "' failed", s, jerr);
@@ -796,10 +820,13 @@ struct byte_receiver::impl {
   std::atomic<bool> closed{false};
   std::atomic<std::uint64_t> received{0}, evicted{0}, redelivered{0};
 
-  std::mutex mu;                      // serializes receives
-  std::deque<natsMsg*> batch;         // fetched, not yet handed out
-  std::atomic<bool> end_seen{false};  // a sender's end-of-stream marker was read
-  std::uint64_t expected_seq = 1;     // next stream sequence a first delivery should carry
+  std::mutex mu;                         // serializes receives
+  std::deque<natsMsg*> batch;            // fetched, not yet handed out
+  std::atomic<bool> end_seen{false};     // a sender's end-of-stream marker ended receiving
+  std::optional<raw_delivery> held_end;  // a marker read, not yet known to end receiving
+  milliseconds end_check{end_check_min};
+  clock::time_point next_end_check = clock::time_point::min();
+  std::uint64_t expected_seq = 1;  // next stream sequence a first delivery should carry
 
   explicit impl(const options& opts) : o(opts), durable(durable_of(opts)) {
     validate(o);
@@ -820,6 +847,14 @@ struct byte_receiver::impl {
   }
 
   ~impl() {
+    // A held marker goes back at once for another receiver of the durable.
+    if (held_end) {
+      try {
+        held_end->nak(milliseconds(0));
+      } catch (...) {  // the server is gone: it comes back after ack_wait
+      }
+    }
+    held_end.reset();
     for (auto* m : batch) natsMsg_Destroy(m);
     if (sub != nullptr) {
       natsSubscription_Unsubscribe(sub);  // the durable stays; nothing to check
@@ -859,11 +894,68 @@ struct byte_receiver::impl {
     natsMsgList_Destroy(&list);
     if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return false;
     if (closed.load()) return false;
-    if (transient(s)) {  // reconnecting: try again on the next round
-      std::this_thread::sleep_for(std::min(o.fetch_wait, milliseconds(100)));
+    if (transient(s)) {  // reconnecting: try again on the next round (within the deadline)
+      sleep_until_or(may_wait ? deadline : clock::now(), std::min(o.fetch_wait, milliseconds(100)));
       return false;
     }
     fail("fetch from consumer '" + durable + "' failed", s, jerr);
+  }
+
+  // The end-of-stream marker ends receiving only once no value sent before it can still come
+  // back: a value delivered to a receiver that crashed (or has not acknowledged yet) is pending
+  // on the server and is redelivered after ack_wait, and a loop over a closed channel must see
+  // it (as a Go range over a closed channel sees every value sent before close). So the marker
+  // is held here, unacknowledged, while this receiver keeps fetching; every few milliseconds
+  // (doubling up to end_check_max) the durable's state is read:
+  //   ack floor >= marker - 1   every message before the marker is acknowledged, or
+  //   ack pending <= 1          nothing but the marker is out (what is left before it
+  //                             exhausted max_deliver and will never come back),
+  // and only then is the marker acknowledged and the end reported. Several receivers on one
+  // durable: the one holding the marker waits for the others' acknowledgements; a marker held
+  // by a receiver that dies comes back after ack_wait to another.
+  static constexpr milliseconds end_check_min{2};
+  static constexpr milliseconds end_check_max{250};
+
+  // True when the held marker may end receiving (one consumer-info request, bounded by the
+  // deadline and request_timeout). Transport failures answer false: try again later.
+  bool end_confirmed(clock::time_point deadline) {
+    const auto seq = held_end->info().stream_seq;
+    jsOptions jo = api_options(o);
+    jo.Wait = ms_until(deadline, o.request_timeout);
+    consumer_info_guard ci;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s =
+        js_GetConsumerInfo(&ci.p, conn->js, o.stream.c_str(), durable.c_str(), &jo, &jerr);
+    if (s != NATS_OK) {
+      if (transient(s) || s == NATS_TIMEOUT) return false;
+      fail("cannot read consumer '" + durable + "' of stream '" + o.stream + "'", s, jerr);
+    }
+    return ci.p->AckFloor.Stream + 1 >= seq || ci.p->NumAckPending <= 1;
+  }
+
+  // Takes a marker just read: held until end_confirmed(). A redelivery of the marker already
+  // held replaces it; a second sender's marker replaces the first (acknowledged).
+  void hold_end(raw_delivery d) {
+    if (held_end && held_end->info().stream_seq != d.info().stream_seq) held_end->ack(false);
+    held_end.emplace(std::move(d));
+    end_check = end_check_min;
+    next_end_check = clock::time_point::min();
+  }
+
+  // With a marker held: checks whether it ends receiving now (and if so acknowledges it).
+  bool settle_end(clock::time_point deadline) {
+    if (!held_end) return end_seen.load();
+    const auto now = clock::now();
+    if (now < next_end_check) return false;
+    if (end_confirmed(deadline)) {
+      held_end->ack(false);
+      held_end.reset();
+      end_seen = true;
+      return true;
+    }
+    next_end_check = clock::now() + end_check;
+    end_check = std::min(end_check * 2, end_check_max);
+    return false;
   }
 
   std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch) {
@@ -874,8 +966,7 @@ struct byte_receiver::impl {
         raw_delivery d(conn, batch.front());
         batch.pop_front();
         if (d.is_end_of_stream()) {
-          d.ack(false);
-          end_seen = true;
+          hold_end(std::move(d));
           continue;
         }
         const auto info = d.info();
@@ -888,9 +979,53 @@ struct byte_receiver::impl {
         return d;
       }
       if (end_seen) return std::nullopt;
-      const bool got = fetch(may_wait, deadline, max_batch);
+      if (held_end && settle_end(may_wait ? deadline : clock::now() + try_recv_wait))
+        return std::nullopt;
+      // Holding the marker: fetch in short slices so the end is noticed soon after the last
+      // acknowledgement, and redelivered values are taken meanwhile.
+      const auto slice =
+          held_end ? std::min(deadline, std::max(next_end_check, clock::now())) : deadline;
+      const bool got = fetch(may_wait, slice, max_batch);
       if (!got && (!may_wait || expired(deadline))) return std::nullopt;
     }
+  }
+
+  // Whether the end of stream is known without taking a value: a held marker that may end now,
+  // or, when the durable has exactly one undelivered message, nothing out, and that message is
+  // the stream's last and an end-of-stream marker, that marker (fetched alone). Lets a
+  // publisher complete without outstanding demand. Never fetches a value.
+  bool peek_end(clock::time_point deadline) {
+    std::lock_guard lock(mu);
+    if (closed.load() || end_seen) return end_seen;
+    if (!batch.empty()) return false;
+    if (!held_end) {
+      jsOptions jo = api_options(o);
+      jo.Wait = ms_until(deadline, o.request_timeout);
+      consumer_info_guard ci;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      natsStatus s =
+          js_GetConsumerInfo(&ci.p, conn->js, o.stream.c_str(), durable.c_str(), &jo, &jerr);
+      if (s != NATS_OK || ci.p->NumPending != 1 || ci.p->NumAckPending != 0) return false;
+      natsMsg* last = nullptr;
+      jo.Wait = ms_until(deadline, o.request_timeout);
+      s = js_GetLastMsg(&last, conn->js, o.stream.c_str(), facts.subject.c_str(), &jo, &jerr);
+      if (s != NATS_OK) return false;
+      const char* v = nullptr;
+      const bool is_end = natsMsgHeader_Get(last, eos_header, &v) == NATS_OK &&
+                          natsMsg_GetSequence(last) > ci.p->Delivered.Stream;
+      natsMsg_Destroy(last);
+      if (!is_end) return false;
+      if (!fetch(true, std::min(deadline, clock::now() + try_recv_wait), 1)) return false;
+      const char* h = nullptr;
+      // A value that came first after all stays in the batch for the next demand.
+      if (batch.empty() || natsMsgHeader_Get(batch.front(), eos_header, &h) != NATS_OK)
+        return false;
+      raw_delivery d(conn, batch.front());
+      batch.pop_front();
+      hold_end(std::move(d));
+    }
+    next_end_check = clock::time_point::min();
+    return settle_end(deadline);
   }
 };
 
@@ -899,6 +1034,9 @@ byte_receiver::~byte_receiver() = default;
 std::optional<raw_delivery> byte_receiver::recv(bool may_wait, clock::time_point deadline,
                                                 int max_batch) {
   return impl_->recv(may_wait, deadline, max_batch);
+}
+bool byte_receiver::peek_end(clock::time_point deadline) {
+  return impl_->peek_end(deadline);
 }
 bool byte_receiver::end_seen() const noexcept {
   return impl_->end_seen.load();

@@ -267,4 +267,35 @@ TEST_F(cross_process_test, producer_window_rides_out_a_server_restart) {
   EXPECT_EQ(n, 100u) << "none twice (message ids deduplicated the retries)";
 }
 
+// A consumer killed while holding unacknowledged values after the producer closed: a restarted
+// consumer's plain loop gets every value sent before close() (the held ones after ack_wait)
+// before it ends, as a loop over a closed channel does.
+TEST_F(cross_process_test, restarted_consumer_loop_gets_every_value_sent_before_close) {
+  constexpr int n = 50, held = 22;
+  child producer(peer_args("produce", 100, "block",
+                           {"count=" + std::to_string(n), "close=1", "ack_wait_ms=1000"}));
+  ASSERT_EQ(producer.wait_for(30s), 0) << producer.output();
+  child victim(peer_args("consume", 100, "block",
+                         {"count=" + std::to_string(held), "ack=0", "ack_wait_ms=1000",
+                          "batch=" + std::to_string(held), "max_ack_pending=100"}));
+  ASSERT_TRUE(victim.wait_for_output("holding", 30s)) << victim.output();
+  EXPECT_EQ(values(victim.output()), numbers(0, held));
+  victim.stop(SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  child restarted(peer_args("consume", 100, "block", {"range=1", "ack_wait_ms=1000"}));
+  ASSERT_EQ(restarted.wait_for(30s), 0) << restarted.output();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  auto got = values(restarted.output());
+  std::sort(got.begin(), got.end(),
+            [](const auto& a, const auto& b) { return std::stoi(a) < std::stoi(b); });
+  EXPECT_EQ(got, numbers(0, n)) << restarted.output();
+  auto c = summary(restarted.output());
+  EXPECT_EQ(c["closed"], 1);
+  EXPECT_EQ(c["redelivered"], held);
+  EXPECT_LT(took, 15s) << "ended soon after the redelivery";
+  // The marker was acknowledged last: the stream is empty.
+  receiver<std::string> rx(opts(100, overflow::block));
+  EXPECT_TRUE(bp::test::eventually([&] { return rx.size() == 0; }, 5000ms)) << rx.size();
+}
+
 }  // namespace

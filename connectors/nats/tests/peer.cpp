@@ -12,6 +12,8 @@
 //     seconds=.." (seconds from the first message to the last).
 //     With ack=0 it never acknowledges and, after `count` values, prints "holding" and waits
 //     to be killed (the crash test).
+//     With range=1 it is the plain loop `for (std::string v : rx)` instead (receives and
+//     acknowledges until the end of stream; count, delay_ms, ack and idle_ms do not apply).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -112,6 +114,19 @@ int consume(const std::map<std::string, std::string>& kv) {
   auto t0 = steady_clock::now();  // restarts at the first message
   std::printf("ready\n");
   std::fflush(stdout);
+  if (num(kv, "range", 0) != 0) {
+    for (std::string v : rx) {
+      if (n++ == 0) t0 = steady_clock::now();
+      if (!quiet) std::printf("v %s\n", v.c_str());
+      std::fflush(stdout);
+    }
+    std::printf("summary received=%llu redelivered=%llu closed=%d seconds=%.6f\n",
+                static_cast<unsigned long long>(rx.stats().received),
+                static_cast<unsigned long long>(rx.redelivered()), rx.is_closed() ? 1 : 0,
+                duration<double>(steady_clock::now() - t0).count());
+    std::fflush(stdout);
+    return 0;
+  }
   while (count < 0 || n < count) {
     auto d = rx.recv_message_for(idle);
     if (!d) break;

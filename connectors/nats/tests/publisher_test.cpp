@@ -185,4 +185,63 @@ TEST_F(publisher_test, the_rs_probe_sees_no_protocol_violation) {
 }
 #endif
 
+// on_complete needs no demand (rules 1.4-1.6): a subscriber that requested exactly what was sent
+// is completed after the sender's close() without another request.
+TEST_F(publisher_test, completes_without_outstanding_demand) {
+  auto o = opts(100, overflow::block);
+  o.fetch_wait = 1s;  // the idle check runs at once after the demand ran out, not after this
+  sender<std::string> tx(o);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  ASSERT_EQ(tx.close(), status::ok);
+  auto pub = std::make_shared<bp::nats::publisher<std::string>>(o);
+  auto rec = std::make_shared<recorder<std::string>>();
+  pub->subscribe(rec);
+  rec->subscription()->request(5);
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.values_.size() >= 5; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.completed_; }, 5s)) << "no on_complete";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms) << "completed at once, not per poll";
+  EXPECT_EQ(rec->values_, (std::vector<std::string>{"0", "1", "2", "3", "4"}));
+  EXPECT_FALSE(rec->error_);
+}
+
+// The end becomes known while the subscriber has no demand: close() after the subscriber took
+// everything it asked for completes it within one fetch_wait.
+TEST_F(publisher_test, completes_when_closed_while_idle_without_demand) {
+  auto o = opts(100, overflow::block);
+  sender<std::string> tx(o);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  auto pub = std::make_shared<bp::nats::publisher<std::string>>(o);
+  auto rec = std::make_shared<recorder<std::string>>();
+  pub->subscribe(rec);
+  rec->subscription()->request(3);
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.values_.size() >= 3; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(rec->completed_);
+  ASSERT_EQ(tx.close(), status::ok);
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.completed_; }, 5s)) << "no on_complete";
+  EXPECT_EQ(rec->count(), 3u);
+}
+
+// Without demand a value waiting in the stream is not pulled, and a pending value keeps the end
+// away: the subscriber is completed only after it asked for (and got) that value too.
+TEST_F(publisher_test, no_completion_while_a_value_before_the_marker_waits_for_demand) {
+  auto o = opts(100, overflow::block);
+  sender<std::string> tx(o);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  ASSERT_EQ(tx.close(), status::ok);
+  auto pub = std::make_shared<bp::nats::publisher<std::string>>(o);
+  auto rec = std::make_shared<recorder<std::string>>();
+  pub->subscribe(rec);
+  rec->subscription()->request(2);
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.values_.size() >= 2; }));
+  std::this_thread::sleep_for(600ms);  // three idle checks at fetch_wait = 200 ms
+  EXPECT_FALSE(rec->completed_);
+  EXPECT_EQ(rec->count(), 2u);
+  EXPECT_EQ(tx.size(), 2u) << "the third value and the marker are still in the stream";
+  rec->subscription()->request(1);
+  ASSERT_TRUE(rec->wait([](auto& r) { return r.completed_; }, 5s)) << "no on_complete";
+  EXPECT_EQ(rec->values_, (std::vector<std::string>{"0", "1", "2"}));
+}
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -182,6 +183,64 @@ TEST_F(receiver_test, slow_consumer_makes_the_producer_wait_within_capacity) {
   EXPECT_GT(tx.stats().send_waits, 0u);
   // n - cap sends had to wait for the consumer's 20 ms per item.
   EXPECT_GE(producer_time, (n - static_cast<int>(cap) - 5) * 20ms);
+}
+
+// Two receivers on one durable: the one that reads the end-of-stream marker does not end while
+// the other still holds values sent before the close, and ends soon after they are acknowledged.
+TEST_F(receiver_test, shared_durable_loop_ends_only_after_every_earlier_value_is_acknowledged) {
+  auto o = opts(100, overflow::block);
+  auto holder_opts = o;
+  holder_opts.fetch_batch = 1;  // takes exactly what it holds
+  sender<std::string> tx(o);
+  receiver<std::string> holder(holder_opts);
+  receiver<std::string> loop(o);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  EXPECT_EQ(tx.close(), status::ok);
+  std::vector<bp::nats::delivery<std::string>> held;
+  for (int i = 0; i < 3; ++i) {
+    auto d = holder.recv_message_for(5s);
+    ASSERT_TRUE(d);
+    held.push_back(std::move(*d));
+  }
+  std::atomic<bool> ended{false};
+  std::atomic<int> looped{0};
+  std::thread t([&] {
+    for (std::string v : loop) {
+      (void)v;
+      ++looped;
+    }
+    ended = true;
+  });
+  EXPECT_TRUE(bp::test::eventually([&] { return looped == 7; }, 5000ms)) << looped;
+  std::this_thread::sleep_for(700ms);
+  EXPECT_FALSE(ended) << "ended while 3 values sent before close were not acknowledged";
+  for (auto& d : held) d.ack(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(bp::test::eventually([&] { return ended.load(); }, 5000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "ends promptly after the last ack";
+  loop.close();  // in case it did not end: lets the thread finish
+  t.join();
+  EXPECT_EQ(looped, 7);
+  EXPECT_TRUE(bp::test::eventually([&] { return loop.size() == 0; }, 5000ms)) << loop.size();
+}
+
+// The normal case stays prompt: a loop that received everything ends right after the marker.
+TEST_F(receiver_test, loop_ends_promptly_after_close_when_everything_is_acknowledged) {
+  auto o = opts(1000, overflow::block);
+  sender<std::string> tx(o);
+  receiver<std::string> rx(o);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+  ASSERT_EQ(tx.close(), status::ok);
+  int n = 0;
+  std::optional<std::chrono::steady_clock::time_point> last;
+  for (std::string v : rx) {
+    (void)v;
+    ++n;
+    last = std::chrono::steady_clock::now();
+  }
+  ASSERT_TRUE(last);
+  EXPECT_EQ(n, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - *last, 500ms);
 }
 
 }  // namespace

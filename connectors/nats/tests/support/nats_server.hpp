@@ -130,6 +130,9 @@ class nats_server {
   }
 
   [[nodiscard]] bool running() { return proc_ && proc_->running(); }
+  // The server's process id while it runs (-1 otherwise): for SIGSTOP/SIGCONT in tests of a
+  // stalled server.
+  [[nodiscard]] pid_t pid() const noexcept { return proc_ ? proc_->pid() : -1; }
   [[nodiscard]] int port() const noexcept { return port_; }
   [[nodiscard]] int monitor_port() const noexcept { return monitor_port_; }
   [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }

@@ -1,5 +1,5 @@
-// bp/nats/publisher.hpp: a JetStream pull consumer as a Reactive Streams publisher (the seed's
-// Signal strategy across processes): the subscriber's request(n) becomes fetches of at most n
+// bp/nats/publisher.hpp: a JetStream pull consumer as a Reactive Streams publisher (the Signal
+// strategy across processes): the subscriber's request(n) becomes fetches of at most n
 // messages, and the durable's MaxAckPending bounds what is delivered but not yet acknowledged.
 //
 //   bp::nats::publisher<T, Codec>           emits T; acknowledges each message after on_next
@@ -70,10 +70,11 @@ class pull_subscription final : public bp::rs::subscription {
     bool bad_request = false;  // request(n <= 0) came: n is `n`
     std::int64_t n = 0;        // otherwise the outstanding demand
   };
-  // Worker side: waits until there is demand, a bad request, or a cancel.
-  wake await_demand() {
+  // Worker side: waits until there is demand, a bad request, or a cancel, at most `idle`;
+  // n == 0 in the answer when none came.
+  wake await_demand(std::chrono::milliseconds idle) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return cancelled_ || demand_ > 0 || bad_request_; });
+    cv_.wait_for(lock, idle, [&] { return cancelled_ || demand_ > 0 || bad_request_; });
     if (cancelled_) return {true, false, 0};
     if (bad_request_) return {false, true, bad_n_};
     return {false, false, demand_};
@@ -145,14 +146,33 @@ class pull_publisher : public bp::rs::publisher<Item> {
       if (!sub->cancelled()) s->on_error(std::current_exception());
       return;
     }
+    // Without demand the worker still watches for the end of stream (rules 1.4-1.6: on_complete
+    // needs no demand): at once after the demand ran out, then after 2, 4, 8 ... ms (the last
+    // acknowledgement may still be on its way to the server), at most once per fetch_wait.
+    std::chrono::milliseconds idle = o.fetch_wait;
     for (;;) {
-      const auto w = sub->await_demand();
+      const auto w = sub->await_demand(idle);
       if (w.cancelled) return;  // drop the subscriber (rule 3.13)
       if (w.bad_request) {
         sub->cancel();
         s->on_error(std::make_exception_ptr(std::invalid_argument(
             "bp::nats::publisher: request(n) needs n > 0 (rule 3.9), got " + std::to_string(w.n))));
         return;
+      }
+      if (w.n == 0) {
+        idle = std::min(std::max(idle * 2, std::chrono::milliseconds(2)), o.fetch_wait);
+        bool end = false;
+        try {
+          end = rx->peek_end(clock::now() + o.fetch_wait);
+        } catch (...) {
+          if (!sub->cancelled()) s->on_error(std::current_exception());
+          return;
+        }
+        if (end) {
+          if (!sub->cancelled()) s->on_complete();
+          return;
+        }
+        continue;
       }
       const int batch = static_cast<int>(std::min<std::int64_t>(w.n, o.fetch_batch));
       std::optional<raw_delivery> raw;
@@ -180,6 +200,7 @@ class pull_publisher : public bp::rs::publisher<Item> {
       }
       rx->count_received();
       sub->consumed_one();
+      idle = std::chrono::milliseconds(0);
       try {
         if constexpr (AutoAck) {
           s->on_next(std::move(*value));
@@ -217,7 +238,11 @@ class pull_publisher : public bp::rs::publisher<Item> {
 // crashes in on_next (or a process killed there) gets the message again after ack_wait, so
 // processing is at least once. For asynchronous processing use delivery_publisher<T>.
 //
-// Completion and errors: on_complete after a sender's close() marker; on_error with
+// Completion and errors: on_complete after a sender's close() marker, once every message sent
+// before it is acknowledged (so after a crash the redelivered messages come first), whether or
+// not demand is outstanding (rules 1.4-1.6: without demand the worker checks for the end right
+// after the last on_next, then backing off to once per fetch_wait, with a consumer-info request
+// and, when only the marker is left, a look at the stream's last message); on_error with
 // bp::nats::error for an unreachable server or a missing stream (after on_subscribe), with the
 // codec's exception for an undecodable message (which is terminated), with
 // std::invalid_argument for request(n <= 0).

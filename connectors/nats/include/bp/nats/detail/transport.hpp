@@ -101,12 +101,17 @@ class byte_receiver {
   byte_receiver& operator=(const byte_receiver&) = delete;
 
   // The next message (end-of-stream markers are consumed here, never returned); nullopt when
-  // nothing came before the deadline, or once the end of stream was seen and the local batch
-  // is drained, or after close().
+  // nothing came before the deadline, or once the end of stream was seen (and every message
+  // before it acknowledged) and the local batch is drained, or after close().
   // `max_batch` > 0 caps this fetch below options.fetch_batch (the demand of a publisher).
   std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch = 0);
-  // The sender's end-of-stream marker was read (and the local batch may still hold values).
+  // A sender's end-of-stream marker was read and nothing sent before it can come back (every
+  // earlier message acknowledged); the local batch may still hold later values.
   [[nodiscard]] bool end_seen() const noexcept;
+  // Whether the end of stream is known now without taking a value (see jetstream.cpp): for a
+  // publisher whose subscriber has no outstanding demand. At most a few round trips, bounded
+  // by `deadline`.
+  bool peek_end(clock::time_point deadline);
   void close();
   [[nodiscard]] bool is_closed() const noexcept;
   [[nodiscard]] stream_state state() const;
