@@ -143,6 +143,14 @@ std::size_t http_parser::feed(std::string_view in) {
     const auto nl = rest.find('\n');
     const bool complete = nl != std::string_view::npos;
     const std::size_t take = complete ? nl + 1 : rest.size();
+    // Never hold more than the longest line allowed and its CRLF: a longer one fails here.
+    const std::size_t longest =
+        have_request_line_ ? std::min(lim_.max_header_line, lim_.max_header_bytes - field_bytes_)
+                           : lim_.max_request_line;
+    if (line_.size() + take > longest + 2) {
+      check_limits(longest + 1);
+      return used;
+    }
     line_.append(rest.data(), take);
     used += take;
     if (complete) line_.pop_back();  // '\n'
