@@ -120,6 +120,48 @@ TEST(TokenBucket, CancelAfterTheMomentIsANoOp) {
   EXPECT_FALSE(b.try_acquire());
 }
 
+TEST(TokenBucket, CancelAfterAnEarlierReservationsCancelGivesNothingBack) {
+  bp::manual_clock clock;
+  bp::token_bucket b(10.0, 2, clock);
+  ASSERT_TRUE(b.try_acquire(2));
+  auto first = b.reserve(2);   // units 2..4, acts at 200 ms
+  auto second = b.reserve(1);  // unit 5, acts at 300 ms
+  first.cancel();   // gives back the unit not covered by `second`: the end moves from 5 to 4
+  second.cancel();  // the end is already below its own: nothing more comes back
+  clock.advance(300ms);
+  EXPECT_EQ(b.available(), 1u);
+}
+
+TEST(TokenBucket, UnitsAreExactAtEveryTokenMoment) {
+  // 11/s: the 55th token accrues at exactly 5 s (a product in doubles gave 54 there, so the
+  // token came a nanosecond late and the reservation's delay was one nanosecond long).
+  bp::manual_clock clock;
+  bp::token_bucket b(11.0, 1, clock);
+  ASSERT_TRUE(b.try_acquire());
+  clock.advance(5s - 1ns);
+  ASSERT_TRUE(b.try_acquire());  // the 54th token, at 4.909 s
+  auto r = b.reserve();
+  EXPECT_EQ(r.delay(), 1ns);
+  r.cancel();
+  clock.advance(1ns);
+  EXPECT_TRUE(b.try_acquire());
+}
+
+TEST(TokenBucket, ReserveZeroIsGrantedAtOnceBehindOtherReservations) {
+  bp::manual_clock clock;
+  bp::token_bucket b(10.0, 1, clock);
+  ASSERT_TRUE(b.reserve(1) && b.reserve(1));
+  auto r3 = b.reserve(1);
+  EXPECT_EQ(r3.delay(), 200ms);
+  auto zero = b.reserve(0);
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero.tokens(), 0u);
+  EXPECT_EQ(zero.delay(), 0ns);
+  EXPECT_TRUE(zero.wait());  // at once
+  zero.cancel();             // gives nothing back
+  EXPECT_EQ(b.reserve(1).delay(), 300ms);
+}
+
 TEST(TokenBucket, AcquireForAnswersAtOnceWhenTooFar) {
   bp::manual_clock clock;
   bp::token_bucket b(10.0, 1, clock);
@@ -465,6 +507,23 @@ TEST(LeakyBucket, CancelOfTheLastReservationGivesItsSlotBack) {
   r2.cancel();  // the last: its slot is free again
   EXPECT_EQ(b.queued(), 2u);
   EXPECT_EQ(b.reserve().delay(), 200ms);
+}
+
+TEST(LeakyBucket, ReserveZeroIsGrantedAtOnceBehindAQueue) {
+  bp::manual_clock clock;
+  bp::leaky_bucket b(10.0, 3, clock);
+  auto r0 = b.reserve();
+  auto r1 = b.reserve();
+  auto r2 = b.reserve();
+  ASSERT_TRUE(r0 && r1 && r2);
+  auto zero = b.reserve(0);  // the queue is full, but nothing is asked
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero.delay(), 0ns);
+  EXPECT_TRUE(zero.wait());
+  zero.cancel();
+  EXPECT_EQ(b.queued(), 3u);
+  r2.cancel();  // still the latest claim: gives its slot back
+  EXPECT_EQ(b.queued(), 2u);
 }
 
 TEST(LeakyBucket, TenSecondsWithinOneUnitOfRateTimesTime) {

@@ -261,6 +261,7 @@ class token_bucket {
   [[nodiscard]] reservation reserve(std::size_t n = 1) {
     const auto k = checked(n, "bp::token_bucket::reserve");
     if (core_.closed()) return {};
+    if (k == 0) return reservation(&core_, core_.rate().empty_claim(), 0, true);  // at once
     const auto c = core_.rate().try_claim(k, slack(), detail::gcra::unbounded, detail::ns_forever);
     return reservation(&core_, *c, k, true);
   }
@@ -358,6 +359,7 @@ class leaky_bucket {
   [[nodiscard]] reservation reserve(std::size_t n = 1) {
     const auto k = checked(n, "bp::leaky_bucket::reserve");
     if (core_.closed()) return {};
+    if (k == 0) return reservation(&core_, core_.rate().empty_claim(), 0, false);  // at once
     const auto c = core_.rate().try_claim(k, k, bound(), detail::ns_forever);
     if (!c) return {};
     return reservation(&core_, *c, k, false);

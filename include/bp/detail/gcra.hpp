@@ -4,10 +4,11 @@
 // sub-units since the bucket's origin instead of in nanoseconds: one unit (token) is `scale_`
 // sub-units (1 for the token bucket; for the leaky bucket a power of two up to 2^32 per second
 // of rate: sub-nanosecond resolution), and the time axis is converted with `sub_at(ns) = floor((ns
-// - origin) * rate * scale / 1e9)` on every call, so rounding never accumulates (the classic GCRA
-// adds a rounded emission interval per grant and drifts by up to one nanosecond per grant: 0.1% at
-// 3 million grants per second). Over any run from the origin, grants <= rate * t + tolerance
-// exactly.
+// - origin) * rate * scale / 1e9)` on every call, exactly, in integers, with the rate as the
+// fraction the caller meant (exact_rate below), so rounding never accumulates (the classic
+// GCRA adds a rounded emission interval per grant and drifts by up to one nanosecond per grant:
+// 0.1% at 3 million grants per second). Over any run from the origin, grants <= rate * t +
+// tolerance exactly.
 //
 // A claim of n units moves `tat_` to max(tat_, now) + n and acts (is granted) once
 // sub_at(clock) >= tat_after - slack:
@@ -18,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -39,6 +41,7 @@ class gcra {
   gcra(double rate_per_second, std::int64_t max_units, bool keep_phase, clock_ref clock)
       : scale_(keep_phase ? scale_for(rate_per_second, max_units) : 1),
         per_ns_(rate_per_second * static_cast<double>(scale_) / 1e9),
+        exact_(rate_per_second, scale_),
         clock_(clock),
         origin_(clock.now_ns()) {}
 
@@ -74,6 +77,9 @@ class gcra {
       }
     }
   }
+
+  // A claim of no units: acts now, whatever is queued, and gives nothing back when cancelled.
+  [[nodiscard]] claim empty_claim() const noexcept { return claim{0, 0, clock_.now_ns()}; }
 
   // Gives the units of a claim that has not acted yet back, as far as that cannot let later
   // claims bunch up. Claims made after this one keep their moments, so only the units not
@@ -115,8 +121,7 @@ class gcra {
   [[nodiscard]] std::int64_t sub_at(std::int64_t ns) const noexcept {
     const std::int64_t dt = ns - origin_;
     if (dt <= 0) return 0;
-    // Truncation is floor for non-negative values; monotonic in dt.
-    return static_cast<std::int64_t>(static_cast<double>(dt) * per_ns_);
+    return exact_.floor_of(dt);
   }
 
   // The first clock time at which sub_at() reaches `sub` (saturating at ns_forever).
@@ -145,8 +150,76 @@ class gcra {
     return s;
   }
 
+  // floor(dt * rate * scale / 1e9), exactly, for the rate as the caller meant it: the first
+  // continued-fraction convergent p/q of the double (q <= 2^20) for which p / q rounds back to
+  // it (0.7 is 7/10, 333.3 is 3333/10, 1e6 / 7.0 is 1000000/7), or the double's exact binary
+  // value when it has none. Integer arithmetic: a product in doubles lands below an integer at
+  // some exact moments (11/s at 5 s gave 54 units, not 55) and is coarser than a nanosecond
+  // beyond 2^53 ns.
+  class exact_rate {
+   public:
+    static constexpr std::uint64_t max_denominator = std::uint64_t{1} << 20;
+
+    exact_rate(double rate, std::int64_t scale) noexcept {
+      int e = 0;
+      const double f = std::frexp(rate, &e);  // rate = f * 2^e, f in [0.5, 1)
+      const std::uint64_t mant = static_cast<std::uint64_t>(std::ldexp(f, 53));
+      const int k = 53 - e;  // rate = mant / 2^k; k >= 23 for rate <= 1e9
+      if (k < 128) {         // the convergents of mant / 2^k (construction only: 128-bit Euclid)
+        uint128 a = mant, b = uint128{1} << k;
+        std::uint64_t h0 = 0, h1 = 1, g0 = 1, g1 = 0;
+        while (b != 0) {
+          const uint128 t = a / b;
+          if (g1 != 0 && t > (max_denominator - g0) / g1) break;
+          const std::uint64_t h = static_cast<std::uint64_t>(t) * h1 + h0;
+          const std::uint64_t g = static_cast<std::uint64_t>(t) * g1 + g0;
+          h0 = h1, h1 = h, g0 = g1, g1 = g;
+          if (static_cast<double>(h) / static_cast<double>(g) == rate) {
+            num_ = h * static_cast<std::uint64_t>(scale);
+            den_ = g * 1000000000u;
+            return;
+          }
+          const uint128 r = a - t * b;
+          a = b, b = r;
+        }
+      }
+      // The binary value: rate * scale = mant * 2^-shift, dt * mant fits 116 bits.
+      const int shift = k - static_cast<int>(std::countr_zero(static_cast<std::uint64_t>(scale)));
+      if (shift < 128) {
+        num_ = mant;
+        shift_ = shift;
+      }  // else dt * rate * scale < 1 for every dt: floor_of answers 0
+    }
+
+    [[nodiscard]] std::int64_t floor_of(std::int64_t dt) const noexcept {
+      const uint128 p = static_cast<uint128>(static_cast<std::uint64_t>(dt)) * num_;
+      uint128 q = 0;
+      if (den_ != 0) {
+        q = (p >> 64) == 0 ? static_cast<std::uint64_t>(p) / den_ : p / den_;
+      } else {
+        // Division by 1e9 by 32-bit limbs: each a 64-bit division by a constant.
+        const uint128 x = p >> shift_;
+        std::uint64_t rem = 0;
+        for (int limb = 3; limb >= 0; --limb) {
+          const std::uint64_t cur =
+              (rem << 32) | static_cast<std::uint64_t>((x >> (32 * limb)) & 0xffffffffu);
+          q = (q << 32) | (cur / 1000000000u);
+          rem = cur % 1000000000u;
+        }
+      }
+      return q > static_cast<uint128>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(q);
+    }
+
+   private:
+    __extension__ typedef unsigned __int128 uint128;
+    std::uint64_t num_ = 0;
+    std::uint64_t den_ = 0;  // 0: the binary value, num_ * 2^-shift_ / 1e9
+    int shift_ = 0;
+  };
+
   const std::int64_t scale_;
-  const double per_ns_;
+  const double per_ns_;  // the estimate time_of() starts from
+  const exact_rate exact_;
   const clock_ref clock_;
   const std::int64_t origin_;
   alignas(cache_line) std::atomic<std::int64_t> tat_{0};
