@@ -29,6 +29,8 @@
 #include <bp/nats/detail/transport.hpp>
 #include <bp/nats/error.hpp>
 
+#include "internal.hpp"
+
 namespace bp::nats::detail {
 namespace {
 
@@ -142,17 +144,7 @@ std::string join(const std::vector<std::string>& v) {
 
 // --- connection ---------------------------------------------------------------------------------
 
-struct connection {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  connection() = default;
-  connection(const connection&) = delete;
-  connection& operator=(const connection&) = delete;
-  ~connection() {
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-  }
-};
+// struct connection: internal.hpp (shared with rate.cpp).
 
 namespace {
 
@@ -366,6 +358,19 @@ bool transient(natsStatus s) {
 }
 
 }  // namespace
+
+std::shared_ptr<connection> open_connection(const options& o, jsOptions* jso) {
+  return connect(o, jso);
+}
+void throw_nats(const std::string& what, natsStatus s, int js) {
+  fail(what, s, static_cast<jsErrCode>(js));
+}
+bool is_transient(natsStatus s) {
+  return transient(s);
+}
+std::int64_t millis_until(clock::time_point deadline, milliseconds cap) {
+  return ms_until(deadline, cap);
+}
 
 // --- deliveries ---------------------------------------------------------------------------------
 

@@ -12,6 +12,11 @@
 //     seconds=.." (seconds from the first message to the last).
 //     With ack=0 it never acknowledges and, after `count` values, prints "holding" and waits
 //     to be killed (the crash test).
+//   bp_nats_peer rate url=... key=K rate=1000 burst=100 start_ns=S end_ns=E [verb=acquire_for|try]
+//     takes tokens of the fleet-wide bp::nats::token_bucket `K` from steady-clock time S to E
+//     (CLOCK_MONOTONIC nanoseconds, shared by the processes of one machine): acquire_for(1, time
+//     left) or try_acquire in a loop; prints "g <count>" per grant, then "summary granted=..
+//     conflicts=.. round_trips=.. unreachable=.. offset_ns=.. uncertainty_ns=..".
 //     With range=1 it is the plain loop `for (std::string v : rx)` instead (receives and
 //     acknowledges until the end of stream; count, delay_ms, ack and idle_ms do not apply).
 #include <chrono>
@@ -24,6 +29,7 @@
 
 #include <bp/nats/receiver.hpp>
 #include <bp/nats/sender.hpp>
+#include <bp/nats/token_bucket.hpp>
 
 namespace {
 
@@ -153,11 +159,59 @@ int consume(const std::map<std::string, std::string>& kv) {
   return 0;
 }
 
+steady_clock::time_point at_ns(long long ns) {
+  return steady_clock::time_point(duration_cast<steady_clock::duration>(nanoseconds(ns)));
+}
+
+int rate(const std::map<std::string, std::string>& kv) {
+  bp::nats::token_bucket_options o;
+  o.servers = {str(kv, "url", "nats://127.0.0.1:4222")};
+  o.key = str(kv, "key", "fleet");
+  o.rate_per_second = std::stod(str(kv, "rate", "1000"));
+  o.burst = static_cast<std::size_t>(num(kv, "burst", 100));
+  bp::nats::token_bucket tb(o);
+  const auto start = at_ns(std::stoll(str(kv, "start_ns", "0")));
+  const auto end = at_ns(std::stoll(str(kv, "end_ns", "0")));
+  const bool try_verb = str(kv, "verb", "acquire_for") == "try";
+  const bool quiet = num(kv, "quiet", 0) != 0;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  std::this_thread::sleep_until(start);
+  long granted = 0;
+  while (steady_clock::now() < end) {
+    bool ok;
+    if (try_verb) {
+      ok = tb.try_acquire();
+    } else {
+      ok = tb.acquire_for(1, end - steady_clock::now());
+      if (!ok) break;  // the next token comes after the end
+    }
+    if (ok && steady_clock::now() <= end + milliseconds(1)) {
+      ++granted;
+      if (!quiet) {
+        std::printf("g %ld\n", granted);
+        std::fflush(stdout);
+      }
+    }
+  }
+  const auto s = tb.stats();
+  std::printf(
+      "summary granted=%ld conflicts=%llu round_trips=%llu unreachable=%llu offset_ns=%lld "
+      "uncertainty_ns=%lld\n",
+      granted, static_cast<unsigned long long>(s.conflicts),
+      static_cast<unsigned long long>(s.round_trips),
+      static_cast<unsigned long long>(s.unreachable),
+      static_cast<long long>(tb.clock_offset().count()),
+      static_cast<long long>(tb.clock_uncertainty().count()));
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s produce|consume key=value...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s produce|consume|rate key=value...\n", argv[0]);
     return 2;
   }
   try {
@@ -165,6 +219,7 @@ int main(int argc, char** argv) {
     const std::string mode = argv[1];
     if (mode == "produce") return produce(kv);
     if (mode == "consume") return consume(kv);
+    if (mode == "rate") return rate(kv);
     std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
     return 2;
   } catch (const std::exception& e) {
