@@ -92,7 +92,9 @@ class permit {
 // every `false` it causes.
 //
 // Errors: an initial count or an n above 2^62 throws std::invalid_argument naming the
-// argument. Acquiring more permits than will ever be released waits forever: use a timeout.
+// argument. n == 0 is granted at once (false once closed). The permits in existence, free and
+// taken, must stay below 2^63 (release() does not check the sum). Acquiring more permits than
+// will ever be released waits forever: use a timeout.
 //
 // Cancellation: close() is idempotent; every waiter answers false at once, later acquires
 // answer false; release() still works (permits returned after close are kept but unusable).
