@@ -106,9 +106,10 @@ concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_construc
 // buffered, so write() waits while the budget is spent (Kafka's max.block.ms: write_for answers
 // timeout, try_write answers full), and the budget's fairness rule shares it between buffers.
 // The advice adapts too (the seed's "global budget that dynamically adjusts per-stream
-// thresholds"): the high watermark in effect is min(high_watermark, the budget's fair share),
-// and the drain mark of that crossing keeps its ratio low/high. 500 buffers of 1 MiB under a
-// 64 MiB budget therefore each ask their producer to pause at ~128 KiB while all are busy, and
+// thresholds"): the high watermark in effect is max(1, min(high_watermark, fair_share / 4 * 3))
+// (a quarter of the share kept back for items in flight), and the drain mark of that crossing
+// keeps its ratio low/high, rounded down. 500 buffers of 1 MiB under a 64 MiB budget therefore
+// each ask their producer to pause at ~96 KiB while all are busy, and
 // producers rarely have to block in the budget at all. Without a budget no write ever waits.
 //
 // When to use: a producer that can pause (a socket reader, a file reader, a generator) feeding
