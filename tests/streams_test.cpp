@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -424,6 +425,85 @@ TEST(Streams, NoLeaksOrDoubleDestroys) {
     EXPECT_TRUE(h.wait_for(1s));
   }
   EXPECT_EQ(counted::live.load(), before);
+}
+
+// --- no calls on a subscription after its terminal (rules 2.3, 2.4; found by tests/fuzz/rs) ---
+
+// A synchronous source that emits its values as they are requested, completes right after the
+// last one, answers request(n <= 0) with on_error at once, and counts every call it gets after
+// its terminal signal.
+class strict_source : public publisher<i64> {
+ public:
+  explicit strict_source(i64 count) : count_(count) {}
+  int late_calls = 0;
+  void subscribe(std::shared_ptr<subscriber<i64>> s) override {
+    auto sub = std::make_shared<link>(*this, s);
+    s->on_subscribe(sub);
+  }
+
+ private:
+  struct link : subscription {
+    link(strict_source& src, std::shared_ptr<subscriber<i64>> s) : src_(src), down_(std::move(s)) {}
+    void request(i64 n) override {
+      if (!down_) {
+        ++src_.late_calls;
+        return;
+      }
+      auto d = down_;
+      if (n <= 0) {
+        down_.reset();
+        d->on_error(std::make_exception_ptr(std::invalid_argument("n <= 0")));
+        return;
+      }
+      for (; n > 0 && next_ < src_.count_; --n) d->on_next(next_++);
+      if (next_ == src_.count_) {
+        down_.reset();
+        d->on_complete();
+      }
+    }
+    void cancel() override {
+      if (!down_) ++src_.late_calls;
+      down_.reset();
+    }
+    strict_source& src_;
+    std::shared_ptr<subscriber<i64>> down_;
+    i64 next_ = 0;
+  };
+  i64 count_;
+};
+
+TEST(Streams, PassThroughStageDoesNotStartAnUpstreamThatAlreadyFailed) {
+  auto src = std::make_shared<strict_source>(5);
+  auto p = std::make_shared<probe<i64>>();
+  p->on_subscribe_hook = [](probe<i64>& self) { self.request(0); };  // upstream fails at once
+  (publisher_ptr<i64>(src) | on_backpressure_drop())->subscribe(p);
+  EXPECT_TRUE(p->await_error_of<std::invalid_argument>(0ms));
+  EXPECT_EQ(src->late_calls, 0) << "on_backpressure_drop requested after upstream's on_error";
+  EXPECT_EQ(p->violations(), "");
+}
+
+TEST(Streams, BatchDoesNotRequestFromACompletedUpstream) {
+  auto src = std::make_shared<strict_source>(3);
+  auto p = std::make_shared<probe<std::vector<i64>>>();
+  p->on_next_hook = [](probe<std::vector<i64>>& self, const std::vector<i64>&) { self.request(1); };
+  (publisher_ptr<i64>(src) | batch(2))->subscribe(p);
+  p->request(1);
+  ASSERT_TRUE(p->await_complete(0ms));
+  EXPECT_EQ(p->items(), (std::vector<std::vector<i64>>{{0, 1}, {2}}));
+  EXPECT_EQ(src->late_calls, 0) << "batch requested after upstream's on_complete";
+  EXPECT_EQ(p->violations(), "");
+}
+
+TEST(Streams, LimitRateDoesNotRefillFromACompletedUpstream) {
+  auto src = std::make_shared<strict_source>(4);
+  auto p = std::make_shared<probe<i64>>();
+  (publisher_ptr<i64>(src) | limit_rate(4))->subscribe(p);  // 4 requested: all 4, completed
+  p->request(3);  // the third delivery is limit_rate's low tide (4 - 4/4)
+  EXPECT_EQ(p->items(), (std::vector<i64>{0, 1, 2}));
+  p->request(1);
+  ASSERT_TRUE(p->await_complete(0ms));
+  EXPECT_EQ(src->late_calls, 0) << "limit_rate requested after upstream's on_complete";
+  EXPECT_EQ(p->violations(), "");
 }
 
 }  // namespace

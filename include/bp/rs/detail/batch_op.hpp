@@ -71,7 +71,15 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
   void on_complete() override { end(nullptr); }
 
   // --- emitter hooks ---
-  void on_request(std::int64_t k) { up_->request(mul_cap(k, static_cast<std::int64_t>(n_))); }
+  void on_request(std::int64_t k) {
+    {
+      // Upstream is over once it signalled a terminal: what is left is already in ready_, and
+      // rule 2.4 (docs/streams.md: no calls on the subscription after a terminal) applies.
+      std::lock_guard lock(m_);
+      if (done_) return;
+    }
+    up_->request(mul_cap(k, static_cast<std::int64_t>(n_)));
+  }
 
   std::optional<std::vector<T>> poll() {
     std::lock_guard lock(m_);

@@ -128,6 +128,9 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
     if (limit_ == unbounded) return;
     if (++consumed_ == limit_) {  // low tide: ask for what was consumed (Reactor's limitRate)
       consumed_ = 0;
+      // Not once upstream signalled its terminal: the buffer is draining what is left, and
+      // upstream's subscription is over (rules 2.3, 2.4).
+      if (upstream_ended_.load(std::memory_order_acquire)) return;
       up_->request(limit_);
     }
   }

@@ -43,7 +43,10 @@ class relay : public subscriber<In>,
     up_ = std::move(s);
     if (!enter()) return;
     down_->on_subscribe(this->shared_from_this());
-    derived().on_start();
+    // Downstream may have cancelled from on_subscribe, or requested n <= 0 and upstream may have
+    // answered with on_error already: then upstream is over and on_start (take(0)'s cancel,
+    // on_backpressure_drop's request) must not call it (rules 2.3, 2.4).
+    if (!(state_.load(std::memory_order_acquire) & (cancelled | done))) derived().on_start();
     leave();
   }
 
