@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -130,7 +131,12 @@ struct rate_impl {
 
   std::atomic<std::int64_t> offset{0};       // server ns - steady ns
   std::atomic<std::int64_t> uncertainty{0};  // half the round trip of the last measurement
-  std::int64_t next_sync = 0;                // steady ns
+  // The offset is measured again every clock_sync_interval by a thread of its own, so that
+  // no grant waits for it.
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool stopping = false;
+  std::thread syncer;
 
   std::atomic<std::uint64_t> granted{0}, denied{0}, conflicts{0}, unreachable{0}, round_trips{0};
 
@@ -153,7 +159,7 @@ struct rate_impl {
     conn = open_connection(co, &jo);
     ensure_bucket();
     const auto deadline = clock::now() + o.request_timeout;
-    if (!sync_clock(deadline))
+    if (!sync_clock(deadline, 5))
       throw error("bp::nats::token_bucket: cannot read the server's clock within request_timeout",
                   static_cast<int>(NATS_TIMEOUT));
     // Read the key (creating it full if missing) so that a mismatched rate or burst is an error
@@ -166,6 +172,27 @@ struct rate_impl {
       if (w == cas::written) break;
       if (w == cas::no_answer) throw_nats("cannot create key '" + o.key + "'", NATS_TIMEOUT);
       // lost the creation to another process: read theirs
+    }
+    syncer = std::thread([this] { sync_loop(); });
+  }
+
+  ~rate_impl() {
+    {
+      std::lock_guard lock(sync_mu);
+      stopping = true;
+    }
+    sync_cv.notify_all();
+    if (syncer.joinable()) syncer.join();
+  }
+
+  void sync_loop() {
+    std::unique_lock lock(sync_mu);
+    for (;;) {
+      if (sync_cv.wait_for(lock, o.clock_sync_interval, [this] { return stopping; })) return;
+      lock.unlock();
+      // On failure the last estimate stays (the server is not answering anyway).
+      if (connected()) (void)sync_clock(clock::now() + o.request_timeout);
+      lock.lock();
     }
   }
 
@@ -220,32 +247,44 @@ struct rate_impl {
 
   // Measures the offset of this process's steady clock to the server's: a probe message is
   // stored (the server stamps it between our send and its answer) and read back by sequence.
-  bool sync_clock(clock::time_point deadline) {
-    msg_guard m;
-    if (natsMsg_Create(&m.p, clock_subject.c_str(), nullptr, writer.c_str(),
-                       static_cast<int>(writer.size())) != NATS_OK)
-      return false;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = millis_until(deadline, o.request_timeout);
-    jsPubAck* pa = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const std::int64_t t0 = steady_ns();
-    ++round_trips;
-    natsStatus s = js_PublishMsg(&pa, conn->js, m.p, &po, &jerr);
-    const std::int64_t t1 = steady_ns();
-    if (s != NATS_OK) return false;
-    const std::uint64_t probe = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    msg_guard back;
-    jsOptions jo = request_options(deadline);
-    ++round_trips;
-    s = js_GetMsg(&back.p, conn->js, stream.c_str(), probe, &jo, &jerr);
-    if (s != NATS_OK) return false;
-    const std::int64_t stamped = natsMsg_GetTime(back.p);
-    offset = stamped - (t0 + (t1 - t0) / 2);
-    uncertainty = (t1 - t0) / 2;
-    next_sync = steady_ns() + std::chrono::nanoseconds(o.clock_sync_interval).count();
+  // The stamp lies in [t0, t1] of our clock, so the midpoint errs by at most (t1 - t0) / 2;
+  // of `probes` measurements the narrowest wins (a loaded machine stretches some round trips
+  // to milliseconds, and each millisecond of error is worth rate / 1000 tokens).
+  bool sync_clock(clock::time_point deadline, int probes = 3) {
+    bool any = false;
+    std::int64_t best_offset = 0, best_half = std::numeric_limits<std::int64_t>::max();
+    for (int i = 0; i < probes && clock::now() < deadline; ++i) {
+      msg_guard m;
+      if (natsMsg_Create(&m.p, clock_subject.c_str(), nullptr, writer.c_str(),
+                         static_cast<int>(writer.size())) != NATS_OK)
+        break;
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MaxWait = millis_until(deadline, o.request_timeout);
+      jsPubAck* pa = nullptr;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      const std::int64_t t0 = steady_ns();
+      ++round_trips;
+      natsStatus s = js_PublishMsg(&pa, conn->js, m.p, &po, &jerr);
+      const std::int64_t t1 = steady_ns();
+      if (s != NATS_OK) break;
+      const std::uint64_t probe = pa->Sequence;
+      jsPubAck_Destroy(pa);
+      msg_guard back;
+      jsOptions jo = request_options(deadline);
+      ++round_trips;
+      s = js_GetMsg(&back.p, conn->js, stream.c_str(), probe, &jo, &jerr);
+      if (s != NATS_OK) break;
+      const std::int64_t half = (t1 - t0) / 2;
+      if (half < best_half) {
+        best_half = half;
+        best_offset = natsMsg_GetTime(back.p) - (t0 + half);
+      }
+      any = true;
+    }
+    if (!any) return false;
+    offset = best_offset;
+    uncertainty = best_half;
     return true;
   }
 
@@ -388,8 +427,6 @@ struct rate_impl {
   claim take(std::int64_t n, std::int64_t use_by, clock::time_point deadline) {
     std::lock_guard lock(mu);
     if (!connected()) return {};
-    // Out of date: measure again (on failure keep the last estimate; the call goes on).
-    if (steady_ns() >= next_sync) (void)sync_clock(deadline);
     std::string pending;  // a write whose answer was lost: did it land?
     for (;;) {
       if (clock::now() >= deadline) return {};
