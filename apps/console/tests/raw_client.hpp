@@ -9,7 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,8 +24,6 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace bp::test::raw {
 
 using namespace std::chrono_literals;
@@ -37,17 +35,22 @@ class console_process {
   console_process(const std::string& exe, const std::vector<std::string>& extra) {
     int out[2];
     if (pipe(out) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
     std::vector<std::string> args{exe, "--bind", "127.0.0.1", "--port", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
+    // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: the server dies with the test,
+    // even when a watchdog aborts it. Only async-signal-safe calls between fork and exec.
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      close(out[1]);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
     close(out[1]);
     std::string line;  // "bp-console: serving on http://127.0.0.1:PORT/", within 10 s
     const auto end = clock::now() + 10s;
@@ -129,13 +132,23 @@ inline int connect_to(int port, int rcvbuf = 0) {
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Non-blocking, with a deadline: a server whose backlog is full must not hang the test.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
+    pollfd p{fd, POLLOUT, 0};
+    int err = errno == EINPROGRESS ? 0 : errno;
+    socklen_t len = sizeof err;
+    if (err == 0 && poll(&p, 1, 2000) == 1)
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    else if (err == 0)
+      err = ETIMEDOUT;
+    if (err != 0) {
+      close(fd);
+      return -1;
+    }
   }
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   return fd;
 }
 
