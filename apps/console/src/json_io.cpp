@@ -86,6 +86,16 @@ json presets_json() {
 
 namespace {
 
+// The first `max` bytes of a UTF-8 string, cut before a multi-byte character rather than in it:
+// the reason goes back to the client inside a JSON answer, which must be valid UTF-8 (a cut
+// character makes the serializer throw).
+std::string clip(const std::string& s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
 // Reads one field strictly: numbers must be numbers (and whole where counts are meant).
 struct reader {
   const json& j;
@@ -139,7 +149,7 @@ std::string settings_from_json(const json& patch, const settings& base, settings
   for (const auto& [key, value] : patch.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
-    if (!ok) return "unknown field '" + key.substr(0, 64) + "'";
+    if (!ok) return "unknown field '" + clip(key, 64) + "'";
   }
   settings s = base;
   reader r{patch, {}};
@@ -158,7 +168,7 @@ std::string settings_from_json(const json& patch, const settings& base, settings
       std::string names;
       for (strategy_kind x : all_strategies)
         names += (names.empty() ? "" : ", ") + std::string(to_string(x));
-      return "strategy: unknown strategy '" + it->get<std::string>().substr(0, 64) +
+      return "strategy: unknown strategy '" + clip(it->get<std::string>(), 64) +
              "' (known: " + names + ")";
     }
     s.strategy = *k;

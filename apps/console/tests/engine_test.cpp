@@ -367,6 +367,21 @@ TEST(Json, SettingsAreReadStrictly) {
   EXPECT_EQ(out, untouched) << "a refused patch changes nothing";
 }
 
+// The reason quotes at most 64 bytes of an unknown name; the cut must not split a multi-byte
+// character, or the {"error": reason} answer cannot be serialized (found by fuzzing).
+TEST(Json, ReasonQuotingALongNameIsValidUtf8) {
+  const settings base;
+  settings out;
+  const std::string name = std::string(63, 'k') + "\xf0\x9f\x98\x80";  // 4 bytes across the cut
+  for (const json& patch : {json{{name, 1}}, json{{"strategy", name}}}) {
+    const std::string why = settings_from_json(patch, base, out);
+    ASSERT_FALSE(why.empty());
+    const json answer{{"error", why}};
+    EXPECT_NO_THROW((void)answer.dump()) << why;
+    EXPECT_NE(why.find(std::string(63, 'k')), std::string::npos) << why;
+  }
+}
+
 TEST(Latency, BucketsAreWithinOneEighth) {
   for (std::uint64_t us : {0ull, 1ull, 7ull, 8ull, 100ull, 1234ull, 999999ull, 123456789ull}) {
     const double v = latency_histogram::value_of(latency_histogram::bucket_of(us));
