@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,6 +180,10 @@ struct http_loop::impl {
     if (::listen(listen_fd, 512) != 0) fail();
     socklen_t len = sizeof a;
     ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
+    // Keep the connection cap under the descriptor limit (with room for the engine's files).
+    rlimit fds{};
+    if (::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY && fds.rlim_cur > 64)
+      opt.max_connections = std::min<std::size_t>(opt.max_connections, fds.rlim_cur - 48);
     bound_port = ntohs(a.sin_port);
 
     epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -261,15 +266,32 @@ struct http_loop::impl {
     }
   }
 
-  // Makes room for a new connection; false when every connection is busy.
+  // Makes room for a new connection: closes the connection that has been idle longest, else
+  // the one whose request has been arriving longest or whose answer has been unread longest
+  // (a legitimate request takes milliseconds, so the victim is a slow or stuck client). False
+  // when there is nothing to close.
   bool close_oldest_idle() {
-    conn* oldest = nullptr;
-    for (auto& [fd, c] : conns)
-      if (c->m == mode::http && !c->parser.started() && c->out.empty() && c->pending_in.empty() &&
-          (!oldest || c->idle_since < oldest->idle_since))
-        oldest = c.get();
-    if (!oldest) return false;
-    close_conn(*oldest, false);
+    conn* idle = nullptr;
+    conn* stuck = nullptr;
+    clock_type::time_point stuck_since{};
+    for (auto& [fd, cp] : conns) {
+      conn& c = *cp;
+      if (c.m == mode::http && !c.parser.started() && c.out.empty() && c.pending_in.empty()) {
+        if (!idle || c.idle_since < idle->idle_since) idle = &c;
+        continue;
+      }
+      const auto since = !c.out.empty()           ? c.last_progress
+                         : c.m == mode::lingering ? c.linger_until - linger_time
+                         : c.m == mode::http      ? c.request_started
+                                                  : clock_type::time_point::max();
+      if (since != clock_type::time_point::max() && (!stuck || since < stuck_since)) {
+        stuck = &c;
+        stuck_since = since;
+      }
+    }
+    conn* victim = idle ? idle : stuck;
+    if (!victim) return false;
+    close_conn(*victim, victim != idle);
     return true;
   }
 
