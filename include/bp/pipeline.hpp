@@ -18,15 +18,15 @@
 //   bp::stage_report,          high watermark, items in / out, items/s) and the bottleneck.
 //   bp::link_report
 //
-// Example (examples/pipeline_ordered.cpp, examples/pipeline_logs.cpp):
+// Example (examples/pipeline_ordered.cpp; a longer one in examples/pipeline_logs.cpp):
 //
-//   auto p = bp::pipeline::from(std::views::iota(0, 1'000'000))
+//   auto p = bp::pipeline::from(std::views::iota(0, rows))
 //                .map(render, {.parallelism = 4, .ordered = true, .link = {.capacity = 256}})
-//                .filter([](const tile& t) { return !t.empty(); })
-//                .batch(1000, 50ms)
-//                .sink([&](std::vector<tile>&& b) { out.write(b); });
+//                .filter([](const row& r) { return !r.empty(); })
+//                .batch(16, 50ms)           // up to 16 rows, or what came within 50 ms
+//                .sink(write);              // gets std::vector<row>, rows in order
 //   p.run();                    // or start() + wait(); wait() rethrows the first exception
-//   auto r = p.report();        // r.bottleneck names the stage that limits throughput
+//   auto r = p.report();        // per-stage metrics; r.bottleneck names the limiting stage
 #pragma once
 
 #include <algorithm>
@@ -231,11 +231,13 @@ inline stage_report pipeline_node::report() const {
   r.parallelism = workers();
   std::uint64_t fill_sum = 0, fill_samples = 0;
   constexpr auto rx = std::memory_order_relaxed;
+  const std::int64_t now = steady_ns();
   for (const auto& c : counters_) {
-    r.busy += std::chrono::nanoseconds(c.busy_ns.load(rx));
-    r.idle += std::chrono::nanoseconds(c.idle_ns.load(rx));
-    r.blocked += std::chrono::nanoseconds(c.blocked_ns.load(rx));
-    r.reorder += std::chrono::nanoseconds(c.reorder_ns.load(rx));
+    const worker_times t = read_times(c, now);
+    r.busy += std::chrono::nanoseconds(t.busy);
+    r.idle += std::chrono::nanoseconds(t.idle);
+    r.blocked += std::chrono::nanoseconds(t.blocked);
+    r.reorder += std::chrono::nanoseconds(t.reorder);
     r.items_in += c.items_in.load(rx);
     r.items_out += c.items_out.load(rx);
     r.errors += c.errors.load(rx);
@@ -312,9 +314,13 @@ class pipeline_state {
   std::exception_ptr error_;
 };
 
-inline void sample_fill(stage_meter& m, std::size_t size, std::size_t capacity) noexcept {
-  if ((m.in & 15) != 1 || capacity == 0) return;  // every 16th item: size() reads shared lines
-  m.fill_sum += std::min<std::size_t>(size, capacity) * 1000 / capacity;
+// Samples how full the input link is as a worker comes for more work (before it takes any):
+// what waits in front of the stage. Every 4th time only, as size() reads lines the other
+// side writes; `every` lets a stage that takes many items per call sample each call.
+template <class T>
+void sample_fill(stage_meter& m, const channel<T>& in, std::uint64_t every = 4) noexcept {
+  if (m.ticks++ % every != 0 || in.capacity() == 0) return;
+  m.fill_sum += std::min(in.size(), in.capacity()) * 1000 / in.capacity();
   ++m.fill_samples;
 }
 
@@ -373,10 +379,26 @@ inline bool admit(const stage_options& o, const pipeline_state& st, admission& a
 
 // Sends a worker's results downstream, counting what the link accepted and what a closed link
 // (a discarding stop) refused; a lossy link's refusals are counted by the link.
+// A send, timed as blocked only when it is likely to wait (a full `block` link, or a rendezvous
+// one): a send that goes straight through costs no clock read.
+template <class Out>
+status send_metered(channel<Out>& out, Out&& v, stage_meter& m) {
+  if (out.policy() != overflow::block || (out.capacity() != 0 && out.size() < out.capacity()))
+    return out.send(std::move(v));
+  return m.wait(wait_kind::blocked, [&] { return out.send(std::move(v)); });
+}
+
+// Receives one item, timed as idle only when the link is empty.
+template <class In>
+std::optional<In> recv_metered(channel<In>& in, stage_meter& m) {
+  if (auto v = in.try_recv()) return v;
+  return m.wait(wait_kind::idle, [&] { return in.recv(); });
+}
+
 template <class Out>
 void emit_to(channel<Out>& out, std::vector<Out>& values, stage_meter& m) {
   for (auto& v : values) {
-    const status s = out.send(std::move(v));
+    const status s = send_metered(out, std::move(v), m);
     if (s == status::ok) {
       ++m.out;
     } else if (s == status::closed) {
@@ -402,11 +424,9 @@ class source_node final : public pipeline_node {
     try {
       while (!stop.stop_requested()) {
         std::optional<T> v = next_(stop);
-        m.busy();
         if (!v) break;
         ++m.in;
-        const status s = out_->send(std::move(*v));
-        m.blocked();
+        const status s = send_metered(*out_, std::move(*v), m);
         if (s == status::ok) {
           ++m.out;
         } else if (s == status::closed) {
@@ -416,7 +436,6 @@ class source_node final : public pipeline_node {
         m.publish();
       }
     } catch (...) {
-      m.busy();
       ++m.errors;
       st_.fail(std::current_exception());
     }
@@ -487,7 +506,6 @@ class stage_node final : public pipeline_node {
       admission a;
       if (!admit(opt_, st_, a)) {
         ++m.discarded;
-        m.busy();
         return;
       }
       fn_(std::move(v), outs);
@@ -498,25 +516,20 @@ class stage_node final : public pipeline_node {
       ++m.errors;
       st_.fail(std::current_exception());
     }
-    m.busy();
   }
 
   void unordered_loop(stage_meter& m) {
     std::vector<Out> outs;
     for (;;) {
-      std::optional<In> v = in_->recv();
-      m.idle();
+      sample_fill(m, *in_);
+      std::optional<In> v = recv_metered(*in_, m);
       if (!v) break;
       ++m.in;
-      sample_fill(m, in_->size(), in_->capacity());
       if (st_.is_discarding()) {
         ++m.discarded;
       } else {
         process(std::move(*v), outs, m);
-        if constexpr (!is_sink) {
-          emit_to(*out_, outs, m);
-          m.blocked();
-        }
+        if constexpr (!is_sink) emit_to(*out_, outs, m);
       }
       m.publish();
     }
@@ -528,12 +541,13 @@ class stage_node final : public pipeline_node {
       std::optional<In> v;
       std::uint64_t seq = 0;
       {
-        std::unique_lock take(take_m_);
-        m.idle();  // waiting for the take mutex is waiting for input
-        window_->wait_for_room([this] { return st_.is_discarding(); });
-        m.reorder();
-        v = in_->recv();
-        m.idle();
+        // Waiting while another worker takes is waiting for input.
+        std::unique_lock take(take_m_, std::try_to_lock);
+        if (!take) m.wait(wait_kind::idle, [&] { take.lock(); });
+        window_->wait_for_room([this] { return st_.is_discarding(); },
+                               [&](auto wait) { m.wait(wait_kind::reorder, wait); });
+        sample_fill(m, *in_);
+        v = recv_metered(*in_, m);
         if (!v) break;
         ++m.in;
         // Discarding: dropped without a number, since the wait may have ended without room.
@@ -544,13 +558,11 @@ class stage_node final : public pipeline_node {
         }
         seq = window_->assign();
       }
-      sample_fill(m, in_->size(), in_->capacity());
       process(std::move(*v), outs, m);
       // Every number is deposited, even with no result, or the window would wait for it.
       window_->deposit(seq, outs, [&](std::vector<Out>& values) {
         if constexpr (!is_sink) emit_to(*out_, values, m);
       });
-      m.blocked();
       m.publish();
     }
   }
@@ -584,17 +596,16 @@ class batch_node final : public pipeline_node {
       Out buf;
       for (;;) {
         buf.reserve(n_);
-        const std::size_t k = in_->recv_batch(buf, n_, linger_);
-        m.idle();
+        sample_fill(m, *in_, 1);
+        const std::size_t k =
+            m.wait(wait_kind::idle, [&] { return in_->recv_batch(buf, n_, linger_); });
         if (k == 0) break;
         m.in += k;
-        sample_fill(m, in_->size(), in_->capacity());
         if (st_.is_discarding()) {
           m.discarded += k;
           buf.clear();
         } else {
-          const status s = out_->send(std::move(buf));
-          m.blocked();
+          const status s = send_metered(*out_, std::move(buf), m);
           if (s == status::ok) {
             ++m.out;
             buf = Out();

@@ -28,11 +28,14 @@ class reorder_window {
 
   // Called by the holder of the stage's take mutex only (which makes next_ single-threaded):
   // waits until the next number fits in the window, or until `give_up()` holds. A taker that
-  // gave up must not assign() (its slot may still hold results not yet emitted).
-  template <class GiveUp>
-  void wait_for_room(GiveUp give_up) {
+  // gave up must not assign() (its slot may still hold results not yet emitted). When it has
+  // to wait, the wait runs inside around(wait) (the stage times it); when not, nothing does.
+  template <class GiveUp, class Around>
+  void wait_for_room(GiveUp give_up, Around around) {
     std::unique_lock lock(m_);
-    room_.wait(lock, [&] { return next_ < emitted_ + slots_.size() || give_up(); });
+    auto ready = [&] { return next_ < emitted_ + slots_.size() || give_up(); };
+    if (ready()) return;
+    around([&] { room_.wait(lock, ready); });
   }
   // Also under the take mutex, after wait_for_room found room: the number of the item taken.
   std::uint64_t assign() noexcept { return next_++; }
