@@ -958,6 +958,11 @@ struct byte_receiver::impl {
       end_seen = true;
       return true;
     }
+    // Keep the marker ours while we wait (its own ack_wait would send it to another receiver).
+    try {
+      held_end->in_progress();
+    } catch (const error&) {  // the server is unreachable: the next check tells
+    }
     next_end_check = clock::now() + end_check;
     end_check = std::min(end_check * 2, end_check_max);
     return false;

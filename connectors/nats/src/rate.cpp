@@ -118,6 +118,8 @@ struct rate_impl {
   std::string stream, subject, clock_subject, writer;
   std::int64_t rate_micro = 0;
   std::int64_t burst = 0;
+  milliseconds setup_cap{0};
+  bool setup_done = false;
 
   std::mutex mu;  // serializes the round trips and guards the cache
   // The state as this process last read or wrote it. tat never decreases except by cancel(),
@@ -152,15 +154,18 @@ struct rate_impl {
     id << std::hex << rd() << rd() << '-' << std::dec << ::getpid();
     writer = id.str();
 
+    // Setup (bucket, clock, key) may take longer than one grant: connect_timeout, at least.
+    setup_cap = std::max(o.request_timeout, o.connect_timeout);
     const options co = connection_options(o);
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = o.request_timeout.count();
+    jo.Wait = setup_cap.count();
     conn = open_connection(co, &jo);
     ensure_bucket();
-    const auto deadline = clock::now() + o.request_timeout;
+    const auto deadline = clock::now() + setup_cap;
     if (!sync_clock(deadline, 5))
-      throw error("bp::nats::token_bucket: cannot read the server's clock within request_timeout",
+      throw error("bp::nats::token_bucket: cannot read the server's clock within " +
+                      std::to_string(setup_cap.count()) + " ms",
                   static_cast<int>(NATS_TIMEOUT));
     // Read the key (creating it full if missing) so that a mismatched rate or burst is an error
     // here and not at the first grant.
@@ -173,6 +178,7 @@ struct rate_impl {
       if (w == cas::no_answer) throw_nats("cannot create key '" + o.key + "'", NATS_TIMEOUT);
       // lost the creation to another process: read theirs
     }
+    setup_done = true;
     syncer = std::thread([this] { sync_loop(); });
   }
 
@@ -238,10 +244,13 @@ struct rate_impl {
     return org + static_cast<std::int64_t>(dt);
   }
 
+  // Each request waits at most until the call's deadline (and request_timeout; during the
+  // setup, setup_cap).
+  milliseconds cap() const { return setup_done ? o.request_timeout : setup_cap; }
   jsOptions request_options(clock::time_point deadline) const {
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = millis_until(deadline, o.request_timeout);
+    jo.Wait = millis_until(deadline, cap());
     return jo;
   }
 
@@ -260,7 +269,7 @@ struct rate_impl {
         break;
       jsPubOptions po;
       jsPubOptions_Init(&po);
-      po.MaxWait = millis_until(deadline, o.request_timeout);
+      po.MaxWait = millis_until(deadline, cap());
       jsPubAck* pa = nullptr;
       jsErrCode jerr = static_cast<jsErrCode>(0);
       const std::int64_t t0 = steady_ns();
@@ -388,7 +397,7 @@ struct rate_impl {
       throw error("bp::nats::token_bucket: cannot create a message");
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = millis_until(deadline, o.request_timeout);
+    po.MaxWait = millis_until(deadline, cap());
     if (seq == 0)
       po.ExpectNoMessage = true;
     else

@@ -16,7 +16,8 @@
 //     takes tokens of the fleet-wide bp::nats::token_bucket `K` from steady-clock time S to E
 //     (CLOCK_MONOTONIC nanoseconds, shared by the processes of one machine): acquire_for(1, time
 //     left) or try_acquire in a loop; prints "g <count>" per grant, then "summary granted=..
-//     conflicts=.. round_trips=.. unreachable=.. offset_ns=.. uncertainty_ns=..".
+//     conflicts=.. round_trips=.. unreachable=.. offset_ns=.. uncertainty_ns=.. late_ms=.."
+//     (late_ms: how long after S it was ready, 0 if in time).
 //     With range=1 it is the plain loop `for (std::string v : rx)` instead (receives and
 //     acknowledges until the end of stream; count, delay_ms, ack and idle_ms do not apply).
 #include <chrono>
@@ -174,6 +175,9 @@ int rate(const std::map<std::string, std::string>& kv) {
   const auto end = at_ns(std::stoll(str(kv, "end_ns", "0")));
   const bool try_verb = str(kv, "verb", "acquire_for") == "try";
   const bool quiet = num(kv, "quiet", 0) != 0;
+  // Ready after the start: the tokens of the time missed beyond the burst are lost to this
+  // process (reported, so that a caller can tell a slow start from a slow limiter).
+  const long long late_ms = duration_cast<milliseconds>(steady_clock::now() - start).count();
   std::printf("ready\n");
   std::fflush(stdout);
   std::this_thread::sleep_until(start);
@@ -197,12 +201,12 @@ int rate(const std::map<std::string, std::string>& kv) {
   const auto s = tb.stats();
   std::printf(
       "summary granted=%ld conflicts=%llu round_trips=%llu unreachable=%llu offset_ns=%lld "
-      "uncertainty_ns=%lld\n",
+      "uncertainty_ns=%lld late_ms=%lld\n",
       granted, static_cast<unsigned long long>(s.conflicts),
       static_cast<unsigned long long>(s.round_trips),
       static_cast<unsigned long long>(s.unreachable),
       static_cast<long long>(tb.clock_offset().count()),
-      static_cast<long long>(tb.clock_uncertainty().count()));
+      static_cast<long long>(tb.clock_uncertainty().count()), late_ms > 0 ? late_ms : 0);
   std::fflush(stdout);
   return 0;
 }

@@ -66,7 +66,8 @@ struct options {
   // 1000 round trips a second (bench_nats: pull batch 1 goes from ~900 to ~9000 msg/s).
   bool send_asap = true;
   // JetStream API calls (stream info, consumer setup) and each publish wait at most this long
-  // for the server's answer.
+  // for the server's answer (a timed verb: at most its time left; an untimed send: at most
+  // what is left of publish_retry_for).
   std::chrono::milliseconds request_timeout{5000};
 
   // --- the stream: the bounded buffer between processes ------------------------------------------
@@ -94,7 +95,8 @@ struct options {
   std::chrono::milliseconds retry_backoff_min{1};
   std::chrono::milliseconds retry_backoff_max{50};
   // A publish whose acknowledgement is lost (server restart, leader election) is retried with
-  // the same message id for this long before the send throws bp::nats::error.
+  // the same message id for this long, from the start of the first attempt whose answer was
+  // lost, before an untimed send throws bp::nats::error (0: one attempt of request_timeout).
   std::chrono::milliseconds publish_retry_for{std::chrono::seconds(10)};
   // close() publishes an end-of-stream marker (it takes a slot) waiting at most this long.
   std::chrono::milliseconds close_timeout{std::chrono::seconds(10)};

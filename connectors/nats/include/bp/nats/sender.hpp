@@ -58,8 +58,14 @@ namespace bp::nats {
 // server accepts, or a publish not acknowledged within publish_retry_for throw
 // bp::nats::error. A full stream is never an exception: it is the status answer.
 //
-// Delivery: at least once. A publish whose acknowledgement was lost is retried with the same
-// message id, which the server deduplicates inside duplicate_window.
+// Delivery: a send answered ok is stored exactly once. A publish whose acknowledgement was lost
+// is retried with the same message id, which the server deduplicates inside duplicate_window;
+// a send answered timeout (or that threw) after a lost answer may or may not be stored.
+//
+// Deadlines: send_for / send_until / flush_for / close_for answer by their deadline (+ ~50 ms)
+// whatever the server does (gone, stalled, restarting): each publish waits for its answer at
+// most the time left. The untimed send / try_send retry lost answers for publish_retry_for,
+// counted from the first attempt whose answer was lost, then throw.
 //
 // Closing: close() marks this sender closed (later sends answer `closed`) and publishes an
 // end-of-stream marker after everything it sent; a receiver that reads the marker answers
