@@ -177,6 +177,7 @@ class gcra {
           if (static_cast<double>(h) / static_cast<double>(g) == rate) {
             num_ = h * static_cast<std::uint64_t>(scale);
             den_ = g * 1000000000u;
+            per_ns_ = rate * static_cast<double>(scale) / 1e9;
             return;
           }
           const uint128 r = a - t * b;
@@ -195,7 +196,20 @@ class gcra {
       const uint128 p = static_cast<uint128>(static_cast<std::uint64_t>(dt)) * num_;
       uint128 q = 0;
       if (den_ != 0) {
-        q = (p >> 64) == 0 ? static_cast<std::uint64_t>(p) / den_ : p / den_;
+        // The estimate in doubles is off by less than 1/2 below 2^50 (four roundings of 2^-53
+        // each): its floor is the answer or one away, which one product tells without dividing.
+        const double est = static_cast<double>(dt) * per_ns_;
+        if (est < 0x1p50) {
+          std::uint64_t e = static_cast<std::uint64_t>(est);
+          const uint128 lo = static_cast<uint128>(e) * den_;
+          if (lo > p) {
+            --e;
+          } else if (p - lo >= den_) {
+            ++e;
+          }
+          return static_cast<std::int64_t>(e);
+        }
+        q = p / den_;
       } else {
         // Division by 1e9 by 32-bit limbs: each a 64-bit division by a constant.
         const uint128 x = p >> shift_;
@@ -214,6 +228,7 @@ class gcra {
     __extension__ typedef unsigned __int128 uint128;
     std::uint64_t num_ = 0;
     std::uint64_t den_ = 0;  // 0: the binary value, num_ * 2^-shift_ / 1e9
+    double per_ns_ = 0;      // num_ / den_, the estimate floor_of starts from
     int shift_ = 0;
   };
 
