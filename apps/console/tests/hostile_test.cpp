@@ -33,7 +33,11 @@ constexpr double rss_slack = 400 * mib;  // ASan keeps freed memory in a 256 MiB
 #else
 constexpr double rss_slack = 64 * mib;
 #endif
+#if defined(__SANITIZE_THREAD__)
+constexpr double latency_limit_ms = 3000;  // TSan runs the server 5 to 15 times slower
+#else
 constexpr double latency_limit_ms = 1000;
+#endif
 constexpr int request_timeout_s = 3;  // the server's per-request deadline in this test
 constexpr int stall_timeout_s = 2;    // a stream client that does not read, closed after this
 
