@@ -106,8 +106,9 @@ struct pipeline_options {
   in_flight on_error = in_flight::discard;
   // request_stop() and a stop_token stop the source, then:
   in_flight on_stop = in_flight::drain;
-  // Time each stage's activities (three steady_clock reads per item and worker). Off: only
-  // the item counters move and report() has no times and no bottleneck.
+  // Time each stage's waits (two steady_clock reads around each wait for input, room or the
+  // reorder window; an item that does not wait reads no clock). Off: only the item counters
+  // move and report() has no times and no bottleneck.
   bool timing = true;
 };
 
@@ -130,8 +131,8 @@ struct stage_report {
   std::uint64_t items_out = 0;  // accepted by the output link (the sink: consumed)
   std::uint64_t errors = 0;     // exceptions thrown by the stage's function
   std::uint64_t discarded = 0;  // items dropped by a discarding stop or error
-  // Summed over the stage's workers; an interval is counted when it ends.
-  std::chrono::nanoseconds busy{0};     // in the function (and its rate / limit)
+  // Summed over the stage's workers (a wait in progress included).
+  std::chrono::nanoseconds busy{0};     // not waiting: the function, its rate / limit, handling
   std::chrono::nanoseconds idle{0};     // waiting for input
   std::chrono::nanoseconds blocked{0};  // waiting for room in the output link
   std::chrono::nanoseconds reorder{0};  // ordered: waiting for the reorder window
