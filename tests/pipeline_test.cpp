@@ -478,6 +478,27 @@ TEST(Pipeline, ReportNamesTheSlowMiddleStageAsTheBottleneck) {
   EXPECT_GT(slow.items_per_second, 0.0);
 }
 
+TEST(Pipeline, LiveReportCountsAWaitInProgress) {
+  watchdog dog(60s);
+  std::atomic<bool> release{false};
+  auto p = bp::pipeline::from([&]() -> std::optional<int> {
+             while (!release.load()) std::this_thread::sleep_for(1ms);  // a slow input
+             return std::nullopt;
+           }).sink([](int) {});
+  p.start();
+  std::this_thread::sleep_for(200ms);
+  const auto live = p.report();  // the sink has been parked on its empty link all along
+  release = true;
+  p.wait();
+  EXPECT_FALSE(live.finished);
+  EXPECT_GE(live.stages[1].idle, 100ms) << live;
+  EXPECT_LT(live.stages[1].busy, 100ms) << live;
+  EXPECT_GE(live.stages[0].busy, 100ms) << live;  // the source's own time, in its function
+  ASSERT_TRUE(live.bottleneck) << live;           // a slow source is the bottleneck
+  EXPECT_EQ(*live.bottleneck, 0u) << live;
+  EXPECT_TRUE(p.report().finished);
+}
+
 TEST(Pipeline, TimingOffCountsItemsOnly) {
   watchdog dog(60s);
   auto p = bp::pipeline::from(std::views::iota(0, 100), {.timing = false}).sink([](int) {});
