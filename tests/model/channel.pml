@@ -1,14 +1,15 @@
 /* tests/model/channel.pml: a SPIN model of bp::channel's park/wake protocol (block policy).
  *
- * What is checked, exhaustively, for NP = 2 producers and NC = 2 consumers on a ring of CAP
- * slots: every process terminates (no lost wake-up, no deadlock: a process parked on a futex
- * that nobody wakes is an invalid end state), every value sent is received exactly once
+ * What is checked, exhaustively, for NP = 2 (or 1) producers and NC = 2 consumers on a ring
+ * of CAP slots: every process terminates (no lost wake-up, no deadlock: a process parked on a
+ * futex that nobody wakes is an invalid end state), every value sent is received exactly once
  * (no loss, no duplicate) and each producer's values are popped in the order it sent them.
  * Run it with scripts/model; tests/model/README.md says what is abstracted and why.
  *
  * Build-time switches (spin -D...):
  *   CAP=n         ring capacity (1 or 2 in scripts/model)
- *   K=n           values per producer (default 1; K = 2 did not fit the time budget: README)
+ *   K=n           values per producer (default 1; see the README for what K = 2 costs)
+ *   NP=n          producers, 1 or 2 (default 2)
  *   RES=1         producers use reserve() instead: one permit.send, one dropped permit
  *   SPINS=n       attempts of the spin phase before each registration (default 1, see below)
  *   BUG_...       mutants (see "Mutants" at the end of this comment); each must FAIL
@@ -24,8 +25,10 @@
  * store or one RMW) with the thread-local work around it, except three places where several
  * loads are one step because the answer is linearizable (argued where they are defined):
  * the ring's claim in try_push / try_pop / try_claim_n, and closed_and_drained. Line
- * numbers are those of commit eef2b41 (include/bp/channel.hpp, include/bp/detail/ring.hpp,
- * include/bp/detail/event_count.hpp, include/bp/detail/futex.hpp).
+ * numbers are those of commit 7e6d4a1 (include/bp/channel.hpp, include/bp/detail/ring.hpp,
+ * include/bp/detail/event_count.hpp, include/bp/detail/futex.hpp); the protocol is that of
+ * f81a780, the last commit to change it (the later bfa1ba7 and 91734cc only added functions
+ * the model does not use, which moved the lines of channel.hpp).
  *
  *   model                          C++ (file:function, line)
  *   ---------------------------    -------------------------------------------------------------
@@ -33,10 +36,11 @@
  *                                    (+59 full_fence: a no-op under SC)
  *   ec_leave (cancel_wait, and     event_count.hpp:leave 118-124: one CAS loop = one RMW: waiters-1,
  *     the tail of ec_wait)           signalled-1 if a signal is pending
- *   ec_wait                        event_count.hpp:wait 66-69 = futex_wait(epoch_, key) + leave()
- *   futex_wait (inside ec_wait)    futex.hpp:futex_wait: atomically "park if epoch == key",
+ *   ec_wait                        event_count.hpp:wait 66-69: 67 futex_wait(epoch_, key), then
+ *                                    68 leave()
+ *   futex_wait (inside ec_wait)    futex.hpp:futex_wait 72-88: atomically "park if epoch == key",
  *                                    then blocked until a futex_wake clears our bit
- *   futex_wake                     futex.hpp:futex_wake: unparks up to n parked threads, any ones
+ *   futex_wake                     futex.hpp:futex_wake 90-93: unparks up to n parked threads, any
  *   ec_wake_if_waiting             event_count.hpp:wake_if_waiting 87-98: 88 load + 94 CAS
  *                                    (one step: see the inline), 96 epoch_.fetch_add, 97 futex_wake
  *   ec_notify_all                  event_count.hpp:notify_all 77-80 (fence: no-op under SC)
@@ -45,37 +49,43 @@
  *                                    release store of seq)
  *   ring_try_pop                   ring.hpp:try_pop 100-129: one step for 101-107 and 121-126
  *                                    (claim by the head CAS, or empty), then 110 (tombstone:
- *                                    release_tombstone 345-348, loop) or 115-118 (value taken,
+ *                                    release_tombstone 354-357, loop) or 115-118 (value taken,
  *                                    seq store)
  *   ring_try_claim                 ring.hpp:try_claim_n 210-232 with n = 1: one step for 211-223
  *                                    (claim or full / closed), one for 226 (reserved mark)
  *   ring_pass_tombstones           ring.hpp:pass_tombstones 248-261: 250 head load, 253 seq load,
  *                                    254 CAS, 256 release_tombstone
  *   ring_settled_empty             ring.hpp:settled_empty 282-287: 283 tail, 284 head, 286 seq
- *   ring_settled_full              ring.hpp:settled_full 290-294: 291 head, 292 tail
- *   ring_closed_and_drained        ring.hpp:closed_and_drained 298-301 (one step, see there)
+ *   ring_settled_full              ring.hpp:settled_full 299-303: 300 head, 301 tail
+ *   ring_closed_and_drained        ring.hpp:closed_and_drained 307-310 (one step, see there)
  *   ring_close                     ring.hpp:close 269-271: tail_.fetch_or(closed_bit)
- *   ch_after_push                  channel.hpp:after_push 386-395 (394 wake_if_waiting(1); the
+ *   ch_after_push                  channel.hpp:after_push 412-423 (422 wake_if_waiting(1); the
  *                                    high-watermark bookkeeping is relaxed statistics: omitted)
- *   ch_after_pop                   channel.hpp:after_pop 398-400
- *   ch_pop_one                     channel.hpp:pop_one 403-408
- *   ch_push_once                   channel.hpp:push_once 419-431
- *   ch_pass_tombstones             channel.hpp:pass_tombstones 658-663 (659 reserved_ load)
- *   ch_send (send_impl)            channel.hpp:send_impl 433-456 (435, 436-437, then 455)
- *   ch_send (send_waiting)         channel.hpp:send_waiting 480-501: 484 spin, 485 prepare_wait,
- *                                    486-488 re-check, 494-497 settled_full || pass_tombstones,
- *                                    499 wait
- *   ch_recv (recv_impl)            channel.hpp:recv_impl 518-548: 524 first pop, 529 spin,
- *                                    530 closed_and_drained, 531 prepare_wait, 532-535 re-check,
- *                                    536-539 closed_and_drained, 540-545 settled_empty, 546 wait
- *   ch_reserve                     channel.hpp:reserve_impl 600-639 (607 try_claim_n, 609
- *                                    reserved_.fetch_add, 618 first attempt, 622 spin, 623-634)
- *   ch_permit_send                 channel.hpp:permit_publish 643-648 (644 ring::publish 235-239,
- *                                    647 notify_all), called by send_permit::send 730-734
- *   ch_permit_drop                 channel.hpp:permit_skip 650-654 (651 ring::skip 242-244,
- *                                    652 pass_tombstones, 653 notify_all), from release() 741-745
- *   ch_close                       channel.hpp:close 293-302 (298 ring close, 299-300 notify_all)
- *   producer: last one closes      channel.hpp:channel_end::reset 787-790 (senders.fetch_sub == 1)
+ *   ch_after_pop                   channel.hpp:after_pop 426-428
+ *   ch_pop_one                     channel.hpp:pop_one 431-436
+ *   ch_push_once                   channel.hpp:push_once 454-466
+ *   ch_pass_tombstones             channel.hpp:pass_tombstones 728-733 (729 reserved_ load)
+ *   ch_send (send_impl)            channel.hpp:send_impl 468-491 (470, 471-472, then 490)
+ *   ch_send (send_waiting)         channel.hpp:send_waiting 522-543: 526 spin, 527 prepare_wait,
+ *                                    528-531 re-check, 536-539 settled_full || pass_tombstones,
+ *                                    541 wait
+ *   ch_recv (recv_impl)            channel.hpp:recv_impl 560-590: 566 first pop, 567
+ *                                    closed_and_drained, 571 spin, 572 closed_and_drained,
+ *                                    573 prepare_wait, 574-577 re-check, 578-581
+ *                                    closed_and_drained, 582-587 settled_empty, 588 wait
+ *   ch_claim                       channel.hpp:reserve_impl's claim lambda 667-680: 668
+ *                                    reserved_.fetch_add, 669 try_claim_n, 673/678 fetch_sub
+ *   ch_attempt_claim               reserve_impl's attempt lambda 683-687: 684 claim, 685
+ *                                    pass_tombstones and, if it passed any, claim again
+ *   ch_reserve                     channel.hpp:reserve_impl 659-709 (688 first attempt, 692 spin,
+ *                                    693 prepare_wait, 694-695 re-check, 699-701 settled_full ||
+ *                                    pass_tombstones, 703 wait)
+ *   ch_permit_send                 channel.hpp:permit_publish 713-718 (714 ring::publish 235-239,
+ *                                    717 notify_all), called by send_permit::send 800-804
+ *   ch_permit_drop                 channel.hpp:permit_skip 720-724 (721 ring::skip 242-244,
+ *                                    722 pass_tombstones, 723 notify_all), from release() 811-815
+ *   ch_close                       channel.hpp:close 316-325 (321 ring close, 322-323 notify_all)
+ *   producer: last one closes      channel.hpp:channel_end::reset 857-860 (senders.fetch_sub == 1)
  *
  * The spin phase (detail/spin.hpp:spin_for_budget) retries the same attempt for a bounded time
  * before the thread registers; it is modelled as 0..SPINS extra attempts, chosen by SPIN. An
@@ -109,7 +119,9 @@
 #define SPINS 1
 #endif
 
-#define NP 2            /* producers: thread ids 0 .. NP-1 */
+#ifndef NP
+#define NP 2            /* producers: thread ids 0 .. NP-1 (1 or 2) */
+#endif
 #define NC 2            /* consumers: thread ids NP .. NP+NC-1 */
 #define NE 0            /* channel::not_empty_ (receivers wait here) */
 #define NF 1            /* channel::not_full_ (block-policy senders wait here) */
@@ -132,7 +144,9 @@ byte tailw;           /* ring::tail_: next ticket | CLOSED_BIT */
 byte head;            /* ring::head_ */
 byte seq[CAP];        /* ring::slot::seq (initially 2*i) */
 byte val[CAP];        /* ring::slot::storage */
-bool anyres;          /* channel::reserved_ != 0 (only zero / non-zero is ever tested) */
+byte reserved;        /* channel::reserved_: tickets claimed by reservations, counted just
+                         before each claim and taken back when it fails (only "zero or not"
+                         decides anything: pass_tombstones) */
 byte senders = NP;    /* channel_core::senders */
 
 byte waiters[2];      /* event_count::state_ >> 32, one per event count */
@@ -309,7 +323,7 @@ inline ring_try_pop() {
      }
      if
      :: cas == 1 ->
-        d_step {                                          /* :110 release_tombstone :345-348 */
+        d_step {                                          /* :110 release_tombstone :354-357 */
           seq[IDX(pos)] = 2 * (pos + CAP);
           passed = passed + 1; pos = 0; cas = 0
         }                                                 /* :111-113 continue */
@@ -380,12 +394,12 @@ inline ring_settled_empty() {                 /* :282-287 -> flag */
   fi
 }
 
-inline ring_settled_full() {                  /* :290-294 with n = 1 -> flag */
-  h = head;                                   /* :291 */
-  d_step { flag = ((tailw & ~CLOSED_BIT) - h > CAP - 1); h = 0 }   /* :292-293 */
+inline ring_settled_full() {                  /* :299-303 with n = 1 -> flag */
+  h = head;                                   /* :300 */
+  d_step { flag = ((tailw & ~CLOSED_BIT) - h > CAP - 1); h = 0 }   /* :301-302 */
 }
 
-/* closed_and_drained :298-301 -> flag. Two loads (tail :299, then head :300), one step here:
+/* closed_and_drained :307-310 -> flag. Two loads (tail :308, then head :309), one step here:
    the answer is linearizable. Both indices only grow, the head never passes the tail and a
    closed tail never moves, so "true" read at the head load was true at the tail load too, and
    "false" is the answer a snapshot at the tail load gives. */
@@ -397,56 +411,56 @@ inline ring_closed_and_drained() {
 
 /* ---- channel (channel.hpp) -------------------------------------------------------------- */
 
-inline ch_after_push() { ec_wake_if_waiting(NE, 1) }        /* :386-395 */
-inline ch_after_pop(n) { ec_wake_if_waiting(NF, n) }        /* :398-400 */
+inline ch_after_push() { ec_wake_if_waiting(NE, 1) }        /* :412-423 */
+inline ch_after_pop(n) { ec_wake_if_waiting(NF, n) }        /* :426-428 */
 
-inline ch_push_once(v) {                      /* :419-431 -> res OK | CLOSED | FULL */
+inline ch_push_once(v) {                      /* :454-466 -> res OK | CLOSED | FULL */
   ring_try_push(v);
   if
-  :: res == OK -> ticket = 0; ch_after_push()                 /* :423 */
+  :: res == OK -> ticket = 0; ch_after_push()                 /* :458 */
   :: else -> skip
   fi
 }
 
-inline ch_pop_one() {                         /* :403-408 -> got, v */
+inline ch_pop_one() {                         /* :431-436 -> got, v */
   passed = 0;
   ring_try_pop();
   if
-  :: got || passed -> ch_after_pop(passed + got)               /* :406 */
+  :: got || passed -> ch_after_pop(passed + got)               /* :434 */
   :: else -> skip
   fi;
   passed = 0
 }
 
-inline ch_pass_tombstones() {                 /* :658-663 -> flag (passed any) */
+inline ch_pass_tombstones() {                 /* :728-733 -> flag (passed any) */
   if
-  :: !anyres -> flag = 0                      /* :659 reserved_ load (relaxed) */
+  :: reserved == 0 -> flag = 0                /* :729 reserved_ load (relaxed) */
   :: else ->
-     ring_pass_tombstones();                  /* :660 */
+     ring_pass_tombstones();                  /* :730 */
      if
-     :: passed > 0 -> ch_after_pop(passed)    /* :661 */
+     :: passed > 0 -> ch_after_pop(passed)    /* :731 */
      :: else -> skip
      fi;
      flag = (passed > 0); passed = 0
   fi
 }
 
-/* send_impl :433-456 (block policy, may_wait) and send_waiting :480-501 -> res */
+/* send_impl :468-491 (block policy, may_wait) and send_waiting :522-543 -> res */
 inline ch_send(v) {
-  ch_push_once(v);                            /* :435 */
+  ch_push_once(v);                            /* :470 */
   if
   :: res == FULL ->
-     ch_pass_tombstones();                    /* :436 */
+     ch_pass_tombstones();                    /* :471 */
      if
-     :: flag -> flag = 0; ch_push_once(v)     /* :437 */
+     :: flag -> flag = 0; ch_push_once(v)     /* :472 */
      :: else -> skip
      fi
   :: else -> skip
   fi;
   if
-  :: res == FULL ->                           /* :455 send_waiting */
+  :: res == FULL ->                           /* :490 send_waiting */
      do
-     :: sp = 0;                               /* :484 spin phase: 0..SPINS attempts */
+     :: sp = 0;                               /* :526 spin phase: 0..SPINS attempts */
         do
         :: sp < SPINS -> sp = sp + 1; ch_push_once(v);
            if
@@ -460,14 +474,14 @@ inline ch_send(v) {
         :: res != FULL -> break
         :: else -> skip
         fi;
-        ec_prepare_wait(NF);             /* :485 */
+        ec_prepare_wait(NF);             /* :527 */
 #ifndef BUG_NO_RECHECK
-        ch_push_once(v);                      /* :486 re-check */
+        ch_push_once(v);                      /* :528 re-check */
         if
-        :: res != FULL -> ec_leave(NF); break        /* :487-488 cancel_wait */
+        :: res != FULL -> ec_leave(NF); break        /* :529-530 cancel_wait */
         :: else -> skip
         fi;
-        ring_settled_full();                  /* :494 */
+        ring_settled_full();                  /* :536 */
         if
         :: !flag -> flag = 1                  /* room is being freed */
         :: else -> ch_pass_tombstones()
@@ -476,21 +490,25 @@ inline ch_send(v) {
         flag = 0;
 #endif
         if
-        :: flag -> flag = 0; ec_leave(NF)            /* :495-497 cancel, retry */
-        :: else -> ec_wait(NF)           /* :499 */
+        :: flag -> flag = 0; ec_leave(NF)            /* :537-539 cancel, retry */
+        :: else -> ec_wait(NF)           /* :541 */
         fi
      od
   :: else -> skip
   fi
 }
 
-/* recv_impl :518-548 (may_wait, no deadline) -> got, v */
+/* recv_impl :560-590 (may_wait, no deadline) -> got, v */
 inline ch_recv() {
-  ch_pop_one();                               /* :524 */
+  ch_pop_one();                               /* :566 */
   if
-  :: !got ->
+  :: !got -> ring_closed_and_drained()        /* :567 the end is answered without a spin */
+  :: else -> skip
+  fi;
+  if
+  :: !got && !flag ->
      do
-     :: sp = 0;                               /* :529 spin phase: 0..SPINS attempts */
+     :: sp = 0;                               /* :571 spin phase: 0..SPINS attempts */
         do
         :: sp < SPINS -> sp = sp + 1; ch_pop_one();
            if
@@ -504,52 +522,67 @@ inline ch_recv() {
         :: got -> break
         :: else -> skip
         fi;
-        ring_closed_and_drained();            /* :530 */
+        ring_closed_and_drained();            /* :572 */
         if
-        :: flag -> flag = 0; break
+        :: flag -> break
         :: else -> skip
         fi;
-        ec_prepare_wait(NE);             /* :531 */
+        ec_prepare_wait(NE);                  /* :573 */
 #ifndef BUG_NO_RECHECK
-        ch_pop_one();                         /* :532 re-check */
+        ch_pop_one();                         /* :574 re-check */
         if
-        :: got -> ec_leave(NE); break                /* :533-534 */
+        :: got -> ec_leave(NE); break         /* :575-576 */
         :: else -> skip
         fi;
-        ring_closed_and_drained();            /* :536 */
+        ring_closed_and_drained();            /* :578 */
         if
-        :: flag -> flag = 0; ec_leave(NE); break     /* :537-538 */
+        :: flag -> ec_leave(NE); break        /* :579-580 */
         :: else -> skip
         fi;
-        ring_settled_empty();                 /* :540 */
+        ring_settled_empty();                 /* :582 */
         flag = !flag;                         /* now: "not settled" */
 #else
         flag = 0;
 #endif
         if
-        :: flag -> flag = 0; ec_leave(NE)            /* :541-544 cancel, retry */
-        :: else -> ec_wait(NE)           /* :546 */
+        :: flag -> flag = 0; ec_leave(NE)     /* :583-586 cancel, retry */
+        :: else -> ec_wait(NE)                /* :588 */
         fi
      od
+  :: else -> skip                             /* a value, or :567 std::nullopt */
+  fi;
+  flag = 0
+}
+
+/* reserve_impl(1) :659-709 (may_wait, no deadline) -> res, ticket */
+inline ch_claim() {                           /* :667-680 the claim lambda */
+  reserved = reserved + 1;                    /* :668 counted before the claim */
+  ring_try_claim();                           /* :669 */
+  if
+  :: res != OK -> reserved = reserved - 1     /* :673, :678 closed or full: undone */
   :: else -> skip
   fi
 }
 
-/* reserve_impl(1) :600-639 (may_wait, no deadline) -> res, ticket */
-inline ch_attempt_claim() {                   /* :606-617 the attempt lambda */
-  ring_try_claim();                           /* :607 */
+inline ch_attempt_claim() {                   /* :683-687 the attempt lambda */
+  ch_claim();                                 /* :684 */
   if
-  :: res == OK -> anyres = 1                  /* :609 reserved_.fetch_add */
+  :: res == FULL ->
+     ch_pass_tombstones();                    /* :685 a slot given back at the head is free */
+     if
+     :: flag -> flag = 0; ch_claim()          /* :685 once passed: claim again */
+     :: else -> skip
+     fi
   :: else -> skip
   fi
 }
 
 inline ch_reserve() {
-  ch_attempt_claim();                         /* :618 */
+  ch_attempt_claim();                         /* :688 */
   if
   :: res == FULL ->
      do
-     :: sp = 0;                               /* :622 spin phase */
+     :: sp = 0;                               /* :692 spin phase: 0..SPINS attempts */
         do
         :: sp < SPINS -> sp = sp + 1; ch_attempt_claim();
            if
@@ -563,55 +596,55 @@ inline ch_reserve() {
         :: res != FULL -> break
         :: else -> skip
         fi;
-        ec_prepare_wait(NF);             /* :623 */
+        ec_prepare_wait(NF);                  /* :693 */
 #ifndef BUG_NO_RECHECK
-        ch_attempt_claim();                   /* :624 */
+        ch_attempt_claim();                   /* :694 re-check */
         if
-        :: res != FULL -> ec_leave(NF); break        /* :625 */
+        :: res != FULL -> ec_leave(NF); break /* :695 */
         :: else -> skip
         fi;
-        ring_settled_full();                  /* :629 */
+        ring_settled_full();                  /* :699 */
         if
-        :: !flag -> flag = 1
+        :: !flag -> flag = 1                  /* room is being freed */
         :: else -> ch_pass_tombstones()
         fi;
 #else
         flag = 0;
 #endif
         if
-        :: flag -> flag = 0; ec_leave(NF)            /* :630-631 */
-        :: else -> ec_wait(NF)           /* :633 */
+        :: flag -> flag = 0; ec_leave(NF)     /* :700-701 cancel, retry */
+        :: else -> ec_wait(NF)                /* :703 */
         fi
      od
   :: else -> skip
   fi
 }
 
-inline ch_permit_send(v) {                    /* permit_publish :643-648 */
+inline ch_permit_send(v) {                    /* permit_publish :713-718 */
   d_step {                                    /* ring::publish :235-239 */
     val[IDX(ticket)] = v;
     seq[IDX(ticket)] = 2 * ticket + 1;
     ticket = 0
   };
 #ifndef BUG_PERMIT_NO_NOTIFY
-  ec_notify_all(NE)                           /* :647 */
+  ec_notify_all(NE)                           /* :717 */
 #else
   skip
 #endif
 }
 
-inline ch_permit_drop() {                     /* permit_skip :650-654 */
+inline ch_permit_drop() {                     /* permit_skip :720-724 */
   d_step {                                    /* ring::skip :242-244 */
     seq[IDX(ticket)] = (2 * ticket + 1) | SKIP;
     ticket = 0
   };
-  ch_pass_tombstones();                       /* :652 */
+  ch_pass_tombstones();                       /* :722 */
   flag = 0;
-  ec_notify_all(NE)                           /* :653 */
+  ec_notify_all(NE)                           /* :723 */
 }
 
-inline ch_close() {                           /* :293-302 */
-  atomic {                                    /* :298 ring::close: tail_.fetch_or */
+inline ch_close() {                           /* :316-325 */
+  atomic {                                    /* :321 ring::close: tail_.fetch_or */
     flag = !(tailw & CLOSED_BIT);
     tailw = tailw | CLOSED_BIT
   };
@@ -619,8 +652,8 @@ inline ch_close() {                           /* :293-302 */
   :: flag ->
      flag = 0;
 #ifndef BUG_CLOSE_NOTIFY_ONE
-     ec_notify_all(NE);                       /* :299 */
-     ec_notify_all(NF)                        /* :300 */
+     ec_notify_all(NE);                       /* :322 */
+     ec_notify_all(NF)                        /* :323 */
 #else
      ec_wake_if_waiting(NE, 1);
      ec_wake_if_waiting(NF, 1)
@@ -645,11 +678,13 @@ inline ch_close() {                           /* :293-302 */
 #define OP(p, i) ((p) == 0 -> OP_PERMIT_SEND : OP_PERMIT_DROP)
 #define NVALUES(p) ((p) == 0 -> K : 0)
 #define ALLVALUES ((1 << K) - 1)
+#define NRESERVED NP    /* successful reservations: reserved_ at the end */
 #else
 #define NOPS K
 #define OP(p, i) OP_SEND
 #define NVALUES(p) K
 #define ALLVALUES ((1 << (NP * K)) - 1)
+#define NRESERVED 0
 #endif
 
 proctype producer(byte me) {
@@ -710,13 +745,17 @@ init {
     i = 0
   };
   atomic {
-    run producer(0); run producer(1);
-    run consumer(2); run consumer(3)
+    run producer(0);
+#if NP > 1
+    run producer(1);
+#endif
+    run consumer(NP); run consumer(NP + 1)
   };
   (_nr_pr == 1);                              /* all four ended (else: invalid end state) */
   assert(popped == ALLVALUES);                /* every value received exactly once */
   assert(tailw & CLOSED_BIT);
   assert(head == (tailw & ~CLOSED_BIT));      /* drained, tombstones included */
   assert(waiters[NE] == 0 && waiters[NF] == 0 && parked[NE] == 0 && parked[NF] == 0);
-  assert(signalled[NE] == 0 && signalled[NF] == 0)
+  assert(signalled[NE] == 0 && signalled[NF] == 0);
+  assert(reserved == NRESERVED)               /* every failed claim took its count back */
 }
