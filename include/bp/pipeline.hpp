@@ -542,9 +542,17 @@ class stage_node final : public pipeline_node {
       std::optional<In> v;
       std::uint64_t seq = 0;
       {
-        // Waiting while another worker takes is waiting for input.
+        // Waiting while another worker takes is waiting for input if the link is empty (that
+        // worker waits in recv), and otherwise the stage's own cost (contention on the take),
+        // left in busy: a saturated ordered stage must not look idle.
         std::unique_lock take(take_m_, std::try_to_lock);
-        if (!take) m.wait(wait_kind::idle, [&] { take.lock(); });
+        if (!take) {
+          if (in_->size() == 0) {
+            m.wait(wait_kind::idle, [&] { take.lock(); });
+          } else {
+            take.lock();
+          }
+        }
         window_->wait_for_room([this] { return st_.is_discarding(); },
                                [&](auto wait) { m.wait(wait_kind::reorder, wait); });
         sample_fill(m, *in_);
