@@ -666,9 +666,20 @@ inline void check_stage(const stage_options& o, const char* verb) {
 // Memory: at most, per link, its capacity; per worker, the item it holds and the results it
 // made of it (one for map and filter, a batch for batch, a range for flat_map); per ordered
 // parallel stage, its reorder window; flat whatever the input's size (see docs/pipelines.md).
-//
 // Ordering: a serial stage keeps its input order; a parallel stage with `ordered` keeps it
 // through a bounded reorder window; an unordered one lets results out as they finish.
+//
+// When to use: stages of real work per item (parsing, enrichment, compression, I/O) that
+// should run concurrently at the pace of the slowest. When not to use: per-item work far
+// below a microsecond (each link costs a thread hand-off; batch first), or a demand-driven
+// flow inside one thread (see bp::rs).
+//
+// Thread safety: request_stop() and report() may be called from any thread at any time, also
+// concurrently; start, wait and run from one controlling thread. Stage functions run on the
+// stage's workers: with parallelism > 1 concurrently, so they must be safe to call so.
+//
+// Memory ordering: what a stage did to an item happens-before the next stage's work on it
+// (the channel's send-to-recv edge); every worker's end happens-before wait() returns.
 //
 // Errors: the first exception thrown by the source or a stage's function is kept; it stops
 // the source and, per options.on_error, drains or discards what is in flight (later
@@ -681,8 +692,7 @@ inline void check_stage(const stage_options& o, const char* verb) {
 // discards: it stops, closes every link and joins every thread, so no thread outlives the
 // pipeline. To drain on the way out, request_stop() and wait() first.
 //
-// Thread safety: request_stop() and report() may be called from any thread at any time, also
-// concurrently; start, wait and run from one controlling thread.
+// Example: see the top of this header and examples/pipeline_ordered.cpp.
 class pipeline {
  public:
   // Starts a builder from a range (iterated on the source thread: an lvalue range must outlive
