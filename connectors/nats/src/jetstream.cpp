@@ -484,6 +484,9 @@ struct byte_sender::impl {
       jsOptions jo = api_options(o);
       // Our window bounds the publishes; nats.c's own stall is a safety net above it.
       jo.PublishAsync.MaxPending = static_cast<std::int64_t>(o.max_in_flight) * 2;
+      // A publish over that limit waits this long inside nats.c, then is queued for a retry:
+      // short, so that a timed send keeps its deadline (the default is 200 ms).
+      jo.PublishAsync.StallWait = 10;
       jo.PublishAsync.AckHandler = &impl::on_async_ack;
       jo.PublishAsync.AckHandlerClosure = this;
       conn = connect(o, &jo);
@@ -696,8 +699,10 @@ struct byte_sender::impl {
     self->cv.notify_all();
   }
 
-  // Publishes `m` into the window (the lock is released around the nats.c call).
-  void publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
+  // Publishes `m` into the window (the lock is released around the nats.c call). False when
+  // nats.c's own pending limit stalled it (PublishAsync.StallWait): `m` is then queued with the
+  // refused messages, still in the window, and published again after the backoff.
+  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
     ++in_flight;
     lock.unlock();
     jsPubOptions po;
@@ -705,19 +710,25 @@ struct byte_sender::impl {
     po.MaxWait = o.request_timeout.count();
     natsStatus s = js_PublishMsgAsync(conn->js, &m, &po);
     lock.lock();
-    if (s != NATS_OK) {
-      --in_flight;
-      natsMsg_Destroy(m);
-      fail("asynchronous publish to '" + facts.subject + "' failed", s);
+    if (s == NATS_OK) return true;
+    --in_flight;
+    if (s == NATS_TIMEOUT) {
+      refused.push_front(m);
+      retry_at = clock::now() + backoff;
+      return false;
     }
+    natsMsg_Destroy(m);
+    fail("asynchronous publish to '" + facts.subject + "' failed", s);
   }
 
-  // Republishes refused messages whose backoff has elapsed (block policy).
-  void resend_refused(std::unique_lock<std::mutex>& lock) {
-    while (!refused.empty() && clock::now() >= retry_at) {
+  // Republishes refused messages whose backoff has elapsed (block policy, lost answers), until
+  // `deadline`: a timed send helps the retrier thread but never waits past its own deadline.
+  void resend_refused(std::unique_lock<std::mutex>& lock,
+                      clock::time_point deadline = clock::time_point::max()) {
+    while (!refused.empty() && clock::now() >= retry_at && !expired(deadline)) {
       natsMsg* m = refused.front();
       refused.pop_front();
-      publish_async(lock, m);
+      if (!publish_async(lock, m)) return;
     }
   }
 
@@ -732,7 +743,7 @@ struct byte_sender::impl {
     std::unique_lock lock(mu);
     bool waited = false;
     for (;;) {
-      resend_refused(lock);
+      resend_refused(lock, deadline);
       if (in_flight + refused.size() < o.max_in_flight) break;
       if (!may_wait) {
         ++rejected;
@@ -752,7 +763,7 @@ struct byte_sender::impl {
       natsMsg_Destroy(m);
       fail("cannot set the message id", s);
     }
-    publish_async(lock, m);
+    (void)publish_async(lock, m);  // stalled: queued for a retry, still in the window
     return status::ok;
   }
 
@@ -760,7 +771,7 @@ struct byte_sender::impl {
     if (o.max_in_flight == 0) return status::ok;
     std::unique_lock lock(mu);
     for (;;) {
-      resend_refused(lock);
+      resend_refused(lock, deadline);
       if (in_flight == 0 && refused.empty()) return status::ok;
       if (expired(deadline)) return status::timeout;
       cv.wait_until(lock, next_wake(deadline));

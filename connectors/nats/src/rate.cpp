@@ -142,6 +142,27 @@ struct rate_impl {
 
   std::atomic<std::uint64_t> granted{0}, denied{0}, conflicts{0}, unreachable{0}, round_trips{0};
 
+  // close(): waiting calls park here until their moment or the close.
+  std::atomic<bool> closed{false};
+  std::mutex wait_mu;
+  std::condition_variable wait_cv;
+
+  void close() noexcept {
+    {
+      std::lock_guard lock(wait_mu);
+      closed = true;
+    }
+    wait_cv.notify_all();
+  }
+
+  // Sleeps until steady time `act`; false if closed first.
+  bool wait_until(std::int64_t act) {
+    std::unique_lock lock(wait_mu);
+    const auto until = clock::time_point(
+        std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(act)));
+    return !wait_cv.wait_until(lock, until, [this] { return closed.load(); });
+  }
+
   explicit rate_impl(const token_bucket_options& opts) : o(opts) {
     validate(o);
     rate_micro = std::llround(o.rate_per_second * 1e6);
@@ -549,8 +570,9 @@ std::chrono::nanoseconds reservation::delay() const noexcept {
 
 bool reservation::wait() {
   if (!ok()) return false;
-  if (bucket_ != nullptr) std::this_thread::sleep_for(delay());
-  return true;
+  if (bucket_ == nullptr || bucket_->wait_until(act_steady_ns_)) return true;
+  cancel();  // closed first: the tokens go back
+  return false;
 }
 
 void reservation::cancel() {
@@ -583,6 +605,7 @@ bool token_bucket::try_acquire(std::size_t n) {
 
 bool token_bucket::try_acquire(std::size_t n, when_unreachable u) {
   const auto k = checked(n, burst(), "try_acquire");
+  if (impl_->closed) return false;
   if (k == 0) return true;
   const auto c = impl_->take(k, 0, detail::clock::now() + impl_->o.request_timeout);
   if (c.what == detail::rate_impl::outcome::unreachable) return impl_->answer_unreachable(u);
@@ -590,20 +613,18 @@ bool token_bucket::try_acquire(std::size_t n, when_unreachable u) {
 }
 
 bool token_bucket::acquire(std::size_t n) {
-  const auto k = checked(n, burst(), "acquire");
-  if (k == 0) return true;
-  const auto c =
-      impl_->take(k, detail::forever_ns, detail::clock::now() + impl_->o.request_timeout);
-  if (c.what == detail::rate_impl::outcome::unreachable)
-    return impl_->answer_unreachable(unreachable_);
-  const std::int64_t left = c.act_steady - detail::steady_ns();
-  if (left > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(left));
-  return true;
+  return acquire(n, unreachable_);
 }
 
-bool token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u) {
+bool token_bucket::acquire(std::size_t n, when_unreachable u) {
+  return acquire_for_ns(n, detail::forever_ns, u, "acquire");
+}
+
+bool token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
+                                  const char* verb) {
   if (timeout_ns <= 0) return try_acquire(n, u);  // "now or never": try_acquire's budget
-  const auto k = checked(n, burst(), "acquire_for");
+  const auto k = checked(n, burst(), verb);
+  if (impl_->closed) return false;
   if (k == 0) return true;
   const auto now = detail::clock::now();
   const bool unbounded = timeout_ns >= detail::forever_ns;
@@ -614,14 +635,19 @@ bool token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_u
   const auto c = impl_->take(k, use_by, deadline);
   if (c.what == detail::rate_impl::outcome::unreachable) return impl_->answer_unreachable(u);
   if (c.what == detail::rate_impl::outcome::denied) return false;
-  const std::int64_t left = c.act_steady - detail::steady_ns();
-  if (left > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(left));
-  return true;
+  if (impl_->wait_until(c.act_steady)) return true;
+  impl_->cancel(c.act_steady, c.tat_after, k);  // closed while waiting: give them back
+  return false;
 }
 
 reservation token_bucket::reserve(std::size_t n) {
+  return reserve(n, unreachable_);
+}
+
+reservation token_bucket::reserve(std::size_t n, when_unreachable u) {
   const auto k = checked(n, burst(), "reserve");
   reservation r;
+  if (impl_->closed) return r;
   r.n_ = n;
   if (k == 0) {
     r.granted_open_ = true;
@@ -630,13 +656,20 @@ reservation token_bucket::reserve(std::size_t n) {
   const auto c =
       impl_->take(k, detail::forever_ns, detail::clock::now() + impl_->o.request_timeout);
   if (c.what == detail::rate_impl::outcome::unreachable) {
-    r.granted_open_ = impl_->answer_unreachable(unreachable_);
+    r.granted_open_ = impl_->answer_unreachable(u);
     return r;
   }
   r.bucket_ = impl_.get();
   r.act_steady_ns_ = c.act_steady;
   r.tat_after_ = c.tat_after;
   return r;
+}
+
+void token_bucket::close() noexcept {
+  impl_->close();
+}
+bool token_bucket::is_closed() const noexcept {
+  return impl_->closed.load();
 }
 
 std::size_t token_bucket::available() {

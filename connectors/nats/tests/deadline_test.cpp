@@ -37,7 +37,7 @@ constexpr auto slack = 300ms;
 class deadline_test : public bp::test::nats_test {
  protected:
   void TearDown() override {
-    if (stopped_) ::kill(server_.pid(), SIGCONT);
+    if (stopped_) server_.resume();
     nats_test::TearDown();
   }
 
@@ -52,11 +52,11 @@ class deadline_test : public bp::test::nats_test {
   }
 
   void stall() {
-    ASSERT_EQ(::kill(server_.pid(), SIGSTOP), 0);
     stopped_ = true;
+    ASSERT_TRUE(server_.pause());
   }
   void resume() {
-    ::kill(server_.pid(), SIGCONT);
+    server_.resume();
     stopped_ = false;
   }
 

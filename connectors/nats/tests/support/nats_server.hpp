@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -130,15 +131,47 @@ class nats_server {
   }
 
   [[nodiscard]] bool running() { return proc_ && proc_->running(); }
-  // The server's process id while it runs (-1 otherwise): for SIGSTOP/SIGCONT in tests of a
-  // stalled server.
+  // The server's process id while it runs (-1 otherwise).
   [[nodiscard]] pid_t pid() const noexcept { return proc_ ? proc_->pid() : -1; }
+
+  // A stalled server: SIGSTOP, and wait (at most 2 s) until every thread is stopped, so that
+  // no request sent afterwards is still answered. The TCP connections stay up; nothing
+  // answers until resume() (SIGCONT). True once stopped.
+  bool pause() {
+    if (!proc_ || ::kill(proc_->pid(), SIGSTOP) != 0) return false;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < end) {
+      if (stopped_state()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+  void resume() {
+    if (proc_) ::kill(proc_->pid(), SIGCONT);
+  }
   [[nodiscard]] int port() const noexcept { return port_; }
   [[nodiscard]] int monitor_port() const noexcept { return monitor_port_; }
   [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
 
  private:
+  // Every thread of the process in state T (stopped), per /proc/<pid>/task/*/stat.
+  bool stopped_state() const {
+    std::error_code ec;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(proc_->pid()) + "/task";
+    bool any = false;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream in(t.path() / "stat");
+      std::string line;
+      std::getline(in, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size()) return false;
+      if (line[close + 2] != 'T' && line[close + 2] != 't') return false;
+      any = true;
+    }
+    return any;
+  }
+
   config cfg_;
   int port_;
   int monitor_port_;

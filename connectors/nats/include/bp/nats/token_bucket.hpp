@@ -96,7 +96,8 @@ class reservation {
   // Time left until the reserved moment (this process's clock); zero when due.
   [[nodiscard]] std::chrono::nanoseconds delay() const noexcept;
   [[nodiscard]] std::size_t tokens() const noexcept { return n_; }
-  // Sleeps until the reserved moment; false if not ok.
+  // Sleeps until the reserved moment; false if not ok, or if the bucket is closed first (the
+  // tokens are then given back and the reservation is no longer ok).
   bool wait();
   // Gives the tokens back on the server unless their moment has come (as far as later
   // reservations leave room, as bp::reservation); best effort, at most request_timeout.
@@ -148,7 +149,8 @@ class reservation {
 // (split the rate into per-process local buckets, or take tokens in batches with n > 1).
 //
 // Thread safety: every member may be called concurrently (calls of one object are serialized
-// around the server round trips; use one object per thread for more concurrency).
+// around the server round trips; use one object per thread for more concurrency), except the
+// destructor (no call may be waiting then).
 //
 // Errors: invalid options throw std::invalid_argument naming the field (before any network
 // traffic); an unreachable server at construction, a setup the server refuses, or a key
@@ -167,8 +169,10 @@ class token_bucket {
   [[nodiscard]] bool try_acquire(std::size_t n, when_unreachable u);
 
   // Waits until n tokens are granted: true. The server part is bounded by request_timeout
-  // (then false, true or a throw as `unreachable` says); the wait for tokens is not.
+  // (then false, true or a throw as `unreachable` says); the wait for tokens is not (false if
+  // this object is closed meanwhile: the tokens are given back).
   bool acquire(std::size_t n = 1);
+  bool acquire(std::size_t n, when_unreachable u);
 
   // As acquire, but answers false at once if the tokens cannot come within `timeout`; the
   // whole call, server included, answers within `timeout` (plus ~50 ms).
@@ -190,6 +194,13 @@ class token_bucket {
   // Takes n tokens now for a moment that may lie in the future; the reservation says how long
   // to wait. Not ok() only when the server was unreachable with fail_closed.
   [[nodiscard]] reservation reserve(std::size_t n = 1);
+  [[nodiscard]] reservation reserve(std::size_t n, when_unreachable u);
+
+  // This object stops granting (idempotent): waiting calls wake and answer false, giving their
+  // tokens back (best effort, one round trip), later calls answer false / !ok(). The key and
+  // the other processes are not affected. No call may be running when the object is destroyed.
+  void close() noexcept;
+  [[nodiscard]] bool is_closed() const noexcept;
 
   // Tokens the fleet could take now (one round trip; stale the moment it returns).
   [[nodiscard]] std::size_t available();
@@ -216,7 +227,8 @@ class token_bucket {
     if (std::chrono::duration_cast<dsec>(d).count() > 1e9) return INT64_MAX / 4;  // forever
     return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
   }
-  bool acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u);
+  bool acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
+                      const char* verb = "acquire_for");
 
   std::unique_ptr<detail::rate_impl> impl_;
   when_unreachable unreachable_;
