@@ -169,11 +169,14 @@ struct rate_impl {
     burst = static_cast<std::int64_t>(o.burst);
     stream = "KV_" + o.bucket;
     subject = "$KV." + o.bucket + "." + o.key;
-    clock_subject = "$KV." + o.bucket + "._bp_clock";
     std::random_device rd;
     std::ostringstream id;
     id << std::hex << rd() << rd() << '-' << std::dec << ::getpid();
     writer = id.str();
+    // Each process probes on a subject of its own, so that others' probes never push its probe
+    // out of the bucket's history before it is read back; the destructor purges it (a killed
+    // process leaves at most `History` small probe messages behind).
+    clock_subject = "$KV." + o.bucket + "._bp_clock." + writer;
 
     // Setup (bucket, clock, key) may take longer than one grant: connect_timeout, at least.
     setup_cap = std::max(o.request_timeout, o.connect_timeout);
@@ -210,6 +213,14 @@ struct rate_impl {
     }
     sync_cv.notify_all();
     if (syncer.joinable()) syncer.join();
+    if (conn && connected()) {  // best effort: remove this process's clock probes
+      jsOptions jo;
+      jsOptions_Init(&jo);
+      jo.Wait = o.request_timeout.count();
+      jo.Stream.Purge.Subject = clock_subject.c_str();
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      (void)js_PurgeStream(conn->js, stream.c_str(), &jo, &jerr);
+    }
   }
 
   void sync_loop() {
@@ -283,7 +294,8 @@ struct rate_impl {
   bool sync_clock(clock::time_point deadline, int probes = 3) {
     bool any = false;
     std::int64_t best_offset = 0, best_half = std::numeric_limits<std::int64_t>::max();
-    for (int i = 0; i < probes && clock::now() < deadline; ++i) {
+    for (int i = 0, tries = 0; i < probes && tries < 4 * probes && clock::now() < deadline;
+         ++tries) {
       msg_guard m;
       if (natsMsg_Create(&m.p, clock_subject.c_str(), nullptr, writer.c_str(),
                          static_cast<int>(writer.size())) != NATS_OK)
@@ -297,20 +309,24 @@ struct rate_impl {
       ++round_trips;
       natsStatus s = js_PublishMsg(&pa, conn->js, m.p, &po, &jerr);
       const std::int64_t t1 = steady_ns();
-      if (s != NATS_OK) break;
+      if (s != NATS_OK) {
+        jsPubAck_Destroy(pa);
+        continue;  // the loop ends at the deadline
+      }
       const std::uint64_t probe = pa->Sequence;
       jsPubAck_Destroy(pa);
       msg_guard back;
       jsOptions jo = request_options(deadline);
       ++round_trips;
       s = js_GetMsg(&back.p, conn->js, stream.c_str(), probe, &jo, &jerr);
-      if (s != NATS_OK) break;
+      if (s != NATS_OK) continue;
       const std::int64_t half = (t1 - t0) / 2;
       if (half < best_half) {
         best_half = half;
         best_offset = natsMsg_GetTime(back.p) - (t0 + half);
       }
       any = true;
+      ++i;
     }
     if (!any) return false;
     offset = best_offset;
