@@ -263,9 +263,10 @@ void run(bp::fuzz::input& in) {
             BP_FUZZ_CHECK(batch[i].id == (i < got.count ? -1 : ids[i]));
           break;
         }
-        case 6: {  // try_recv_many / recv_many_for(0) / recv_many when it returns at once
+        case 6: {  // try_recv_many / recv_many_for(0) / recv_many when it returns at once /
+                   // recv_batch_for with no time to linger or wait (takes what is buffered)
           const std::size_t max = in.in_range<std::size_t>(0, 10);
-          const int mode = static_cast<int>(in.pick(3));
+          const int mode = static_cast<int>(in.pick(4));
           if (mode == 2 && max != 0 && !m.recv_returns_now()) break;
           std::vector<int> want;
           while (want.size() < max) {
@@ -280,8 +281,10 @@ void run(bp::fuzz::input& in) {
             n = ch.try_recv_many(out, max);
           else if (mode == 1)
             n = ch.recv_many_for(out, max, 0s);
-          else
+          else if (mode == 2)
             n = ch.recv_many(out, max);
+          else
+            n = ch.recv_batch_for(out, max, 0s, 0s);
           BP_FUZZ_CHECK(n == want.size());
           BP_FUZZ_CHECK(out.size() == n + 1 && out[0].id == 0);
           for (std::size_t i = 0; i < n; ++i) BP_FUZZ_CHECK(out[i + 1].id == want[i]);
