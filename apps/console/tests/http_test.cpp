@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,9 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "raw_client.hpp"
 #include "test_util.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -27,79 +25,11 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 // The binary under test, started once for the whole suite on port 0 (any free port).
-class console_process {
- public:
-  console_process() {
-    int out[2];
-    if (pipe(out) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    std::vector<std::string> args{BP_CONSOLE_EXE, "--bind", "127.0.0.1", "--port", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, BP_CONSOLE_EXE, &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    // "bp-console: serving on http://127.0.0.1:PORT/", within 10 s
-    std::string line;
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (pid_ > 0 && line.find('\n') == std::string::npos &&
-           std::chrono::steady_clock::now() < end) {
-      pollfd p{out[0], POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char buf[256];
-      const ssize_t n = read(out[0], buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<std::size_t>(n));
-    }
-    close(out[0]);
-    banner_ = line;
-    const auto at = line.find("127.0.0.1:");
-    if (at != std::string::npos) port_ = std::atoi(line.c_str() + at + 10);
-  }
-
-  ~console_process() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 100; ++i) {  // 10 s to stop cleanly, then SIGKILL
-      if (waitpid(pid_, &status, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(100ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-  }
-
-  // Stops the process (SIGINT, as Ctrl-C) and answers whether it exited cleanly in time.
-  bool interrupt_and_wait(std::chrono::seconds limit) {
-    kill(pid_, SIGINT);
-    int status = 0;
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-
-  int port() const { return port_; }
-  const std::string& banner() const { return banner_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string banner_;
-};
+using bp::test::raw::console_process;
 
 class Http : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { proc_ = new console_process(); }
+  static void SetUpTestSuite() { proc_ = new console_process(BP_CONSOLE_EXE, {}); }
   static void TearDownTestSuite() {
     delete proc_;
     proc_ = nullptr;
@@ -300,7 +230,7 @@ TEST_F(Http, ZzInterruptStopsCleanly) {
     sc.Get("/api/stream", [](const char*, std::size_t) { return true; });
   });
   std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(proc_->interrupt_and_wait(10s));
+  EXPECT_TRUE(proc_->signal_and_wait(SIGINT, 10s));
   reader.join();
 }
 

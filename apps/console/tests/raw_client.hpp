@@ -84,7 +84,12 @@ class console_process {
 
   // Stops the process with SIGTERM; answers whether it exited with status 0 within `limit`.
   bool terminate_and_wait(std::chrono::milliseconds limit) {
-    kill(pid_, SIGTERM);
+    return signal_and_wait(SIGTERM, limit);
+  }
+
+  // Sends `sig` (SIGINT: as Ctrl-C); answers whether the process exited with status 0 in time.
+  bool signal_and_wait(int sig, std::chrono::milliseconds limit) {
+    kill(pid_, sig);
     int status = 0;
     const auto end = clock::now() + limit;
     while (clock::now() < end) {
