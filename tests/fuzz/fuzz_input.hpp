@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -61,6 +62,22 @@ class input {
   const std::uint8_t* p_;
   const std::uint8_t* end_;
 };
+
+// The message of the std::invalid_argument that `f()` throws; empty when it throws none.
+template <class F>
+std::string thrown_invalid(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return {};
+}
+
+// Whether an error message names the argument `arg`.
+inline bool names(const std::string& what, const char* arg) {
+  return what.find(arg) != std::string::npos;
+}
 
 }  // namespace bp::fuzz
 

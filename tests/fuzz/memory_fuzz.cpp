@@ -74,19 +74,6 @@ std::size_t size_of(const payload& p) {
   return p.size;
 }
 
-template <class F>
-std::string thrown_invalid(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return {};
-}
-bool names(const std::string& what, const char* arg) {
-  return what.find(arg) != std::string::npos;
-}
-
 // ---- the model ------------------------------------------------------------------------------
 
 struct model_stream {
@@ -318,7 +305,8 @@ void run(bp::fuzz::input& in) {
             break;
           }
           if (n > cap) {
-            BP_FUZZ_CHECK(names(thrown_invalid([&] { (void)call(); }), "bytes"));
+            BP_FUZZ_CHECK(
+                bp::fuzz::names(bp::fuzz::thrown_invalid([&] { (void)call(); }), "bytes"));
             break;
           }
           if (mode == 3 && !mb.fits(si, n)) break;  // reserve() would wait
@@ -344,7 +332,8 @@ void run(bp::fuzz::input& in) {
               break;
             case 1:
               if (k > hr.bytes) {
-                BP_FUZZ_CHECK(names(thrown_invalid([&] { hr.r.release(k); }), "bytes"));
+                BP_FUZZ_CHECK(
+                    bp::fuzz::names(bp::fuzz::thrown_invalid([&] { hr.r.release(k); }), "bytes"));
                 break;
               }
               hr.r.release(k);
@@ -375,7 +364,8 @@ void run(bp::fuzz::input& in) {
           if (in.boolean()) {
             const std::size_t k = in.in_range<std::size_t>(0, held[i].bytes + 1);
             if (k > held[i].bytes) {
-              BP_FUZZ_CHECK(names(thrown_invalid([&] { (void)held[i].r.split(k); }), "bytes"));
+              BP_FUZZ_CHECK(bp::fuzz::names(
+                  bp::fuzz::thrown_invalid([&] { (void)held[i].r.split(k); }), "bytes"));
               break;
             }
             held_reservation part{held[i].r.split(k), held[i].stream, k, status::ok};
@@ -426,7 +416,7 @@ void run(bp::fuzz::input& in) {
             break;
           }
           if (n > cap) {
-            BP_FUZZ_CHECK(names(thrown_invalid([&] { (void)call(); }), "item"));
+            BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([&] { (void)call(); }), "item"));
             BP_FUZZ_CHECK(v.id == id);
             break;
           }
@@ -551,7 +541,7 @@ void run(bp::fuzz::input& in) {
             want = {status::closed, false};
             ++mw.st.refused;
           } else if (buf_on_budget && n > cap) {
-            BP_FUZZ_CHECK(names(thrown_invalid([&] { (void)call(); }), "item"));
+            BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([&] { (void)call(); }), "item"));
             BP_FUZZ_CHECK(v.id == id);
             break;
           } else {
@@ -708,47 +698,53 @@ void run(bp::fuzz::input& in) {
 void run_invalid(bp::fuzz::input& in) {
   switch (in.pick(6)) {
     case 0:
-      BP_FUZZ_CHECK(names(thrown_invalid([] { bp::memory_budget b(0); }), "capacity"));
+      BP_FUZZ_CHECK(
+          bp::fuzz::names(bp::fuzz::thrown_invalid([] { bp::memory_budget b(0); }), "capacity"));
       break;
     case 1:
-      BP_FUZZ_CHECK(names(thrown_invalid([&] {
-                            bp::memory_budget b(bp::memory_budget::max_capacity +
-                                                in.in_range<std::size_t>(1, 1000));
-                          }),
-                          "capacity"));
+      BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([&] {
+                                      bp::memory_budget b(bp::memory_budget::max_capacity +
+                                                          in.in_range<std::size_t>(1, 1000));
+                                    }),
+                                    "capacity"));
       break;
     case 2:
-      BP_FUZZ_CHECK(names(thrown_invalid([] {
-                            bp::watermark_buffer<payload> w({.high_watermark = 0, .size = size_of});
-                          }),
-                          "high_watermark"));
+      BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([] {
+                                      bp::watermark_buffer<payload> w(
+                                          {.high_watermark = 0, .size = size_of});
+                                    }),
+                                    "high_watermark"));
       break;
     case 3: {
       const std::size_t h = in.in_range<std::size_t>(1, 100);
-      BP_FUZZ_CHECK(names(thrown_invalid([&] {
-                            bp::watermark_buffer<payload> w(
-                                {.high_watermark = h, .low_watermark = h + 1, .size = size_of});
-                          }),
-                          "low_watermark"));
+      BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([&] {
+                                      bp::watermark_buffer<payload> w({.high_watermark = h,
+                                                                       .low_watermark = h + 1,
+                                                                       .size = size_of});
+                                    }),
+                                    "low_watermark"));
       break;
     }
     case 4: {
-      BP_FUZZ_CHECK(names(thrown_invalid([] {
-                            bp::watermark_buffer<payload> w({.high_watermark = 1, .size = {}});
-                          }),
-                          "size"));
+      BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([] {
+                                      bp::watermark_buffer<payload> w(
+                                          {.high_watermark = 1, .size = {}});
+                                    }),
+                                    "size"));
       bp::memory_budget b(8);
-      BP_FUZZ_CHECK(names(
-          thrown_invalid([&] { bp::budgeted_channel<payload> c(b, {.capacity = 1, .size = {}}); }),
-          "size"));
+      BP_FUZZ_CHECK(bp::fuzz::names(bp::fuzz::thrown_invalid([&] {
+                                      bp::budgeted_channel<payload> c(b,
+                                                                      {.capacity = 1, .size = {}});
+                                    }),
+                                    "size"));
       break;
     }
     default: {  // a lossy rendezvous has nothing to drop
       bp::memory_budget b(8);
-      const auto what = thrown_invalid([&] {
+      const auto what = bp::fuzz::thrown_invalid([&] {
         bp::budgeted_channel<payload> c(b, 0, static_cast<overflow>(in.in_range<int>(1, 3)));
       });
-      BP_FUZZ_CHECK(names(what, "capacity") || names(what, "policy"));
+      BP_FUZZ_CHECK(bp::fuzz::names(what, "capacity") || bp::fuzz::names(what, "policy"));
       BP_FUZZ_CHECK(b.stats().streams == 0);
       break;
     }

@@ -184,20 +184,6 @@ struct model {
   }
 };
 
-template <class F>
-std::string thrown_invalid(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return {};
-}
-
-bool names(const std::string& what, const char* arg) {
-  return what.find(arg) != std::string::npos;
-}
-
 double pick_rate(bp::fuzz::input& in) {
   static constexpr double table[] = {
       100.0,       0.7,         333.3,        142857.14, 12345.678, 3e6,      1e9, 11.0, 7.0,
@@ -232,23 +218,23 @@ void run_invalid(bp::fuzz::input& in) {
   const double r = bad_rates[in.pick(std::size(bad_rates))];
   const bool leaky = in.boolean();
   const std::size_t ok_limit = in.in_range<std::size_t>(1, 8);
-  auto what = thrown_invalid([&] {
+  auto what = bp::fuzz::thrown_invalid([&] {
     if (leaky)
       bp::leaky_bucket b(r, ok_limit, clock);
     else
       bp::token_bucket b(r, ok_limit, clock);
   });
-  BP_FUZZ_CHECK(names(what, "rate_per_second"));
+  BP_FUZZ_CHECK(bp::fuzz::names(what, "rate_per_second"));
 
   const std::size_t bad_limits[] = {0, (std::size_t{1} << 40) + 1, SIZE_MAX};
   const std::size_t l = bad_limits[in.pick(std::size(bad_limits))];
-  what = thrown_invalid([&] {
+  what = bp::fuzz::thrown_invalid([&] {
     if (leaky)
       bp::leaky_bucket b({.rate_per_second = 10.0, .capacity = l, .clock = clock});
     else
       bp::token_bucket b({.rate_per_second = 10.0, .burst = l, .clock = clock});
   });
-  BP_FUZZ_CHECK(names(what, leaky ? "capacity" : "burst"));
+  BP_FUZZ_CHECK(bp::fuzz::names(what, leaky ? "capacity" : "burst"));
 
   // The largest legal arguments are accepted.
   if (leaky) {
@@ -304,8 +290,8 @@ void run(bp::fuzz::input& in, bool leaky) {
     }
   };
   auto expect_throw_n = [&](auto&& call) {
-    const auto what = thrown_invalid(call);
-    BP_FUZZ_CHECK(names(what, "n (") && names(what, limit_name));
+    const auto what = bp::fuzz::thrown_invalid(call);
+    BP_FUZZ_CHECK(bp::fuzz::names(what, "n (") && bp::fuzz::names(what, limit_name));
   };
 
   for (int step = 0; step < 192 && !in.empty(); ++step) {

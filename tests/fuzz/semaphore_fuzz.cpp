@@ -54,16 +54,6 @@ void await(Pred pred) {
   }
 }
 
-template <class F>
-std::string thrown_invalid(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return {};
-}
-
 struct model {
   std::uint64_t count = 0;
   bool closed = false;
@@ -135,7 +125,7 @@ void run(bp::fuzz::input& in) {
     }
   };
   auto expect_throw_n = [&](auto&& call) {
-    const auto what = thrown_invalid(call);
+    const auto what = bp::fuzz::thrown_invalid(call);
     BP_FUZZ_CHECK(what.find("n (") != std::string::npos);
   };
   // Joins the waiters the model has answered, checking each answer; permits they won are
@@ -346,7 +336,7 @@ void run(bp::fuzz::input& in) {
         break;
       case 9: {  // invalid initial counts
         const std::size_t bad = max_count + in.in_range<std::size_t>(1, 3);
-        const auto what = thrown_invalid([&] { bp::semaphore s(bad); });
+        const auto what = bp::fuzz::thrown_invalid([&] { bp::semaphore s(bad); });
         BP_FUZZ_CHECK(what.find("initial") != std::string::npos);
         break;
       }
