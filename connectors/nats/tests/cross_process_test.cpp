@@ -174,13 +174,16 @@ TEST_F(cross_process_test, slow_consumer_paces_the_producer_and_the_stream_stays
 TEST_F(cross_process_test, consumer_crash_loses_nothing) {
   constexpr int n = 20;
   auto o = opts(100, overflow::block);
-  o.ack_wait = 1s;
+  // Long enough that the victim gets every value once before any is redelivered to it, even on a
+  // loaded machine (with 1 s, a slow victim got some twice and one never, which then reached the
+  // new receiver on its first delivery).
+  o.ack_wait = 3s;
   {
     sender<std::string> tx(o);
     for (int i = 0; i < n; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
   }
   child victim(peer_args("consume", 100, "block",
-                         {"count=" + std::to_string(n), "ack=0", "ack_wait_ms=1000", "batch=8",
+                         {"count=" + std::to_string(n), "ack=0", "ack_wait_ms=3000", "batch=8",
                           "max_ack_pending=100"}));
   ASSERT_TRUE(victim.wait_for_output("holding", 30s)) << victim.output();
   EXPECT_EQ(values(victim.output()).size(), static_cast<std::size_t>(n));

@@ -296,7 +296,13 @@ TEST_F(token_bucket_test, a_process_killed_mid_run_leaks_no_tokens) {
     total += field(procs[i]->output(), "granted");
   }
   const double expected = rate * std::chrono::duration<double>(run).count() + burst;
-  EXPECT_NEAR(static_cast<double>(total), expected, 0.01 * rate * 4) << "total " << total;
+  // Never more than rate * time + burst (1 % for the clock probes). Below it, what a dead
+  // process could hold back (a lock, or a claim it never used) would cost the survivors seconds'
+  // worth of tokens, not a few percent: a loaded machine's late wake-ups around the kill and the
+  // end cost up to a few percent by themselves (2 % measured in a CI run), so the lower bound is
+  // 10 %.
+  EXPECT_LE(static_cast<double>(total), expected + 0.01 * rate * 4) << "total " << total;
+  EXPECT_GE(static_cast<double>(total), 0.9 * expected) << "total " << total;
   // Nothing stays held: the bucket refills to its burst.
   std::this_thread::sleep_for(std::chrono::milliseconds(1000 * burst / 500 + 100));
   EXPECT_EQ(creator.available(), burst);
