@@ -282,7 +282,9 @@ TEST_F(token_bucket_test, four_processes_share_one_rate) {
   // millisecond by which a loaded machine stretches the clock probes' round trips can add a
   // token.)
   EXPECT_LE(static_cast<double>(total), expected + 0.01 * rate * 10) << "total " << total;
-  if (!sanitized) EXPECT_GE(static_cast<double>(total), expected - 0.01 * rate * 10) << total;
+  if (!sanitized) {
+    EXPECT_GE(static_cast<double>(total), expected - 0.01 * rate * 10) << "total " << total;
+  }
 }
 
 // A process killed mid-run leaks nothing: the survivors take the rest of the rate, and the
@@ -312,7 +314,9 @@ TEST_F(token_bucket_test, a_process_killed_mid_run_leaks_no_tokens) {
   // end cost up to a few percent by themselves (2 % measured in a CI run), so the lower bound is
   // 10 %.
   EXPECT_LE(static_cast<double>(total), expected + 0.01 * rate * 4) << "total " << total;
-  if (!sanitized) EXPECT_GE(static_cast<double>(total), 0.9 * expected) << "total " << total;
+  if (!sanitized) {
+    EXPECT_GE(static_cast<double>(total), 0.9 * expected) << "total " << total;
+  }
   // Nothing stays held: the bucket refills to its burst.
   std::this_thread::sleep_for(std::chrono::milliseconds(1000 * burst / 500 + 100));
   EXPECT_EQ(creator.available(), burst);
