@@ -10,7 +10,6 @@
 //   receiver              -> pull consumer on a durable, MaxAckPending, AckWait, Fetch(batch)
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -400,13 +399,9 @@ std::span<const std::byte> raw_delivery::data() const noexcept {
 }
 
 bool raw_delivery::is_end_of_stream() const noexcept {
-  auto* m = static_cast<natsMsg*>(msg_);
   const char* v = nullptr;
-  // The marker has an empty payload (close() publishes no value), so a message with a payload
-  // is a value without looking at its headers: reading one makes nats.c parse every header of
-  // the message into a hash map (the Nats-Msg-Id of each value), per message.
-  return m != nullptr && natsMsg_GetDataLength(m) == 0 &&
-         natsMsgHeader_Get(m, eos_header, &v) == NATS_OK;
+  return msg_ != nullptr &&
+         natsMsgHeader_Get(static_cast<natsMsg*>(msg_), eos_header, &v) == NATS_OK;
 }
 
 delivery_info raw_delivery::info() const {
@@ -477,9 +472,6 @@ struct byte_sender::impl {
   std::string last_async_error;
   bool stopping = false;
   std::thread retrier;  // window mode: publishes refused messages again after their backoff
-  // A sender waiting for room in a full window is woken once this many slots are free (an
-  // eighth of the window), not at every acknowledgement: see on_async_ack.
-  std::size_t wake_room = 1;
 
   explicit impl(const options& opts) : o(opts) {
     validate(o);
@@ -488,7 +480,6 @@ struct byte_sender::impl {
     id << std::hex << rd() << rd() << '-' << ::getpid() << '-';
     id_prefix = id.str();
     backoff = o.retry_backoff_min;
-    wake_room = std::max<std::size_t>(1, o.max_in_flight / 8);
     if (o.max_in_flight > 0) {
       jsOptions jo = api_options(o);
       // Our window bounds the publishes; nats.c's own stall is a safety net above it.
@@ -559,19 +550,7 @@ struct byte_sender::impl {
     }
   }
 
-  // A message id: id_prefix (at most 28 characters: two 32-bit hex numbers, the pid, two
-  // dashes) and a counter, formatted on the stack: publishing allocates no string for it.
-  struct msg_id {
-    char text[64];
-  };
-  msg_id next_msg_id() {
-    msg_id id;
-    const std::size_t n = std::min(id_prefix.size(), sizeof id.text - 21);
-    std::memcpy(id.text, id_prefix.data(), n);
-    char* end = std::to_chars(id.text + n, id.text + sizeof id.text - 1, next_id.fetch_add(1)).ptr;
-    *end = '\0';
-    return id;
-  }
+  std::string next_msg_id() { return id_prefix + std::to_string(next_id.fetch_add(1)); }
 
   // How long a publish whose answers are lost keeps trying: publish_retry_for, or one attempt of
   // request_timeout when that is 0.
@@ -589,10 +568,10 @@ struct byte_sender::impl {
   // the scheduler's latency) nor an untimed one its retry budget.
   status publish_sync(natsMsg* msg, std::size_t size, bool may_wait, clock::time_point deadline,
                       bool force_wait) {
-    const msg_id id = next_msg_id();
+    const std::string id = next_msg_id();
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = id.text;
+    po.MsgId = id.c_str();
     milliseconds delay = o.retry_backoff_min;
     bool waited = false;
     clock::time_point give_up = clock::time_point::max();  // set by the first lost answer
@@ -695,64 +674,44 @@ struct byte_sender::impl {
 
   static void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<impl*>(closure);
-    natsMsg* done = nullptr;  // freed after the lock: a sender waiting for it is not held up
-    {
-      std::lock_guard lock(self->mu);
-      --self->in_flight;
-      if (pa != nullptr) {
-        ++self->sent;
-        self->backoff = self->o.retry_backoff_min;
-        done = msg;
-      } else if (pae != nullptr &&
-                 ((pae->ErrCode == js_store_failed && self->o.policy == overflow::block) ||
-                  transient(pae->Err))) {
-        // Refused for lack of room (block), or never acknowledged (server restart, election):
-        // publish it again later with the same id, which the server deduplicates.
-        ++self->retries;
-        self->refused.push_back(msg);
-        self->retry_at = clock::now() + self->backoff;
-        self->backoff = std::min(self->backoff * 2, self->o.retry_backoff_max);
-      } else {
-        ++self->failed;
-        if (pae != nullptr)
-          self->last_async_error =
-              pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
-        done = msg;
-      }
-      // Wake-ups only where they matter: the retrier when a message was refused, flush when the
-      // window is empty, a sender waiting for room once wake_room slots are free. Waking that
-      // sender at every acknowledgement would make a full window cost a thread wake-up (two
-      // context switches) per message, each to publish one message; this way it publishes
-      // wake_room in a row. No wake-up is needed for correctness: every waiter also wakes by
-      // itself (its deadline, retry_backoff_max, the retry time) and then takes any free slot.
-      // Under the lock: once it is released the sender may be destroyed (its flush saw the
-      // window empty), and the condition variable with it.
-      const std::size_t used = self->in_flight + self->refused.size();
-      if (done == nullptr || self->in_flight == 0 ||
-          self->o.max_in_flight - std::min(used, self->o.max_in_flight) == self->wake_room)
-        self->cv.notify_all();
+    std::lock_guard lock(self->mu);
+    --self->in_flight;
+    if (pa != nullptr) {
+      ++self->sent;
+      self->backoff = self->o.retry_backoff_min;
+      natsMsg_Destroy(msg);
+    } else if (pae != nullptr &&
+               ((pae->ErrCode == js_store_failed && self->o.policy == overflow::block) ||
+                transient(pae->Err))) {
+      // Refused for lack of room (block), or never acknowledged (server restart, election):
+      // publish it again later with the same id, which the server deduplicates.
+      ++self->retries;
+      self->refused.push_back(msg);
+      self->retry_at = clock::now() + self->backoff;
+      self->backoff = std::min(self->backoff * 2, self->o.retry_backoff_max);
+    } else {
+      ++self->failed;
+      if (pae != nullptr)
+        self->last_async_error =
+            pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
+      natsMsg_Destroy(msg);
     }
-    natsMsg_Destroy(done);
+    self->cv.notify_all();
   }
 
-  // js_PublishMsgAsync for a message already counted in in_flight, called without the lock
-  // (the acknowledgement handler and other senders are not held up by the publish). On
-  // NATS_OK nats.c owns `m`; otherwise the caller does.
-  natsStatus publish_counted(natsMsg* m) {
+  // Publishes `m` into the window (the lock is released around the nats.c call). False when
+  // nats.c's own pending limit stalled it (PublishAsync.StallWait): `m` is then queued with the
+  // refused messages, still in the window, and published again after the backoff.
+  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
+    ++in_flight;
+    lock.unlock();
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    // A lost acknowledgement comes back as a timeout after MaxWait, and the message is
-    // retried with its id: without it a lost answer would hold its slot in the window forever.
     po.MaxWait = o.request_timeout.count();
-    return js_PublishMsgAsync(conn->js, &m, &po);
-  }
-
-  // After publish_counted failed, with the lock held. False when nats.c's own pending limit
-  // stalled it (PublishAsync.StallWait): `m` is then queued with the refused messages, still in
-  // the window, and published again after the backoff. Any other failure throws.
-  bool requeue_or_fail(natsStatus s, natsMsg* m) {
+    natsStatus s = js_PublishMsgAsync(conn->js, &m, &po);
+    lock.lock();
+    if (s == NATS_OK) return true;
     --in_flight;
-    cv.notify_all();
     if (s == NATS_TIMEOUT) {
       refused.push_front(m);
       retry_at = clock::now() + backoff;
@@ -760,16 +719,6 @@ struct byte_sender::impl {
     }
     natsMsg_Destroy(m);
     fail("asynchronous publish to '" + facts.subject + "' failed", s);
-  }
-
-  // Publishes `m` into the window (the lock is released around the nats.c call); false when
-  // stalled (see requeue_or_fail).
-  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
-    ++in_flight;
-    lock.unlock();
-    const natsStatus s = publish_counted(m);
-    lock.lock();
-    return s == NATS_OK || requeue_or_fail(s, m);
   }
 
   // Republishes refused messages whose backoff has elapsed (block policy, lost answers), until
@@ -791,45 +740,30 @@ struct byte_sender::impl {
 
   status send_windowed(std::span<const std::byte> payload, bool may_wait,
                        clock::time_point deadline) {
-    {
-      std::unique_lock lock(mu);
-      bool waited = false;
-      for (;;) {
-        resend_refused(lock, deadline);
-        if (in_flight + refused.size() < o.max_in_flight) break;
-        if (!may_wait) {
-          ++rejected;
-          return status::full;
-        }
-        if (!waited) {
-          waited = true;
-          ++send_waits;
-        }
-        if (expired(deadline)) return status::timeout;
-        cv.wait_until(lock, next_wake(deadline));
+    std::unique_lock lock(mu);
+    bool waited = false;
+    for (;;) {
+      resend_refused(lock, deadline);
+      if (in_flight + refused.size() < o.max_in_flight) break;
+      if (!may_wait) {
+        ++rejected;
+        return status::full;
       }
-      // The slot is taken here; the message is built (allocations, the id header) and
-      // published outside the lock, so the acknowledgement handler never waits for that work.
-      ++in_flight;
+      if (!waited) {
+        waited = true;
+        ++send_waits;
+      }
+      if (expired(deadline)) return status::timeout;
+      cv.wait_until(lock, next_wake(deadline));
     }
-    natsMsg* m = nullptr;
-    natsStatus s = NATS_OK;
-    try {
-      m = make_msg(payload);
-      const msg_id id = next_msg_id();
-      s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.text);
-      if (s != NATS_OK) fail("cannot set the message id", s);
-    } catch (...) {
+    natsMsg* m = make_msg(payload);
+    const std::string id = next_msg_id();
+    natsStatus s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+    if (s != NATS_OK) {
       natsMsg_Destroy(m);
-      std::lock_guard lock(mu);
-      --in_flight;
-      cv.notify_all();
-      throw;
+      fail("cannot set the message id", s);
     }
-    s = publish_counted(m);
-    if (s == NATS_OK) return status::ok;
-    std::lock_guard lock(mu);
-    (void)requeue_or_fail(s, m);  // stalled: queued for a retry, still in the window
+    (void)publish_async(lock, m);  // stalled: queued for a retry, still in the window
     return status::ok;
   }
 
