@@ -86,7 +86,7 @@ bool less_ci(const std::string& a, const std::string& b) {
 constexpr std::string_view ping_chunk = "8\r\n: ping\n\n\r\n";
 constexpr std::size_t large_answer = 64 * 1024;
 constexpr std::size_t read_chunk = 16 * 1024;
-constexpr auto linger_time = 1s;                 // reading what a refused client still sends
+constexpr auto linger_time = 1s;               // reading what a refused client still sends
 constexpr std::size_t linger_bytes = 1 << 20;  // ... at most this much, then reset
 
 }  // namespace
