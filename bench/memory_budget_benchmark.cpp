@@ -12,7 +12,7 @@
 
 #include <thread>
 
-#include "../examples/q2_scenario.hpp"
+#include "q2_scenario.hpp"
 
 namespace {
 

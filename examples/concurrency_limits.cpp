@@ -10,7 +10,7 @@
 // --csv writes the traces (algorithm,t_s,capacity,limit,in_flight,latency_ms) for
 // scripts/plot_limits, which draws docs/limits.png.
 #include <bp/concurrency_limiter.hpp>
-#include <bp/detail/limiter_sim.hpp>
+#include "limiter_sim.hpp"
 
 #include <chrono>
 #include <cmath>

@@ -1168,3 +1168,40 @@ TEST(ChannelClose, ReceivingFromAClosedDrainedChannelDoesNotSpin) {
     EXPECT_LT(thread_cpu_time() - t0, 60ms) << "capacity " << cap;
   }
 }
+
+// The receive verbs that answer a status tell a timeout (or nothing buffered) from the end.
+TEST(ChannelRecvStatus, TellsTimeoutFullAndClosedApart) {
+  for (std::size_t cap : {std::size_t{0}, std::size_t{2}}) {
+    bp::channel<int> ch(cap);
+    int v = -1;
+    EXPECT_EQ(ch.try_recv(v), status::full) << cap;
+    EXPECT_EQ(ch.recv_for(v, 5ms), status::timeout) << cap;
+    EXPECT_EQ(ch.recv_until(v, std::chrono::steady_clock::now() + 1ms), status::timeout) << cap;
+    EXPECT_EQ(v, -1) << "untouched unless ok";
+    if (cap != 0) {
+      ASSERT_EQ(ch.send(7), status::ok);
+      ch.close();
+      EXPECT_EQ(ch.recv_for(v, 5ms), status::ok) << "values sent before close still arrive";
+      EXPECT_EQ(v, 7);
+    } else {
+      ch.close();
+    }
+    EXPECT_EQ(ch.recv(v), status::closed) << cap;
+    EXPECT_EQ(ch.try_recv(v), status::closed) << cap;
+    EXPECT_EQ(ch.recv_for(v, 5ms), status::closed) << cap;
+  }
+}
+
+TEST(ChannelRecvStatus, ReceiverEndsAnswerTheSameAndAnEmptyOneIsClosed) {
+  watchdog dog(30s);
+  auto [tx, rx] = bp::make_channel<int>(1);
+  int v = 0;
+  EXPECT_EQ(rx.try_recv(v), status::full);
+  std::thread t([tx = std::move(tx)]() mutable { EXPECT_EQ(tx.send(5), status::ok); });
+  EXPECT_EQ(rx.recv_for(v, 10s), status::ok);
+  EXPECT_EQ(v, 5);
+  t.join();  // the last sender is gone: closed
+  EXPECT_EQ(rx.recv(v), status::closed);
+  bp::receiver<int> empty;
+  EXPECT_EQ(empty.recv_for(v, 1ms), status::closed);
+}

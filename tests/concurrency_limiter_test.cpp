@@ -7,9 +7,10 @@
 #include <cmath>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
-#include <bp/detail/limiter_sim.hpp>
+#include "limiter_sim.hpp"
 
 #include "test_util.hpp"
 
@@ -256,6 +257,24 @@ TEST(LimitTracking, TheSimulationIsDeterministic) {
     EXPECT_EQ(a.trace[i].limit, b.trace[i].limit);
     EXPECT_EQ(a.trace[i].latency_ms, b.trace[i].latency_ms);
   }
+}
+
+TEST(LimiterPermit, AnEmptyPermitSaysWhyAndTheOldNamesStillSpellIt) {
+  static_assert(std::is_same_v<bp::concurrency_limiter::token, bp::limiter_permit>);
+  static_assert(std::is_same_v<bp::concurrency_limiter::permit, bp::limiter_permit>);
+  bp::concurrency_limiter lim(bp::fixed_limit(1));
+  bp::limiter_permit held = lim.try_acquire();
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held.answer(), bp::status::ok);
+  EXPECT_EQ(lim.try_acquire().answer(), bp::status::full);
+  EXPECT_EQ(lim.acquire_for(5ms).answer(), bp::status::timeout);
+  held.on_success();
+  EXPECT_FALSE(held);
+  EXPECT_EQ(lim.in_flight(), 0u);
+  lim.close();
+  EXPECT_EQ(lim.try_acquire().answer(), bp::status::closed);
+  EXPECT_EQ(lim.acquire().answer(), bp::status::closed);
+  EXPECT_EQ(lim.acquire_for(5ms).answer(), bp::status::closed);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "test_util.hpp"
@@ -364,6 +365,24 @@ TEST(MemoryBudgetFairness, TryReserveBeyondShareIsRefusedWhileSomeoneNeedsBytes)
   waiter.join();
   // Nobody waits now: the hot stream may exceed its share again.
   EXPECT_TRUE(hot.try_reserve(100));
+}
+
+TEST(MemoryPermit, IsAGrantAndTheFormerNameStillSpellsIt) {
+  static_assert(std::is_same_v<bp::memory_budget::reservation, bp::memory_permit>);
+  static_assert(std::is_same_v<bp::memory_budget::permit, bp::memory_permit>);
+  bp::memory_budget budget(100);
+  bp::memory_permit p = budget.try_reserve(60);
+  EXPECT_TRUE(p);
+  EXPECT_EQ(p.answer(), bp::status::ok);
+  EXPECT_EQ(p.status(), bp::status::ok);
+  bp::memory_permit refused = budget.try_reserve(60);
+  EXPECT_FALSE(refused);
+  EXPECT_EQ(refused.answer(), bp::status::full);
+  bp::memory_permit moved = std::move(p);
+  EXPECT_EQ(moved.bytes(), 60u);
+  EXPECT_EQ(budget.in_use(), 60u);
+  moved = bp::memory_permit();  // the 60 bytes go back
+  EXPECT_EQ(budget.in_use(), 0u);
 }
 
 }  // namespace

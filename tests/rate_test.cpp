@@ -49,11 +49,12 @@ TEST(RateConstruct, MoreThanBurstThrowsFromEveryVerb) {
   bp::token_bucket b(10.0, 3, clock);
   EXPECT_NE(invalid_argument_message([&] { (void)b.try_acquire(4); }).find("burst"),
             std::string::npos);
-  EXPECT_NE(invalid_argument_message([&] { b.acquire(4); }).find("n (4)"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)b.acquire(4); }).find("n (4)"), std::string::npos);
   EXPECT_THROW((void)b.acquire_for(4, 1s), std::invalid_argument);
   EXPECT_THROW((void)b.reserve(4), std::invalid_argument);
   bp::leaky_bucket l(10.0, 3, clock);
-  EXPECT_NE(invalid_argument_message([&] { l.acquire(4); }).find("capacity"), std::string::npos);
+  EXPECT_NE(invalid_argument_message([&] { (void)l.acquire(4); }).find("capacity"),
+            std::string::npos);
   EXPECT_THROW((void)l.try_acquire(4), std::invalid_argument);
 }
 
@@ -603,6 +604,36 @@ TEST(LeakyBucket, AcquireForAndCloseAnswerFalse) {
   b.close();
   t.join();
   EXPECT_FALSE(b.try_acquire());
+}
+
+TEST(RateAnswers, TellFullTimeoutAndClosedApart) {
+  bp::manual_clock clock;
+  bp::token_bucket b(10.0, 1, clock);
+  EXPECT_EQ(b.try_acquire(), bp::status::ok);
+  EXPECT_EQ(b.try_acquire(), bp::status::full);
+  EXPECT_EQ(b.acquire_for(1, 10ms), bp::status::timeout);  // the token is 100 ms away
+  bp::leaky_bucket l(10.0, 1, clock);
+  EXPECT_EQ(l.try_acquire(), bp::status::ok);
+  EXPECT_EQ(l.try_acquire(), bp::status::full);
+  EXPECT_EQ(l.acquire_for(1, 10ms), bp::status::timeout);
+  bp::leaky_bucket small(10.0, 1, clock);
+  bp::status refused = bp::status::ok;
+  std::vector<bp::reservation> held;
+  for (int i = 0; i < 5 && refused == bp::status::ok; ++i) {
+    held.push_back(small.reserve());
+    refused = held.back().answer();
+  }
+  EXPECT_EQ(refused, bp::status::full) << "a full leaky queue refuses with `full`";
+  auto later = b.reserve();  // the bucket is empty: 100 ms away
+  ASSERT_TRUE(later);
+  b.close();
+  l.close();
+  EXPECT_EQ(b.try_acquire(), bp::status::closed);
+  EXPECT_EQ(b.acquire(), bp::status::closed);
+  EXPECT_EQ(b.acquire_for(1, 1s), bp::status::closed);
+  EXPECT_EQ(b.reserve().answer(), bp::status::closed);
+  EXPECT_EQ(later.wait(), bp::status::closed);  // closed before its moment: the units go back
+  EXPECT_EQ(later.answer(), bp::status::closed);
 }
 
 }  // namespace

@@ -172,4 +172,32 @@ TEST(Permit, UntilVariant) {
   EXPECT_FALSE(s.acquire_permit_until(1, std::chrono::steady_clock::now() + 1ms));
 }
 
+TEST(SemaphoreAnswers, TellFullTimeoutAndClosedApart) {
+  bp::semaphore s(1);
+  EXPECT_EQ(s.try_acquire(), bp::status::ok);
+  EXPECT_EQ(s.try_acquire(), bp::status::full);
+  EXPECT_EQ(s.acquire_for(1, 5ms), bp::status::timeout);
+  auto p = s.try_acquire_permit();
+  EXPECT_FALSE(p);
+  EXPECT_EQ(p.answer(), bp::status::full);
+  auto q = s.acquire_permit_for(1, 5ms);
+  EXPECT_EQ(q.answer(), bp::status::timeout);
+  s.close();
+  EXPECT_EQ(s.try_acquire(), bp::status::closed);
+  EXPECT_EQ(s.acquire(), bp::status::closed);
+  EXPECT_EQ(s.acquire_for(1, 5ms), bp::status::closed);
+  EXPECT_EQ(s.acquire_permit().answer(), bp::status::closed);
+}
+
+TEST(SemaphoreAnswers, AWaiterClosedOutAnswersClosedNotTimeout) {
+  watchdog dog(30s);
+  bp::semaphore s(0);
+  bp::status got = bp::status::ok;
+  std::thread t([&] { got = s.acquire_for(1, 20s); });
+  ASSERT_TRUE(eventually([&] { return s.waiting() == 1; }));
+  s.close();
+  t.join();
+  EXPECT_EQ(got, bp::status::closed);
+}
+
 }  // namespace

@@ -164,14 +164,14 @@ class budgeted_channel {
 
   // --- receiving -------------------------------------------------------------------------------
 
-  std::optional<T> recv() { return unwrap(ch_.recv()); }
-  std::optional<T> try_recv() { return unwrap(ch_.try_recv()); }
+  [[nodiscard]] std::optional<T> recv() { return unwrap(ch_.recv()); }
+  [[nodiscard]] std::optional<T> try_recv() { return unwrap(ch_.try_recv()); }
   template <class Rep, class Period>
-  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return unwrap(ch_.recv_for(timeout));
   }
   template <class Clock, class Duration>
-  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
     return unwrap(ch_.recv_until(deadline));
   }
 

@@ -234,19 +234,34 @@ class channel {
   // --- receiving -------------------------------------------------------------------------------
 
   // Waits while empty; std::nullopt once closed and drained.
-  std::optional<T> recv() { return recv_impl(true, detail::forever()); }
+  [[nodiscard]] std::optional<T> recv() { return recv_impl(true, detail::forever()); }
 
   // std::nullopt when nothing is buffered right now (on capacity 0: no sender is waiting).
-  std::optional<T> try_recv() { return recv_impl(false, detail::forever()); }
+  [[nodiscard]] std::optional<T> try_recv() { return recv_impl(false, detail::forever()); }
 
   // std::nullopt when closed and drained, or when the timeout passes first.
   template <class Rep, class Period>
-  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return recv_impl(true, detail::deadline_after(timeout));
   }
   template <class Clock, class Duration>
-  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
     return recv_impl(true, detail::to_steady(deadline));
+  }
+
+  // The same verbs answering a bp::status, for callers that must tell a timeout from the end:
+  // the value is moved into `out` on `ok`; otherwise `out` is untouched. recv(out): ok | closed;
+  // try_recv(out): ok | full (nothing buffered now) | closed; recv_for / recv_until:
+  // ok | timeout | closed. `closed` means closed and drained: no value will ever come.
+  [[nodiscard]] status recv(T& out) { return recv_into(out, true, detail::forever()); }
+  [[nodiscard]] status try_recv(T& out) { return recv_into(out, false, detail::forever()); }
+  template <class Rep, class Period>
+  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> timeout) {
+    return recv_into(out, true, detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> deadline) {
+    return recv_into(out, true, detail::to_steady(deadline));
   }
 
   // --- batch receiving -------------------------------------------------------------------------
@@ -363,7 +378,9 @@ class channel {
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
 
-  using iterator = detail::recv_iterator<T, channel, &channel::recv>;
+  using iterator =
+      detail::recv_iterator<T, channel,
+                            static_cast<std::optional<T> (channel::*)()>(&channel::recv)>;
 
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
@@ -521,25 +538,13 @@ class channel {
 
   status send_waiting(T& value, detail::clock::time_point deadline) {
     send_waits_.fetch_add(1, std::memory_order_relaxed);
-    for (;;) {
-      // A slot freed on the other core right now is caught without parking (detail/spin.hpp).
-      if (auto r = detail::spin_for_budget([&] { return push_once(value); }, deadline)) return *r;
-      const auto key = not_full_.prepare_wait();
-      if (auto r = push_once(value)) {
-        not_full_.cancel_wait();
-        return *r;
-      }
-      if (detail::expired(deadline)) {
-        not_full_.cancel_wait();
-        return status::timeout;
-      }
-      if (!ring_.settled_full() || pass_tombstones()) {  // room is being freed: retry, don't sleep
-        not_full_.cancel_wait();
-        std::this_thread::yield();
-        continue;
-      }
-      not_full_.wait(key, deadline);
-    }
+    std::optional<status> answer;
+    auto attempt = [&] { return static_cast<bool>(answer = push_once(value)); };
+    // Room being freed right now (a pop half-way through, or given-back slots to pass) makes
+    // no further notify: wait for it by yielding, not parking.
+    auto settled = [&] { return ring_.settled_full() && !pass_tombstones(); };
+    if (!detail::wait_loop(not_full_, deadline, attempt, attempt, settled)) return status::timeout;
+    return *answer;
   }
 
   status send_rendezvous(T& value, bool may_wait, detail::clock::time_point deadline) {
@@ -557,36 +562,30 @@ class channel {
     return status::full;
   }
 
+  status recv_into(T& out, bool may_wait, detail::clock::time_point deadline) {
+    if (auto v = recv_impl(may_wait, deadline)) {
+      out = std::move(*v);
+      return status::ok;
+    }
+    const bool ended = capacity() == 0 ? rendezvous_.is_closed() : ring_.closed_and_drained();
+    if (ended) return status::closed;
+    return may_wait ? status::timeout : status::full;
+  }
+
   std::optional<T> recv_impl(bool may_wait, detail::clock::time_point deadline) {
     if (capacity() == 0) {
       std::optional<T> out;
       rendezvous_.recv(out, may_wait, deadline);
       return out;
     }
-    if (auto v = pop_one()) return v;
-    if (!may_wait || ring_.closed_and_drained()) return std::nullopt;
-    for (;;) {
-      // A value published on the other core right now is caught without parking. (No check for
-      // the end in this loop: reading the producers' tail each time would pull their line.)
-      if (auto v = detail::spin_for_budget([&] { return pop_one(); }, deadline)) return v;
-      if (ring_.closed_and_drained()) return std::nullopt;
-      const auto key = not_empty_.prepare_wait();
-      if (auto v = pop_one()) {
-        not_empty_.cancel_wait();
-        return v;
-      }
-      if (ring_.closed_and_drained() || detail::expired(deadline)) {
-        not_empty_.cancel_wait();
-        return std::nullopt;
-      }
-      const bool settled = ring_.settled_empty();
-      if (!settled) {  // a push is publishing its value right now: retry, don't sleep
-        not_empty_.cancel_wait();
-        std::this_thread::yield();
-        continue;
-      }
-      not_empty_.wait(key, deadline);
-    }
+    std::optional<T> v = pop_one();
+    if (v || !may_wait || ring_.closed_and_drained()) return v;
+    // The spin only pops: looking for the end on each retry would pull the producers' line.
+    auto probe = [&] { return (v = pop_one()).has_value(); };
+    auto attempt = [&] { return probe() || ring_.closed_and_drained(); };
+    auto settled = [&] { return ring_.settled_empty(); };  // else a push is publishing its value
+    (void)detail::wait_loop(not_empty_, deadline, attempt, probe, settled);
+    return v;
   }
 
   template <class R>
@@ -688,21 +687,9 @@ class channel {
     auto answer = attempt();
     if (!answer && may_wait) {
       send_waits_.fetch_add(1, std::memory_order_relaxed);
-      while (!answer) {
-        if ((answer = detail::spin_for_budget(attempt, deadline))) break;
-        const auto key = not_full_.prepare_wait();
-        if ((answer = attempt())) {
-          not_full_.cancel_wait();
-        } else if (detail::expired(deadline)) {
-          not_full_.cancel_wait();
-          answer = status::timeout;
-        } else if (!ring_.settled_full(n) || pass_tombstones()) {  // room is being freed: retry
-          not_full_.cancel_wait();
-          std::this_thread::yield();
-        } else {
-          not_full_.wait(key, deadline);
-        }
-      }
+      auto done = [&] { return static_cast<bool>(answer = attempt()); };
+      auto settled = [&] { return ring_.settled_full(n) && !pass_tombstones(); };
+      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) answer = status::timeout;
     }
     const status a = answer.value_or(status::full);
     return send_permit<T>(a == status::ok ? this : nullptr, ticket, a == status::ok ? n : 0, a);
@@ -958,15 +945,28 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   using value_type = T;
   using base::base;
 
-  std::optional<T> recv() const { return ch() ? ch()->recv() : std::nullopt; }
-  std::optional<T> try_recv() const { return ch() ? ch()->try_recv() : std::nullopt; }
+  [[nodiscard]] std::optional<T> recv() const { return ch() ? ch()->recv() : std::nullopt; }
+  [[nodiscard]] std::optional<T> try_recv() const { return ch() ? ch()->try_recv() : std::nullopt; }
   template <class Rep, class Period>
-  std::optional<T> recv_for(std::chrono::duration<Rep, Period> t) const {
+  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> t) const {
     return ch() ? ch()->recv_for(t) : std::nullopt;
   }
   template <class Clock, class Duration>
-  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> d) const {
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> d) const {
     return ch() ? ch()->recv_until(d) : std::nullopt;
+  }
+  // As channel's: ok | closed (| full | timeout); an empty receiver answers `closed`.
+  [[nodiscard]] status recv(T& out) const { return ch() ? ch()->recv(out) : status::closed; }
+  [[nodiscard]] status try_recv(T& out) const {
+    return ch() ? ch()->try_recv(out) : status::closed;
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> t) const {
+    return ch() ? ch()->recv_for(out, t) : status::closed;
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> d) const {
+    return ch() ? ch()->recv_until(out, d) : status::closed;
   }
   std::size_t recv_many(std::vector<T>& out, std::size_t max) const {
     return ch() ? ch()->recv_many(out, max) : 0;
@@ -992,7 +992,9 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   }
 
   // range-for: receives until closed and drained.
-  using iterator = detail::recv_iterator<T, const receiver, &receiver::recv>;
+  using iterator =
+      detail::recv_iterator<T, const receiver,
+                            static_cast<std::optional<T> (receiver::*)() const>(&receiver::recv)>;
   iterator begin() const { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 

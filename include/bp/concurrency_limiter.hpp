@@ -4,12 +4,14 @@
 //   bp::concurrency_limiter         admits a request while in flight < limit; each completed
 //                                   request reports latency or a drop, and the algorithm moves
 //                                   the limit.
-//   bp::concurrency_limiter::token  RAII ticket of one admitted request: on_success(),
-//                                   on_success(latency), on_dropped(), on_ignore(); a token
-//                                   destroyed without an answer counts as on_ignore().
+//   bp::limiter_permit              RAII grant of one admitted request (a bp::grant):
+//                                   on_success(), on_success(latency), on_dropped(),
+//                                   on_ignore(); destroyed without an answer = on_ignore().
+//                                   Also spelled concurrency_limiter::permit (and ::token, its
+//                                   former name).
 //   bp::fixed_limit, bp::aimd_limit, bp::vegas_limit, bp::gradient2_limit
 //                                   the algorithms (options: bp::aimd_options, ...), from
-//                                   detail/limit_algorithms.hpp.
+//                                   bp/limit_algorithms.hpp.
 //   bp::limit_sample                what a completed request tells its algorithm.
 //
 // Example (examples/concurrency_limits.cpp):
@@ -31,10 +33,14 @@
 #include <utility>
 #include <variant>
 
+#include "clock.hpp"
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
-#include "detail/limit_algorithms.hpp"
-#include "detail/nanoclock.hpp"
+#include "detail/sleep.hpp"
+#include "detail/wait.hpp"
+#include "grant.hpp"
+#include "limit_algorithms.hpp"
+#include "status.hpp"
 
 namespace bp {
 
@@ -69,17 +75,36 @@ using limit_algorithm = std::variant<fixed_limit, aimd_limit, vegas_limit, gradi
 //
 // Errors: invalid algorithm options throw std::invalid_argument naming the option.
 //
-// Cancellation: close() is idempotent: waiting acquires answer an empty token, later ones too;
-// tokens still out complete normally.
+// Answers: every acquire gives a bp::limiter_permit; an empty one says why in answer():
+// `full` (try_acquire), `timeout` (acquire_for), `closed`.
+//
+// Cancellation: close() is idempotent: waiting acquires answer an empty permit (`closed`),
+// later ones too; permits still out complete normally.
 //
 // Example:
 //   bp::concurrency_limiter lim(bp::aimd_limit({.initial_limit = 10, .timeout = 200ms}));
 //   auto t = lim.acquire_for(50ms);              // waits up to 50 ms for a slot
 //   if (!t) return overloaded();
 //   t.on_success(measured_latency);
+class concurrency_limiter;
+class limiter_permit;
+
+namespace detail {
+struct limiter_permit_traits {
+  struct held {
+    concurrency_limiter* lim = nullptr;
+    std::int64_t start_ns = 0;
+    std::size_t in_flight = 0;
+  };
+  static bool holds(const held& h) noexcept { return h.lim != nullptr; }
+  static inline void give_back(held& h) noexcept;  // = on_ignore()
+};
+}  // namespace detail
+
 class concurrency_limiter {
  public:
-  class token;
+  using permit = limiter_permit;
+  using token = limiter_permit;  // the former name, kept for source compatibility
 
   explicit concurrency_limiter(limit_algorithm algorithm = fixed_limit{}, clock_ref clock = {})
       : algorithm_(std::move(algorithm)), clock_(clock) {
@@ -90,15 +115,17 @@ class concurrency_limiter {
   concurrency_limiter(const concurrency_limiter&) = delete;
   concurrency_limiter& operator=(const concurrency_limiter&) = delete;
 
-  // A token if fewer than limit() requests are in flight now; an empty token otherwise.
-  [[nodiscard]] inline token try_acquire();
+  // A permit if fewer than limit() requests are in flight now; an empty one (`full`, `closed`)
+  // otherwise.
+  [[nodiscard]] inline limiter_permit try_acquire();
 
-  // Waits for a slot; an empty token only when closed.
-  [[nodiscard]] inline token acquire();
+  // Waits for a slot; an empty permit only when closed.
+  [[nodiscard]] inline limiter_permit acquire();
 
-  // Waits up to `timeout` (real time: waiting is for completions, which happen in real time).
+  // Waits up to `timeout` (real time: waiting is for completions, which happen in real time);
+  // an empty permit answers `timeout` or `closed`.
   template <class Rep, class Period>
-  [[nodiscard]] token acquire_for(std::chrono::duration<Rep, Period> timeout);
+  [[nodiscard]] limiter_permit acquire_for(std::chrono::duration<Rep, Period> timeout);
 
   void close() noexcept {
     closed_.store(true, std::memory_order_seq_cst);
@@ -137,9 +164,12 @@ class concurrency_limiter {
     }
   }
 
-  inline token admit_waiting(detail::clock::time_point deadline);
+  friend class limiter_permit;
+  friend struct detail::limiter_permit_traits;
 
-  // A token's end: frees its slot, feeds the sample (unless ignored), wakes a waiter.
+  inline limiter_permit admit_waiting(detail::clock::time_point deadline);
+
+  // A permit's end: frees its slot, feeds the sample (unless ignored), wakes a waiter.
   // `now_ns` < 0: not read yet.
   void complete(std::size_t in_flight_at_start, std::int64_t rtt_ns, bool dropped, bool sample,
                 std::int64_t now_ns) {
@@ -165,96 +195,75 @@ class concurrency_limiter {
   clock_ref clock_;
 };
 
-// The ticket of one admitted request. Answer it once: on_success (latency measured from
+// The grant of one admitted request. Answer it once: on_success (latency measured from
 // admission on the limiter's clock, or given), on_dropped (the downstream was overloaded:
 // timeout, rejection), or on_ignore (no information). Destroyed unanswered = on_ignore.
-// Move-only; empty (false) when the limiter did not admit the request.
-class concurrency_limiter::token {
+// Move-only; empty (false) when the limiter did not admit the request, and answer() says why.
+class limiter_permit : public grant<detail::limiter_permit_traits> {
  public:
-  token() noexcept = default;
-  token(token&& o) noexcept
-      : lim_(std::exchange(o.lim_, nullptr)), start_ns_(o.start_ns_), in_flight_(o.in_flight_) {}
-  token& operator=(token&& o) noexcept {
-    if (this != &o) {
-      on_ignore();
-      lim_ = std::exchange(o.lim_, nullptr);
-      start_ns_ = o.start_ns_;
-      in_flight_ = o.in_flight_;
-    }
-    return *this;
-  }
-  token(const token&) = delete;
-  token& operator=(const token&) = delete;
-  ~token() { on_ignore(); }
+  limiter_permit() noexcept = default;
+  limiter_permit(limiter_permit&&) noexcept = default;
+  limiter_permit& operator=(limiter_permit&&) noexcept = default;
+  ~limiter_permit() = default;
 
-  explicit operator bool() const noexcept { return lim_ != nullptr; }
   // In flight when this request was admitted (itself included).
-  [[nodiscard]] std::size_t in_flight_at_start() const noexcept { return in_flight_; }
+  [[nodiscard]] std::size_t in_flight_at_start() const noexcept { return held_.in_flight; }
 
   void on_success() {
-    if (lim_) finish_at(lim_->clock().now_ns(), false);
+    if (held_.lim) finish_at(held_.lim->clock().now_ns(), false);
   }
   void on_success(std::chrono::nanoseconds latency) { finish(latency.count(), false, true, -1); }
   void on_dropped() {
-    if (lim_) finish_at(lim_->clock().now_ns(), true);
+    if (held_.lim) finish_at(held_.lim->clock().now_ns(), true);
   }
-  void on_ignore() noexcept { finish(0, false, false, -1); }
+  void on_ignore() noexcept { give_back(); }
 
  private:
   friend class concurrency_limiter;
-  token(concurrency_limiter* l, std::size_t in_flight) noexcept
-      : lim_(l), start_ns_(l->clock().now_ns()), in_flight_(in_flight) {}
+  explicit limiter_permit(status why) noexcept : grant(why) {}
+  limiter_permit(concurrency_limiter* l, std::size_t in_flight) noexcept
+      : grant(held_type{l, l->clock().now_ns(), in_flight}, status::ok) {}
 
   void finish(std::int64_t rtt_ns, bool dropped, bool sample, std::int64_t now_ns) noexcept {
-    if (auto* l = std::exchange(lim_, nullptr))
-      l->complete(in_flight_, rtt_ns, dropped, sample, now_ns);
+    const held_type h = release_held();
+    if (h.lim) h.lim->complete(h.in_flight, rtt_ns, dropped, sample, now_ns);
   }
   void finish_at(std::int64_t now_ns, bool dropped) noexcept {
-    finish(now_ns - start_ns_, dropped, true, now_ns);
+    finish(now_ns - held_.start_ns, dropped, true, now_ns);
   }
-
-  concurrency_limiter* lim_ = nullptr;
-  std::int64_t start_ns_ = 0;
-  std::size_t in_flight_ = 0;
 };
 
-inline concurrency_limiter::token concurrency_limiter::try_acquire() {
-  std::size_t n = 0;
-  if (closed_.load(std::memory_order_relaxed) || !try_admit(n)) return {};
-  return token(this, n);
+inline void detail::limiter_permit_traits::give_back(held& h) noexcept {
+  h.lim->complete(h.in_flight, 0, false, false, -1);
 }
 
-inline concurrency_limiter::token concurrency_limiter::acquire() {
-  return admit_waiting(detail::clock::time_point::max());
+inline limiter_permit concurrency_limiter::try_acquire() {
+  std::size_t n = 0;
+  if (closed_.load(std::memory_order_relaxed)) return limiter_permit(status::closed);
+  if (!try_admit(n)) return limiter_permit(status::full);
+  return limiter_permit(this, n);
+}
+
+inline limiter_permit concurrency_limiter::acquire() {
+  return admit_waiting(detail::forever());
 }
 
 template <class Rep, class Period>
-concurrency_limiter::token concurrency_limiter::acquire_for(
-    std::chrono::duration<Rep, Period> timeout) {
+limiter_permit concurrency_limiter::acquire_for(std::chrono::duration<Rep, Period> timeout) {
   return admit_waiting(detail::deadline_after(timeout));
 }
 
-inline concurrency_limiter::token concurrency_limiter::admit_waiting(
-    detail::clock::time_point deadline) {
+inline limiter_permit concurrency_limiter::admit_waiting(detail::clock::time_point deadline) {
   std::size_t n = 0;
-  for (;;) {
-    if (is_closed()) return {};
-    if (try_admit(n)) return token(this, n);
-    const auto key = room_.prepare_wait();
-    if (is_closed()) {
-      room_.cancel_wait();
-      return {};
-    }
-    if (try_admit(n)) {
-      room_.cancel_wait();
-      return token(this, n);
-    }
-    if (deadline != detail::clock::time_point::max() && detail::clock::now() >= deadline) {
-      room_.cancel_wait();
-      return {};
-    }
-    room_.wait(key, deadline);
+  bool closed = false;
+  auto attempt = [&] {
+    if (is_closed()) return closed = true;
+    return try_admit(n);
+  };
+  if (attempt() || detail::wait_until(room_, deadline, attempt)) {
+    return closed ? limiter_permit(status::closed) : limiter_permit(this, n);
   }
+  return limiter_permit(status::timeout);
 }
 
 }  // namespace bp

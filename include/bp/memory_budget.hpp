@@ -7,7 +7,7 @@
 //   bp::memory_budget::stream       one registered user of the budget (a connection, a channel, a
 //                                   writer). The budget shares its bytes fairly between the
 //                                   streams that are active right now.
-//   bp::memory_budget::reservation  move-only RAII grant of bytes; gives them back when destroyed,
+//   bp::memory_permit  move-only RAII grant of bytes; gives them back when destroyed,
 //                                   can be released in part or split.
 //   bp::memory_budget_stats         counters: in use, peak, waits, timeouts, ...
 //   bp::default_item_size           the size function used when none is given: size() *
@@ -38,8 +38,10 @@
 #include <utility>
 
 #include "detail/config.hpp"
+#include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
-#include "detail/futex.hpp"
+#include "detail/wait.hpp"
+#include "grant.hpp"
 #include "status.hpp"
 
 namespace bp {
@@ -156,11 +158,29 @@ struct budget_stream_state {
 //   } else if (r.status() == bp::status::timeout) {
 //     ++slow_downs;                                  // chunk is still ours: shed or retry
 //   }
+class memory_budget;
+class memory_permit;
+
+namespace detail {
+struct memory_permit_traits {
+  struct held {
+    memory_budget* budget = nullptr;
+    budget_stream_state* state = nullptr;
+    std::size_t bytes = 0;
+  };
+  static bool holds(const held& h) noexcept { return h.bytes != 0; }
+  static inline void give_back(held& h) noexcept;
+};
+}  // namespace detail
+
 class memory_budget {
   using state = detail::budget_stream_state;
+  friend class memory_permit;
+  friend struct detail::memory_permit_traits;
 
  public:
-  class reservation;
+  using permit = memory_permit;
+  using reservation = memory_permit;  // the former name, kept for source compatibility
   class stream;
 
   static constexpr std::size_t max_capacity = std::size_t{1} << 47;
@@ -228,9 +248,6 @@ class memory_budget {
                                   " exceeds the maximum of 2^47 bytes");
     return capacity;
   }
-
-  // Retries (each after a CPU pause) before a reservation parks: a few microseconds at most.
-  static constexpr int spin_limit = 64;
 
   // Adds to a stream's word; the stream becomes active if it held nothing and had no waiter.
   void stream_add(state& s, std::uint64_t delta) noexcept {
@@ -317,81 +334,69 @@ class memory_budget {
 // Example:
 //   auto r = s.reserve(batch_bytes);            // one wait for a whole batch
 //   for (auto& item : batch) q.push({std::move(item), r.split(size(item))});
-class memory_budget::reservation {
+// Ownership of bytes of one stream of a budget: a bp::grant. Destruction (or release()) gives
+// them back. answer() says what the reserve verb answered; the permit tests true when that was
+// `ok` (also for a grant of 0 bytes, and after the bytes were released).
+class memory_permit : public grant<detail::memory_permit_traits> {
  public:
-  reservation() noexcept = default;
-  reservation(reservation&& o) noexcept
-      : budget_(o.budget_),
-        state_(o.state_),
-        bytes_(std::exchange(o.bytes_, 0)),
-        answer_(o.answer_) {}
-  reservation& operator=(reservation&& o) noexcept {
-    if (this != &o) {
-      release();
-      budget_ = o.budget_;
-      state_ = o.state_;
-      bytes_ = std::exchange(o.bytes_, 0);
-      answer_ = o.answer_;
-    }
-    return *this;
-  }
-  reservation(const reservation&) = delete;
-  reservation& operator=(const reservation&) = delete;
-  ~reservation() { release(); }
+  memory_permit() noexcept : grant(held_type{}, bp::status::ok) {}
+  memory_permit(memory_permit&&) noexcept = default;
+  memory_permit& operator=(memory_permit&&) noexcept = default;
+  ~memory_permit() = default;
 
+  // The former spelling of answer().
   [[nodiscard]] bp::status status() const noexcept { return answer_; }
   explicit operator bool() const noexcept { return answer_ == bp::status::ok; }
-  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return held_.bytes; }
 
   // Gives every byte back (wakes waiters). Idempotent.
   void release() noexcept {
-    if (bytes_ == 0) return;
-    budget_->give_back(*state_, std::exchange(bytes_, 0));
+    if (held_.bytes == 0) return;
+    held_.budget->give_back(*held_.state, std::exchange(held_.bytes, 0));
   }
 
   // Gives `bytes` back and keeps the rest.
   void release(std::size_t bytes) {
     check(bytes, "release");
     if (bytes == 0) return;
-    bytes_ -= bytes;
-    budget_->give_back(*state_, bytes);
+    held_.bytes -= bytes;
+    held_.budget->give_back(*held_.state, bytes);
   }
 
   // Keeps at most `bytes`, gives the rest back.
   void shrink_to(std::size_t bytes) noexcept {
-    if (bytes >= bytes_) return;
-    const std::size_t surplus = bytes_ - bytes;
-    bytes_ = bytes;
-    budget_->give_back(*state_, surplus);
+    if (bytes >= held_.bytes) return;
+    const std::size_t surplus = held_.bytes - bytes;
+    held_.bytes = bytes;
+    held_.budget->give_back(*held_.state, surplus);
   }
 
-  // Moves `bytes` of this grant into a new reservation of the same stream (no budget traffic).
-  [[nodiscard]] reservation split(std::size_t bytes) {
+  // Moves `bytes` of this grant into a new permit of the same stream (no budget traffic).
+  [[nodiscard]] memory_permit split(std::size_t bytes) {
     check(bytes, "split");
-    bytes_ -= bytes;
-    return reservation(budget_, state_, bytes, bp::status::ok);
+    held_.bytes -= bytes;
+    return memory_permit(held_.budget, held_.state, bytes, bp::status::ok);
   }
 
  private:
   friend class memory_budget;
 
-  explicit reservation(bp::status answer) noexcept : answer_(answer) {}
-  reservation(memory_budget* b, detail::budget_stream_state* s, std::size_t bytes,
-              bp::status answer) noexcept
-      : budget_(b), state_(s), bytes_(bytes), answer_(answer) {}
+  explicit memory_permit(bp::status answer) noexcept : grant(answer) {}
+  memory_permit(memory_budget* b, detail::budget_stream_state* s, std::size_t bytes,
+                bp::status answer) noexcept
+      : grant(held_type{b, s, bytes}, answer) {}
 
   void check(std::size_t bytes, const char* what) const {
-    if (bytes > bytes_)
-      throw std::invalid_argument(std::string("bp::memory_budget::reservation::") + what +
-                                  ": bytes " + std::to_string(bytes) + " exceeds the " +
-                                  std::to_string(bytes_) + " bytes held");
+    if (bytes > held_.bytes)
+      throw std::invalid_argument(std::string("bp::memory_permit::") + what + ": bytes " +
+                                  std::to_string(bytes) + " exceeds the " +
+                                  std::to_string(held_.bytes) + " bytes held");
   }
-
-  memory_budget* budget_ = nullptr;
-  detail::budget_stream_state* state_ = nullptr;
-  std::size_t bytes_ = 0;
-  bp::status answer_ = bp::status::ok;
 };
+
+inline void detail::memory_permit_traits::give_back(held& h) noexcept {
+  h.budget->give_back(*h.state, h.bytes);
+}
 
 // One registered user of a memory_budget: the unit the fairness rule shares bytes between.
 // Move-only handle; destroying it (or moving over it) unregisters the stream, while
@@ -499,25 +504,25 @@ inline memory_budget::stream memory_budget::open_stream() {
   return stream(this, s);
 }
 
-inline memory_budget::reservation memory_budget::try_reserve(std::size_t bytes) {
+inline memory_permit memory_budget::try_reserve(std::size_t bytes) {
   return acquire(default_stream_, bytes, false, detail::forever());
 }
-inline memory_budget::reservation memory_budget::reserve(std::size_t bytes) {
+inline memory_permit memory_budget::reserve(std::size_t bytes) {
   return acquire(default_stream_, bytes, true, detail::forever());
 }
 template <class Rep, class Period>
-memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
-                                                      std::chrono::duration<Rep, Period> timeout) {
+memory_permit memory_budget::reserve_for(std::size_t bytes,
+                                         std::chrono::duration<Rep, Period> timeout) {
   return acquire(default_stream_, bytes, true, detail::deadline_after(timeout));
 }
 template <class Clock, class Duration>
-memory_budget::reservation memory_budget::reserve_until(
-    std::size_t bytes, std::chrono::time_point<Clock, Duration> deadline) {
+memory_permit memory_budget::reserve_until(std::size_t bytes,
+                                           std::chrono::time_point<Clock, Duration> deadline) {
   return acquire(default_stream_, bytes, true, detail::to_steady(deadline));
 }
 
-inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
-                                                         detail::clock::time_point deadline) {
+inline memory_permit memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
+                                            detail::clock::time_point deadline) {
   if (bytes > capacity_)
     throw std::invalid_argument("bp::memory_budget: bytes " + std::to_string(bytes) +
                                 " exceeds the budget's capacity of " + std::to_string(capacity_) +
@@ -529,12 +534,6 @@ inline memory_budget::reservation memory_budget::acquire(state& s, std::size_t b
   if (!may_wait) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return reservation(bp::status::full);
-  }
-  // Bytes usually come back within microseconds while consumers run: a short spin catches
-  // them without a system call on either side (a releaser that sees no waiter wakes nobody).
-  for (int i = 0; i < spin_limit && !detail::expired(deadline); ++i) {
-    detail::cpu_relax();
-    if (try_take(s, bytes, false)) return reservation(this, &s, bytes, bp::status::ok);
   }
   const bp::status answer = acquire_waiting(s, bytes, deadline);
   return answer == bp::status::ok ? reservation(this, &s, bytes, answer) : reservation(answer);
@@ -549,7 +548,10 @@ inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
   stream_add(s, state::waiter_one);
   bool needy = false;
   bp::status answer = bp::status::timeout;
-  for (;;) {
+  // Bytes usually come back within microseconds while consumers run: the wait loop's spin
+  // catches them without a system call on either side (a releaser that sees no waiter wakes
+  // nobody).
+  auto attempt = [&] {
     const bool now_needy = s.held() < fair_share();
     if (now_needy != needy) {
       needy = now_needy;
@@ -560,24 +562,18 @@ inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
         room_.notify_all();  // streams held back for us may go on
       }
     }
-    const auto key = room_.prepare_wait();
     if (closed_.load(std::memory_order_seq_cst) || s.closed.load(std::memory_order_seq_cst)) {
-      room_.cancel_wait();
       answer = bp::status::closed;
-      break;
+      return true;
     }
     if (try_take(s, bytes, needy)) {
-      room_.cancel_wait();
       answer = bp::status::ok;
-      break;
+      return true;
     }
-    if (detail::expired(deadline)) {
-      room_.cancel_wait();
-      timeouts_.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-    room_.wait(key, deadline);
-  }
+    return false;
+  };
+  if (!detail::wait_until(room_, deadline, attempt))
+    timeouts_.fetch_add(1, std::memory_order_relaxed);
   if (needy) needy_.fetch_sub(1, std::memory_order_seq_cst);
   stream_sub(s, state::waiter_one);
   // Our leaving may let others go on: we no longer hold them back, and the share grew.

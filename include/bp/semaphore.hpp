@@ -1,17 +1,17 @@
-// bp/semaphore.hpp: a counting semaphore, the seed's "limit outstanding work" pattern.
+// bp/semaphore.hpp: a counting semaphore, for limiting outstanding work to a fixed number.
 //
 //   bp::semaphore  a pool of permits: acquire takes n (waiting while there are too few),
 //                  release gives them back. First come, first served; close() wakes every
 //                  waiter.
 //   bp::permit     move-only RAII ownership of n permits, given back on destruction (tokio's
-//                  SemaphorePermit).
+//                  SemaphorePermit); a bp::grant like every permit of the library.
 //
 // Example (examples/semaphore_limit.cpp):
 //
 //   bp::semaphore slots(8);                        // at most 8 requests in flight
 //   for (auto& req : requests) {
 //     bp::permit p = slots.acquire_permit();       // waits while 8 are out
-//     if (!p) break;                               // closed
+//     if (!p) break;                               // closed (p.answer() says so)
 //     pool.submit([p = std::move(p), &req] { handle(req); });  // released when done
 //   }
 #pragma once
@@ -23,52 +23,52 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include "detail/config.hpp"
-#include "detail/futex.hpp"
+#include "detail/deadline.hpp"
+#include "detail/waiter_queue.hpp"
+#include "grant.hpp"
+#include "status.hpp"
 
 namespace bp {
 
 class semaphore;
 
+namespace detail {
+struct permit_traits {
+  struct held {
+    semaphore* sem = nullptr;
+    std::size_t n = 0;
+  };
+  static bool holds(const held& h) noexcept { return h.sem != nullptr; }
+  static inline void give_back(held& h) noexcept;
+};
+}  // namespace detail
+
 // Ownership of n permits of one semaphore; destruction (or release()) gives them back. An
 // empty permit (default-constructed, moved-from, or the answer of a failed acquire) owns
-// nothing and converts to false. It must not outlive its semaphore.
-class permit {
+// nothing, converts to false, and its answer() says why (`timeout`, `closed`, `full`). It must
+// not outlive its semaphore.
+class permit : public grant<detail::permit_traits> {
  public:
   permit() noexcept = default;
-  permit(permit&& o) noexcept : sem_(std::exchange(o.sem_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-  permit& operator=(permit&& o) noexcept {
-    if (this != &o) {
-      release();
-      sem_ = std::exchange(o.sem_, nullptr);
-      n_ = std::exchange(o.n_, 0);
-    }
-    return *this;
-  }
-  permit(const permit&) = delete;
-  permit& operator=(const permit&) = delete;
-  ~permit() { release(); }
+  permit(permit&&) noexcept = default;
+  permit& operator=(permit&&) noexcept = default;
+  ~permit() = default;
 
-  explicit operator bool() const noexcept { return sem_ != nullptr; }
-  [[nodiscard]] std::size_t count() const noexcept { return n_; }
+  [[nodiscard]] std::size_t count() const noexcept { return held_.n; }
 
   // Gives the permits back now; the permit is empty afterwards.
-  inline void release() noexcept;
+  void release() noexcept { give_back(); }
 
   // Keeps the permits taken: the caller will release them on the semaphore itself.
-  std::size_t detach() noexcept {
-    sem_ = nullptr;
-    return std::exchange(n_, 0);
-  }
+  std::size_t detach() noexcept { return release_held().n; }
 
  private:
   friend class semaphore;
-  permit(semaphore* s, std::size_t n) noexcept : sem_(s), n_(n) {}
-  semaphore* sem_ = nullptr;
-  std::size_t n_ = 0;
+  explicit permit(status why) noexcept : grant(why) {}
+  permit(semaphore* s, std::size_t n) noexcept : grant(held_type{s, n}, status::ok) {}
 };
 
 // A counting semaphore with n-permit operations, timeouts and close.
@@ -78,14 +78,16 @@ class permit {
 // later requests for 1), and try_acquire does not barge past queued waiters. The price: while
 // the head waits for more permits than are free, later (smaller) requests wait too.
 //
-// Verbs: try_acquire(n) never waits; acquire(n) waits (false only when closed);
-// acquire_for / acquire_until give up at the timeout; release(n) gives back. The *_permit
-// variants return a bp::permit that releases on destruction (empty when not acquired).
+// Verbs: try_acquire(n) never waits (ok | full | closed); acquire(n) waits (ok | closed);
+// acquire_for / acquire_until give up at the timeout (ok | timeout | closed); release(n) gives
+// back. Each answers a bp::result: a bp::status that tests true only for `ok`. The *_permit
+// variants return a bp::permit that releases on destruction (empty when not acquired, with
+// the answer in permit::answer()).
 //
 // Thread safety: every member may be called concurrently, except the destructor (no thread
-// may be waiting then). The uncontended path is one CAS; a waiter queues under a mutex and
-// parks on a futex word in its own stack frame: nothing is allocated per acquire, and a
-// waiting thread burns no CPU.
+// may be waiting then). The uncontended path is one CAS; a waiter queues under a mutex in a
+// node on its own stack frame and waits in the library's one wait loop (detail/wait.hpp):
+// nothing is allocated per acquire, and a parked thread burns no CPU.
 //
 // Memory ordering: a release(n) happens-before the acquire that obtains those permits (seq_cst
 // read-modify-writes on the count, or the hand-off under the mutex). close() happens-before
@@ -96,8 +98,8 @@ class permit {
 // taken, must stay below 2^63 (release() does not check the sum). Acquiring more permits than
 // will ever be released waits forever: use a timeout.
 //
-// Cancellation: close() is idempotent; every waiter answers false at once, later acquires
-// answer false; release() still works (permits returned after close are kept but unusable).
+// Cancellation: close() is idempotent; every waiter answers `closed` at once, later acquires
+// answer `closed`; release() still works (permits returned after close are kept but unusable).
 //
 // When to use: bounding work in flight (connections, requests, buffers) when the bound is a
 // fixed number. When not to use: when the right bound is unknown or changes with the
@@ -117,26 +119,27 @@ class semaphore {
 
   // --- raw counting ------------------------------------------------------------------------
 
-  // Takes n permits if they are free now and nobody queues ahead. Never waits.
-  [[nodiscard]] bool try_acquire(std::size_t n = 1) {
+  // Takes n permits if they are free now and nobody queues ahead. Never waits:
+  // ok | full | closed.
+  result try_acquire(std::size_t n = 1) {
     const auto k = checked(n, "n");
-    if (closed_.load(std::memory_order_seq_cst)) return false;
-    if (k == 0) return true;
-    if (queued_.load(std::memory_order_seq_cst) != 0) return false;  // no barging
-    return take(k);
+    if (closed_.load(std::memory_order_seq_cst)) return status::closed;
+    if (k == 0) return status::ok;
+    if (queued_.load(std::memory_order_seq_cst) != 0) return status::full;  // no barging
+    return take(k) ? status::ok : status::full;
   }
 
-  // Waits for n permits: true; false only when the semaphore is (or gets) closed.
-  bool acquire(std::size_t n = 1) { return acquire_impl(n, detail::forever()); }
+  // Waits for n permits: ok | closed.
+  result acquire(std::size_t n = 1) { return acquire_impl(n, detail::forever()); }
 
+  // ok | timeout | closed.
   template <class Rep, class Period>
-  [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     return acquire_impl(n, detail::deadline_after(timeout));
   }
 
   template <class Clock, class Duration>
-  [[nodiscard]] bool acquire_until(std::size_t n,
-                                   std::chrono::time_point<Clock, Duration> deadline) {
+  result acquire_until(std::size_t n, std::chrono::time_point<Clock, Duration> deadline) {
     return acquire_impl(n, detail::to_steady(deadline));
   }
 
@@ -155,31 +158,29 @@ class semaphore {
   // --- RAII permits --------------------------------------------------------------------------
 
   [[nodiscard]] permit try_acquire_permit(std::size_t n = 1) {
-    return try_acquire(n) ? permit(this, n) : permit();
+    return make_permit(n, try_acquire(n));
   }
-  [[nodiscard]] permit acquire_permit(std::size_t n = 1) {
-    return acquire(n) ? permit(this, n) : permit();
-  }
+  [[nodiscard]] permit acquire_permit(std::size_t n = 1) { return make_permit(n, acquire(n)); }
   template <class Rep, class Period>
   [[nodiscard]] permit acquire_permit_for(std::size_t n,
                                           std::chrono::duration<Rep, Period> timeout) {
-    return acquire_for(n, timeout) ? permit(this, n) : permit();
+    return make_permit(n, acquire_for(n, timeout));
   }
   template <class Clock, class Duration>
   [[nodiscard]] permit acquire_permit_until(std::size_t n,
                                             std::chrono::time_point<Clock, Duration> deadline) {
-    return acquire_until(n, deadline) ? permit(this, n) : permit();
+    return make_permit(n, acquire_until(n, deadline));
   }
 
   // --- state ---------------------------------------------------------------------------------
 
-  // Idempotent; every waiter answers false.
+  // Idempotent; every waiter answers `closed`.
   void close() {
     std::lock_guard lock(m_);
     if (closed_.exchange(true, std::memory_order_seq_cst)) return;
     while (node* w = queue_.pop()) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
-      finish(*w, state_closed);
+      queue::serve(*w, detail::served::closed);
     }
   }
   [[nodiscard]] bool is_closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
@@ -194,36 +195,12 @@ class semaphore {
   }
 
  private:
-  static constexpr std::uint32_t state_waiting = 0, state_granted = 1, state_closed = 2;
-
-  struct node {
-    node* next = nullptr;
-    node* prev = nullptr;
+  struct node : detail::waiter_node<node> {
     std::int64_t n = 0;
-    std::atomic<std::uint32_t> state{state_waiting};
   };
+  using queue = detail::waiter_queue<node>;
 
-  struct queue {  // intrusive FIFO of parked nodes, under m_
-    node* head = nullptr;
-    node* tail = nullptr;
-    bool empty() const noexcept { return head == nullptr; }
-    void push(node& w) noexcept {
-      w.prev = tail;
-      w.next = nullptr;
-      (tail ? tail->next : head) = &w;
-      tail = &w;
-    }
-    node* pop() noexcept {
-      node* w = head;
-      if (w) unlink(*w);
-      return w;
-    }
-    void unlink(node& w) noexcept {
-      (w.prev ? w.prev->next : head) = w.next;
-      (w.next ? w.next->prev : tail) = w.prev;
-      w.next = w.prev = nullptr;
-    }
-  };
+  permit make_permit(std::size_t n, result r) { return r ? permit(this, n) : permit(r.value()); }
 
   static std::int64_t checked(std::size_t v, const char* name) {
     if (v > max_count) {
@@ -243,54 +220,45 @@ class semaphore {
 
   // Under m_: hands permits to the head of the queue while they suffice.
   void dispatch() noexcept {
-    while (node* w = queue_.head) {
+    while (node* w = queue_.front()) {
       if (!take(w->n)) return;
       queue_.pop();
       queued_.fetch_sub(1, std::memory_order_relaxed);
-      finish(*w, state_granted);
+      queue::serve(*w, detail::served::granted);
     }
   }
 
-  static void finish(node& w, std::uint32_t st) noexcept {  // under m_
-    w.state.store(st, std::memory_order_release);
-    detail::futex_wake(w.state, 1);
-  }
-
-  bool acquire_impl(std::size_t n, detail::clock::time_point deadline) {
+  status acquire_impl(std::size_t n, detail::clock::time_point deadline) {
     const auto k = checked(n, "n");
-    if (closed_.load(std::memory_order_seq_cst)) return false;
-    if (k == 0) return true;
-    if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return true;
+    if (closed_.load(std::memory_order_seq_cst)) return status::closed;
+    if (k == 0) return status::ok;
+    if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return status::ok;
     std::unique_lock lock(m_);
-    if (closed_.load(std::memory_order_relaxed)) return false;
+    if (closed_.load(std::memory_order_relaxed)) return status::closed;
     queued_.fetch_add(1, std::memory_order_seq_cst);
     if (queue_.empty() && take(k)) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
-      return true;
+      return status::ok;
     }
-    if (deadline != detail::forever() && detail::clock::now() >= deadline) {
+    if (detail::expired(deadline)) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
-      return false;
+      return status::timeout;
     }
     node self;
     self.n = k;
     queue_.push(self);
-    lock.unlock();
-    bool in_time = true;
-    while (self.state.load(std::memory_order_acquire) == state_waiting && in_time)
-      in_time = detail::futex_wait(self.state, state_waiting, deadline);
-    lock.lock();  // once we hold m_, the waker is done with `self`
-    switch (self.state.load(std::memory_order_relaxed)) {
-      case state_granted:
-        return true;
-      case state_closed:
-        return false;
-      default:  // timed out: leave the queue; the waiters behind us may fit now
-        queue_.unlink(self);
-        queued_.fetch_sub(1, std::memory_order_relaxed);
-        dispatch();
-        return false;
+    switch (queue_.wait(self, lock, deadline)) {
+      case detail::served::granted:
+        return status::ok;
+      case detail::served::closed:
+        return status::closed;
+      case detail::served::waiting:
+        break;
     }
+    // Timed out (and unlinked): the waiters behind us may fit now.
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    dispatch();
+    return status::timeout;
   }
 
   alignas(detail::cache_line) std::atomic<std::int64_t> permits_;
@@ -300,9 +268,8 @@ class semaphore {
   queue queue_;
 };
 
-inline void permit::release() noexcept {
-  if (sem_) sem_->release(std::exchange(n_, 0));
-  sem_ = nullptr;
+inline void detail::permit_traits::give_back(held& h) noexcept {
+  h.sem->release(h.n);
 }
 
 }  // namespace bp

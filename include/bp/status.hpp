@@ -1,10 +1,14 @@
 // bp/status.hpp: the answers every flow-control primitive of the library gives.
 //
 //   bp::overflow  what a bounded buffer does when it is full (block, drop_newest, drop_oldest,
-//                 reject): the seed's Block and Drop strategies.
-//   bp::status    the answer to a send: ok, dropped, full, closed, timeout. Full, closed and
-//                 timeout are different answers on purpose (tokio's TrySendError, P0260's
-//                 conqueue_errc): the caller decides what each means for its data.
+//                 reject): wait, or lose something on purpose and count it.
+//   bp::status    the answer of every waiting verb: ok, dropped, full, closed, timeout. Full,
+//                 closed and timeout are different answers on purpose (tokio's TrySendError,
+//                 P0260's conqueue_errc): the caller decides what each means for its data.
+//   bp::result    a bp::status that also tests as bool (true only for ok): the answer of the
+//                 verbs that take credit without handing over a value (semaphore, throttles),
+//                 so `if (sem.acquire_for(1, 10ms))` reads naturally and `timeout` and
+//                 `closed` stay apart.
 //
 //   switch (ch.send(std::move(v))) {
 //     case bp::status::ok:      break;
@@ -28,13 +32,31 @@ enum class overflow {
   reject,       // nothing is enqueued, the sender is told `full` at once and decides
 };
 
-// The answer to a send.
+// The answer of a waiting verb (for a send: what happened to the value).
 enum class status {
-  ok,       // the value was taken
-  dropped,  // drop_newest: the buffer was full, the value was not taken
-  full,     // reject (or a try_ operation): the buffer was full, the value was not taken
-  closed,   // the channel is closed: nothing was enqueued
-  timeout,  // a _for/_until operation ran out of time: nothing was enqueued
+  ok,       // done: the value or the credit was taken
+  dropped,  // drop_newest (or drop_oldest with nothing evictable): the value was not taken
+  full,     // reject (or a try_ verb): no room or no credit now, nothing was taken
+  closed,   // the primitive is closed: nothing was taken
+  timeout,  // a _for/_until verb ran out of time: nothing was taken
+};
+
+// A status that converts to bool (true only for `ok`), for the verbs whose only success is
+// `ok` and whose answer used to be a plain bool: `bool got = sem.try_acquire();` still works,
+// and so do `r == bp::status::timeout`, `bp::status s = r;` and `<<`. To switch on it, switch
+// on r.value() (with two implicit conversions the compiler cannot pick one for `switch`).
+class [[nodiscard]] result {
+ public:
+  constexpr result(status s) noexcept : s_(s) {}             // NOLINT: implicit on purpose
+  constexpr operator status() const noexcept { return s_; }  // NOLINT: implicit on purpose
+  constexpr operator bool() const noexcept { return s_ == status::ok; }  // NOLINT: ditto
+  [[nodiscard]] constexpr status value() const noexcept { return s_; }
+
+  friend constexpr bool operator==(result a, result b) noexcept { return a.s_ == b.s_; }
+  friend constexpr bool operator==(result a, status b) noexcept { return a.s_ == b; }
+
+ private:
+  status s_;
 };
 
 [[nodiscard]] constexpr std::string_view to_string(overflow p) noexcept {
@@ -72,6 +94,9 @@ inline std::ostream& operator<<(std::ostream& os, overflow p) {
 }
 inline std::ostream& operator<<(std::ostream& os, status s) {
   return os << to_string(s);
+}
+inline std::ostream& operator<<(std::ostream& os, result r) {
+  return os << to_string(r.value());
 }
 
 }  // namespace bp

@@ -24,7 +24,6 @@
 #include <algorithm>
 #include <chrono>
 #include <concepts>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -35,8 +34,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "detail/futex.hpp"
+#include "detail/deadline.hpp"
+#include "detail/event_count.hpp"
 #include "detail/growable_ring.hpp"
+#include "detail/wait.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
 
@@ -205,16 +206,16 @@ class watermark_buffer {
   // --- reading ---------------------------------------------------------------------------------
 
   // Waits while empty; std::nullopt once closed and drained.
-  std::optional<T> read() { return read_impl(true, detail::forever()); }
+  [[nodiscard]] std::optional<T> read() { return read_impl(true, detail::forever()); }
   // std::nullopt when nothing is buffered right now.
-  std::optional<T> try_read() { return read_impl(false, detail::forever()); }
+  [[nodiscard]] std::optional<T> try_read() { return read_impl(false, detail::forever()); }
   // std::nullopt when closed and drained, or when the timeout passes first.
   template <class Rep, class Period>
-  std::optional<T> read_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] std::optional<T> read_for(std::chrono::duration<Rep, Period> timeout) {
     return read_impl(true, detail::deadline_after(timeout));
   }
   template <class Clock, class Duration>
-  std::optional<T> read_until(std::chrono::time_point<Clock, Duration> deadline) {
+  [[nodiscard]] std::optional<T> read_until(std::chrono::time_point<Clock, Duration> deadline) {
     return read_impl(true, detail::to_steady(deadline));
   }
 
@@ -295,7 +296,6 @@ class watermark_buffer {
                                                  : stream_.reserve_until(n, deadline);
       if (!reserved) return refuse(reserved.status());
     }
-    bool wake;
     bool keep;
     {
       std::lock_guard lock(m_);
@@ -319,26 +319,27 @@ class watermark_buffer {
                                                               static_cast<long double>(high_));
         ++stats_.over_high;
       }
-      wake = readers_waiting_ != 0;
     }
-    if (wake) readable_.notify_one();
+    readable_.notify_one();  // one load when nobody waits
     return {status::ok, keep};
   }
 
+  // Waits in the library's wait loop without its spin: the buffer is guarded by a mutex, and
+  // retrying would fight the writer for it.
   std::optional<T> read_impl(bool may_wait, detail::clock::time_point deadline) {
+    std::optional<T> out;
+    auto attempt = [&] { return try_read(out); };
+    if (!attempt() && may_wait)
+      (void)detail::wait_loop(readable_, deadline, attempt, detail::no_spin,
+                              detail::always_settled{});
+    return out;
+  }
+
+  // One read: true with a value in `out`, or true at the end (closed and empty); false when
+  // nothing is buffered yet.
+  bool try_read(std::optional<T>& out) {
     std::unique_lock lock(m_);
-    while (ring_.empty()) {
-      if (closed_ || !may_wait) return std::nullopt;
-      ++readers_waiting_;
-      bool in_time = true;
-      if (deadline == detail::forever()) {
-        readable_.wait(lock);
-      } else {
-        in_time = readable_.wait_until(lock, deadline) == std::cv_status::no_timeout;
-      }
-      --readers_waiting_;
-      if (!in_time && ring_.empty()) return std::nullopt;
-    }
+    if (ring_.empty()) return closed_;
     entry e = ring_.pop();
     bytes_ -= e.bytes;
     ++stats_.reads;
@@ -347,31 +348,28 @@ class watermark_buffer {
       need_drain_ = false;
       ++stats_.drains;
     }
-    const bool wake_drain_waiters = fire && drain_waiters_ != 0;
     lock.unlock();
     e.reserved.release();  // the budget gets its bytes back before anyone resumes writing
-    if (wake_drain_waiters) drained_.notify_all();
+    if (fire) drained_.notify_all();
     if (fire && on_drain_) run_drain_handler();
-    return std::optional<T>(std::move(e.value));
+    out.emplace(std::move(e.value));
+    return true;
   }
 
   void run_drain_handler() const noexcept { on_drain_(); }
 
   status wait_drain_impl(detail::clock::time_point deadline) {
-    std::unique_lock lock(m_);
-    while (need_drain_) {
-      if (closed_) return status::closed;
-      ++drain_waiters_;
-      bool in_time = true;
-      if (deadline == detail::forever()) {
-        drained_.wait(lock);
-      } else {
-        in_time = drained_.wait_until(lock, deadline) == std::cv_status::no_timeout;
-      }
-      --drain_waiters_;
-      if (!in_time && need_drain_) return closed_ ? status::closed : status::timeout;
-    }
-    return status::ok;
+    status answer = status::ok;
+    auto attempt = [&] {
+      std::lock_guard lock(m_);
+      if (!need_drain_) return true;
+      if (closed_) answer = status::closed;
+      return closed_;
+    };
+    if (attempt()) return answer;
+    if (!detail::wait_loop(drained_, deadline, attempt, detail::no_spin, detail::always_settled{}))
+      return status::timeout;
+    return answer;
   }
 
   const std::size_t high_;
@@ -381,15 +379,13 @@ class watermark_buffer {
   memory_budget::stream stream_;  // declared before ring_: items die first, then the stream
 
   mutable std::mutex m_;
-  std::condition_variable readable_;
-  std::condition_variable drained_;
+  detail::event_count readable_;  // notified by writes and close()
+  detail::event_count drained_;   // notified when the buffer drains to the low mark, and close()
   detail::growable_ring<entry> ring_;
   std::size_t bytes_ = 0;
   bool need_drain_ = false;
   std::size_t drain_at_ = 0;  // the low mark of the current crossing
   bool closed_ = false;
-  std::uint32_t readers_waiting_ = 0;
-  std::uint32_t drain_waiters_ = 0;
   watermark_buffer_stats stats_;
 };
 

@@ -67,7 +67,7 @@ class input {
 template <class F>
 std::string thrown_invalid(F&& f) {
   try {
-    f();
+    (void)f();
   } catch (const std::invalid_argument& e) {
     return e.what();
   }

@@ -7,7 +7,7 @@
 // asserted here (a timed assertion on a shared CI machine is noise).
 #include <gtest/gtest.h>
 
-#include "../../examples/q2_scenario.hpp"
+#include "q2_scenario.hpp"
 #include "test_util.hpp"
 
 namespace {

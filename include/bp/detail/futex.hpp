@@ -12,8 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <limits>
-#include <type_traits>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -28,43 +26,12 @@
 #include <mutex>
 #endif
 
-namespace bp::detail {
+#include "deadline.hpp"
 
-using clock = std::chrono::steady_clock;
+namespace bp::detail {
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
-
-// `now + timeout`, saturating: a timeout of years (or duration::max()) means "no deadline" in
-// practice and must not overflow the clock's representation.
-template <class Rep, class Period>
-clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
-  const auto now = clock::now();
-  if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
-  constexpr auto far = std::chrono::hours(24 * 365 * 100);
-  if (timeout >= far) return clock::time_point::max();
-  return now + std::chrono::duration_cast<clock::duration>(timeout);
-}
-
-// "No deadline".
-constexpr clock::time_point forever() noexcept {
-  return clock::time_point::max();
-}
-
-// A deadline on any clock as a steady_clock deadline (other clocks: converted once, as a
-// timeout from now).
-template <class Clock, class Duration>
-clock::time_point to_steady(std::chrono::time_point<Clock, Duration> tp) {
-  if constexpr (std::is_same_v<Clock, clock>) {
-    return std::chrono::time_point_cast<clock::duration>(tp);
-  } else {
-    return deadline_after(tp - Clock::now());
-  }
-}
-
-inline bool expired(clock::time_point deadline) noexcept {
-  return deadline != forever() && clock::now() >= deadline;
-}
 
 #if defined(__linux__)
 

@@ -25,11 +25,13 @@
 #include <optional>
 
 #include "config.hpp"
-#include "nanoclock.hpp"
+#include "deadline.hpp"
 
 namespace bp::detail {
 
-class gcra {
+// `Clock` is bp::clock_ref (bp/clock.hpp), or anything with its now_ns().
+template <class Clock>
+class basic_gcra {
  public:
   static constexpr std::int64_t unbounded = INT64_MAX / 4;  // a bound that never binds
 
@@ -38,7 +40,7 @@ class gcra {
   // an interval comes a full 1/rate later (the leaky bucket's spacing). Without it units
   // accrue on a tick clock at k / rate and a late taker keeps the phase of the ticks (the
   // token bucket: exact counts for callers that poll coarsely).
-  gcra(double rate_per_second, std::int64_t max_units, bool keep_phase, clock_ref clock)
+  basic_gcra(double rate_per_second, std::int64_t max_units, bool keep_phase, Clock clock)
       : scale_(keep_phase ? scale_for(rate_per_second, max_units) : 1),
         per_ns_(rate_per_second * static_cast<double>(scale_) / 1e9),
         exact_(rate_per_second, scale_),
@@ -136,7 +138,7 @@ class gcra {
     return origin_ + dt;
   }
 
-  [[nodiscard]] clock_ref clock() const noexcept { return clock_; }
+  [[nodiscard]] const Clock& clock() const noexcept { return clock_; }
 
  private:
   // The largest power of two with rate * scale <= 2^32 per second (sub-units overflow int64
@@ -235,7 +237,7 @@ class gcra {
   const std::int64_t scale_;
   const double per_ns_;  // the estimate time_of() starts from
   const exact_rate exact_;
-  const clock_ref clock_;
+  const Clock clock_;
   const std::int64_t origin_;
   alignas(cache_line) std::atomic<std::int64_t> tat_{0};
 };

@@ -1,12 +1,11 @@
 // Internal: the capacity-0 channel (Go's unbuffered channel). A send completes only when a
 // receiver has taken the value, so there is no buffer: a waiting sender or receiver is a node
-// on its own stack, linked into a queue under a mutex, and the other side hands the value over
-// directly (moving from the sender's variable into the receiver's optional). A sender that
-// times out or is closed out unlinks itself; its value was never touched.
+// on its own stack in a waiter queue (detail/waiter_queue.hpp), and the other side hands the
+// value over directly (moving from the sender's variable into the receiver's optional). A
+// sender that times out or is closed out unlinks itself; its value was never touched.
 //
-// Memory ordering: every hand-off happens under `m_`; a parked thread sleeps on its node's
-// `state` word and, once woken, locks `m_` once more so the waker has left the node before the
-// node's stack frame goes away.
+// Memory ordering: every hand-off happens under `m_`, and a waiter locks `m_` again after its
+// wait, so the value moved into its optional is visible to it.
 #pragma once
 
 #include <atomic>
@@ -15,7 +14,8 @@
 #include <optional>
 #include <utility>
 
-#include "futex.hpp"
+#include "deadline.hpp"
+#include "waiter_queue.hpp"
 
 namespace bp::detail {
 
@@ -33,7 +33,7 @@ class rendezvous {
     if (node* r = receivers_.pop()) {
       r->dest->emplace(std::move(v));
       ++handed_;
-      finish(*r, state_done);
+      queue::serve(*r, served::granted);
       return outcome::done;
     }
     if (!wait) return outcome::empty;
@@ -50,7 +50,7 @@ class rendezvous {
     if (node* s = senders_.pop()) {
       out.emplace(std::move(*s->src));
       ++handed_;
-      finish(*s, state_done);
+      queue::serve(*s, served::granted);
       return outcome::done;
     }
     if (closed_) return outcome::closed;
@@ -66,8 +66,8 @@ class rendezvous {
     std::lock_guard lock(m_);
     if (closed_) return false;
     closed_ = true;
-    while (node* n = senders_.pop()) finish(*n, state_closed);
-    while (node* n = receivers_.pop()) finish(*n, state_closed);
+    while (node* n = senders_.pop()) queue::serve(*n, served::closed);
+    while (node* n = receivers_.pop()) queue::serve(*n, served::closed);
     closed_flag_.store(true, std::memory_order_release);
     return true;
   }
@@ -80,57 +80,22 @@ class rendezvous {
   }
 
  private:
-  static constexpr std::uint32_t state_waiting = 0, state_done = 1, state_closed = 2;
-
-  struct node {
-    node* next = nullptr;
-    node* prev = nullptr;
+  struct node : waiter_node<node> {
     T* src = nullptr;                  // sender: the caller's value
     std::optional<T>* dest = nullptr;  // receiver: where the value goes
-    std::atomic<std::uint32_t> state{state_waiting};
   };
-
-  struct queue {  // intrusive FIFO of parked nodes
-    node* head = nullptr;
-    node* tail = nullptr;
-    void push(node& n) {
-      n.prev = tail;
-      n.next = nullptr;
-      (tail ? tail->next : head) = &n;
-      tail = &n;
-    }
-    node* pop() {
-      node* n = head;
-      if (n) unlink(*n);
-      return n;
-    }
-    void unlink(node& n) {
-      (n.prev ? n.prev->next : head) = n.next;
-      (n.next ? n.next->prev : tail) = n.prev;
-      n.next = n.prev = nullptr;
-    }
-  };
-
-  static void finish(node& n, std::uint32_t st) {  // called with m_ held
-    n.state.store(st, std::memory_order_release);
-    futex_wake(n.state, 1);
-  }
+  using queue = waiter_queue<node>;
 
   outcome park(node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {
-    lock.unlock();
-    bool in_time = true;
-    while (self.state.load(std::memory_order_acquire) == state_waiting && in_time)
-      in_time = futex_wait(self.state, state_waiting, deadline);
-    lock.lock();  // the waker (if any) has finished with `self` once we hold the lock
-    switch (self.state.load(std::memory_order_relaxed)) {
-      case state_done:
+    switch ((self.src ? senders_ : receivers_).wait(self, lock, deadline)) {
+      case served::granted:
         return outcome::done;
-      case state_closed:
+      case served::closed:
         return outcome::closed;
-      default:
-        (self.src ? senders_ : receivers_).unlink(self);
-        return outcome::timeout;
+      case served::waiting:
+        break;
     }
+    return outcome::timeout;
   }
 
   std::mutex m_;

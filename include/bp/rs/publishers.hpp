@@ -38,6 +38,7 @@
 
 #include "../channel.hpp"
 #include "../detail/event_count.hpp"
+#include "../detail/wait.hpp"
 #include "detail/demand.hpp"
 #include "detail/emitter.hpp"
 #include "interfaces.hpp"
@@ -214,14 +215,11 @@ class channel_source final : public subscription {
         break;
       }
       if (requested_.load(std::memory_order_acquire) == 0) {
-        const auto key = wake_.prepare_wait();
-        if (requested_.load(std::memory_order_acquire) == 0 &&
-            !cancelled_.load(std::memory_order_acquire) &&
-            bad_.load(std::memory_order_acquire) > 0) {
-          wake_.wait(key);
-        } else {
-          wake_.cancel_wait();
-        }
+        (void)bp::detail::wait_until(wake_, bp::detail::forever(), [&] {
+          return requested_.load(std::memory_order_acquire) != 0 ||
+                 cancelled_.load(std::memory_order_acquire) ||
+                 bad_.load(std::memory_order_acquire) <= 0;
+        });
         continue;
       }
       std::optional<T> v = recv_for(rx_, poll_slice);

@@ -42,6 +42,7 @@
 #include "../channel.hpp"
 #include "../detail/event_count.hpp"
 #include "../detail/recv_iterator.hpp"
+#include "../detail/wait.hpp"
 #include "detail/demand.hpp"
 #include "interfaces.hpp"
 
@@ -89,15 +90,7 @@ class done_latch {
   }
   [[nodiscard]] bool is_set() const noexcept { return done_.load(std::memory_order_acquire); }
   bool wait_until(bp::detail::clock::time_point deadline) noexcept {
-    for (;;) {
-      if (is_set()) return true;
-      const auto key = ec_.prepare_wait();
-      if (is_set()) {
-        ec_.cancel_wait();
-        return true;
-      }
-      if (!ec_.wait(key, deadline)) return is_set();
-    }
+    return is_set() || bp::detail::wait_until(ec_, deadline, [&] { return is_set(); }) || is_set();
   }
 
  private:
@@ -358,10 +351,10 @@ class subscription_channel {
   }
 
   // Waits while empty; std::nullopt once the stream ended (see error()) and all was received.
-  std::optional<T> recv() { return credited(st().ch.recv()); }
-  std::optional<T> try_recv() { return credited(st().ch.try_recv()); }
+  [[nodiscard]] std::optional<T> recv() { return credited(st().ch.recv()); }
+  [[nodiscard]] std::optional<T> try_recv() { return credited(st().ch.try_recv()); }
   template <class Rep, class Period>
-  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return credited(st().ch.recv_for(timeout));
   }
 

@@ -1,7 +1,8 @@
-// The limit algorithms of bp::concurrency_limiter (documented in bp/concurrency_limiter.hpp):
-// each turns the samples of completed requests (latency, in flight, dropped) into a new limit,
-// after Netflix's concurrency-limits (AIMDLimit, VegasLimit, Gradient2Limit). Public names in
-// a detail header so that the limiter header stays a readable size.
+// bp/limit_algorithms.hpp: the limit algorithms of bp::concurrency_limiter
+// (bp/concurrency_limiter.hpp): each turns the samples of completed requests (latency, in
+// flight, dropped) into a new limit, after Netflix's concurrency-limits (AIMDLimit, VegasLimit,
+// Gradient2Limit). bp::fixed_limit, bp::aimd_limit, bp::vegas_limit, bp::gradient2_limit, their
+// option structs, bp::limit_sample and the bp::limit_algorithm variant.
 //
 // Not thread-safe on their own: the limiter calls update() under its mutex. Deterministic: no
 // clocks, no randomness; the sample carries the time.

@@ -19,8 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "../concurrency_limiter.hpp"
-#include "nanoclock.hpp"
+#include <bp/concurrency_limiter.hpp>
 
 namespace bp::detail {
 

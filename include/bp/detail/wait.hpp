@@ -1,0 +1,78 @@
+// Internal: the one wait loop. Every waiting verb of the library (channel sends, receives and
+// reservations, the rendezvous, semaphore, concurrency limiter, memory budget, throttles,
+// watermark buffer, the Reactive Streams adapters) waits here, and only here:
+//
+//   1. spin   retry for a short, time-bounded while (detail/spin.hpp): credit that another
+//             core is about to hand over arrives without a system call on either side;
+//   2. register on the primitive's event count (detail/event_count.hpp);
+//   3. re-check: credit that arrived between 1 and 2 is seen now, or its notify sees us;
+//   4. deadline: past it, answer "not done" (the caller says `timeout`);
+//   5. park until a notify, the deadline or a spurious wake-up; then go to 1.
+//
+// A primitive describes a wait by two callables and owns nothing else of it:
+//   attempt()  tries to take the credit, or finds the end (closed): true = done, the answer is
+//              wherever the callable wrote it. It may run many times and must not wait.
+//   settled()  false while another thread is half-way through a change that will make
+//              attempt() succeed (a slot being published): the loop yields instead of parking,
+//              since no notify may come for a change already counted. Most waits have none.
+// The answer ("done" or "deadline passed") is the loop's; the vocabulary (`ok`, `closed`,
+// `timeout`, ...) is the primitive's, written by attempt(). This split is what lets a waiter
+// be something other than a parked thread without touching the primitives: the same
+// attempt/settled pair, registered on the same event count, can resume a suspended coroutine.
+//
+// A wait for a moment in time rather than for another thread (the throttles' sleep) passes
+// `no_spin`: spinning cannot make time pass sooner.
+#pragma once
+
+#include <thread>
+#include <type_traits>
+
+#include "deadline.hpp"
+#include "event_count.hpp"
+#include "spin.hpp"
+
+namespace bp::detail {
+
+struct always_settled {
+  constexpr bool operator()() const noexcept { return true; }
+};
+
+struct no_spin_t {};
+inline constexpr no_spin_t no_spin{};
+
+// The loop. `probe` is what the spin phase retries: usually `attempt` itself; a cheaper test
+// when attempt() reads lines other cores write (the channel's receive does not look for the end
+// while spinning); `no_spin` to park at once. Returns true when attempt() (or probe()) said done,
+// false when `deadline` passed first.
+template <class Attempt, class Probe, class Settled>
+[[nodiscard]] bool wait_loop(event_count& ec, clock::time_point deadline, Attempt&& attempt,
+                             Probe&& probe, Settled&& settled) {
+  for (;;) {
+    if constexpr (!std::is_same_v<std::decay_t<Probe>, no_spin_t>) {
+      if (spin_for_budget([&] { return static_cast<bool>(probe()); }, deadline)) return true;
+    }
+    const auto key = ec.prepare_wait();
+    if (attempt()) {
+      ec.cancel_wait();
+      return true;
+    }
+    if (expired(deadline)) {
+      ec.cancel_wait();
+      return false;
+    }
+    if (!settled()) {  // the credit is being made right now: retry, don't sleep
+      ec.cancel_wait();
+      std::this_thread::yield();
+      continue;
+    }
+    ec.wait(key, deadline);
+  }
+}
+
+// The common case: spin on the attempt itself, no settling to wait for.
+template <class Attempt>
+[[nodiscard]] bool wait_until(event_count& ec, clock::time_point deadline, Attempt&& attempt) {
+  return wait_loop(ec, deadline, attempt, attempt, always_settled{});
+}
+
+}  // namespace bp::detail

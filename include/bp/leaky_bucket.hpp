@@ -1,0 +1,126 @@
+// bp/leaky_bucket.hpp: a leaky bucket, rate limiting with a smooth, constant outflow.
+//
+//   bp::leaky_bucket          lets units out at a constant `rate`, never two closer than
+//                             1/rate: smooth outflow, a queue of at most `capacity` units
+//                             (nginx limit_req, traffic shapers).
+//   bp::leaky_bucket_options  the same arguments, for designated initializers.
+//
+// See bp/rate.hpp for when to throttle and when to use backpressure instead.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "clock.hpp"
+#include "reservation.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+struct leaky_bucket_options {
+  double rate_per_second = 0;
+  std::size_t capacity = 1;
+  clock_ref clock{};
+};
+
+// A leaky bucket (as a queue): units leave at a constant `rate_per_second`, n units taking
+// n / rate, so the outflow never bursts: a unit leaves a full 1 / rate after the previous one
+// (to the nanosecond), even when that one was taken late; at most `capacity` units wait in the
+// queue. Over any window of length d, grants <= rate * d + 1 (+ n - 1 for an n-unit grant).
+//
+// Verbs as bp::token_bucket: try_acquire succeeds only when the queue is empty and the outflow
+// idle (nothing left since the last grant's spacing); acquire parks for its turn; acquire_for
+// answers `timeout` at once if its turn is farther than the timeout; reserve(n) queues n units and
+// tells when they leave, or is !ok() when the queue (units reserved ahead, capacity) is full:
+// the classic overflow. The waiting verbs never overflow: for a constant outflow, waiting for
+// room in the queue and then for one's turn ends at the same moment as waiting for the turn.
+//
+// When to use: feeding a downstream that wants evenly spaced work (a device, a paced sender,
+// a third-party API billed per second), smoothing bursts into a steady stream. When not to
+// use: when idle time should be saved up as a burst (use bp::token_bucket).
+//
+// Thread safety, Memory ordering, Cancellation: as bp::token_bucket.
+//
+// Errors: rate_per_second not finite or not in (0, 1e9], capacity 0 or above 2^40, and any
+// n > capacity throw std::invalid_argument naming the argument.
+//
+// Example:
+//   bp::leaky_bucket pace(1000.0, 64);     // one unit per millisecond, 64 may queue
+//   for (auto& pkt : packets) { if (!pace.acquire()) break; send(pkt); }
+class leaky_bucket {
+ public:
+  leaky_bucket(double rate_per_second, std::size_t capacity, clock_ref clock = {})
+      : core_(detail::validated_rate(rate_per_second, "bp::leaky_bucket"),
+              detail::validated_size(capacity, "bp::leaky_bucket", "capacity"), true, clock),
+        rate_(rate_per_second),
+        capacity_(capacity) {}
+  explicit leaky_bucket(const leaky_bucket_options& o)
+      : leaky_bucket(o.rate_per_second, o.capacity, o.clock) {}
+
+  leaky_bucket(const leaky_bucket&) = delete;
+  leaky_bucket& operator=(const leaky_bucket&) = delete;
+
+  // ok | full | closed.
+  result try_acquire(std::size_t n = 1) {
+    const auto k = checked(n, "bp::leaky_bucket::try_acquire");
+    if (core_.closed()) return status::closed;
+    if (k == 0) return status::ok;
+    return core_.rate().try_claim(k, k, bound(), 0) ? status::ok : status::full;
+  }
+
+  result acquire(std::size_t n = 1) {
+    return acquire_impl(n, detail::ns_forever, "bp::leaky_bucket::acquire");
+  }
+
+  template <class Rep, class Period>
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    return acquire_impl(n, detail::ns_after(0, timeout), "bp::leaky_bucket::acquire_for");
+  }
+
+  // As acquire_for with the time left until `deadline` (read on Clock) as the timeout.
+  template <class Clock, class Duration>
+  result acquire_until(std::size_t n, std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_for(n, deadline - Clock::now());
+  }
+
+  [[nodiscard]] reservation reserve(std::size_t n = 1) {
+    const auto k = checked(n, "bp::leaky_bucket::reserve");
+    if (core_.closed()) return reservation(status::closed);
+    if (k == 0) return reservation(&core_, core_.rate().empty_claim(), 0, false);  // at once
+    const auto c = core_.rate().try_claim(k, k, bound(), detail::ns_forever);
+    if (!c) return reservation(status::full);
+    return reservation(&core_, *c, k, false);
+  }
+
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool is_closed() const noexcept { return core_.closed(); }
+
+  // Units queued ahead of a new request, including those leaving now (best effort).
+  [[nodiscard]] std::size_t queued() const noexcept {
+    return static_cast<std::size_t>(core_.rate().backlog());
+  }
+  [[nodiscard]] double rate() const noexcept { return rate_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  std::int64_t bound() const noexcept { return static_cast<std::int64_t>(capacity_); }
+  std::int64_t checked(std::size_t n, const char* who) const {
+    return detail::validated_n(n, capacity_, who, "capacity");
+  }
+
+  status acquire_impl(std::size_t n, std::int64_t max_wait_ns, const char* verb) {
+    const auto k = checked(n, verb);
+    if (core_.closed()) return status::closed;
+    if (k == 0) return status::ok;
+    const auto c = core_.rate().try_claim(k, k, detail::gcra::unbounded, max_wait_ns);
+    if (!c) return core_.closed() ? status::closed : status::timeout;
+    return core_.wait(*c, k, false) ? status::ok : status::closed;
+  }
+
+  detail::bucket_core core_;
+  const double rate_;
+  const std::size_t capacity_;
+};
+
+}  // namespace bp

@@ -1,0 +1,160 @@
+// bp/reservation.hpp: what the two throttles share (bp/token_bucket.hpp, bp/leaky_bucket.hpp).
+//
+//   bp::reservation  the answer of a bucket's reserve(n): how long to wait before acting,
+//                    cancellable (x/time/rate's Reservation). Unlike the library's permits it
+//                    gives nothing back when destroyed: a moment in time, once reserved, is
+//                    spent unless cancel()led.
+//   detail::bucket_core  the bucket's rate state (GCRA) and its sleepers.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "clock.hpp"
+#include "detail/event_count.hpp"
+#include "detail/gcra.hpp"
+#include "detail/sleep.hpp"
+#include "status.hpp"
+
+namespace bp {
+
+namespace detail {
+
+using gcra = basic_gcra<clock_ref>;
+
+// What both buckets share: the GCRA state, the closed flag and where waiters park.
+class bucket_core {
+ public:
+  bucket_core(double rate, std::size_t max_units, bool keep_phase, clock_ref clock)
+      : gcra_(rate, static_cast<std::int64_t>(max_units), keep_phase, clock) {}
+
+  // seq_cst on both sides: the flag is the change an event-count waiter re-checks.
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
+
+  void close() noexcept {
+    if (!closed_.exchange(true, std::memory_order_seq_cst)) wake_sleepers(gcra_.clock(), ec_);
+  }
+
+  // Parks until the claim acts; false (units given back) if the bucket closes first.
+  bool wait(const gcra::claim& c, std::int64_t n, bool partial_restore) {
+    if (sleep_until_ns(gcra_.clock(), ec_, c.act_ns, [this] { return closed(); })) return true;
+    gcra_.cancel(c, n, partial_restore);
+    return false;
+  }
+
+  gcra& rate() noexcept { return gcra_; }
+  const gcra& rate() const noexcept { return gcra_; }
+
+ private:
+  gcra gcra_;
+  std::atomic<bool> closed_{false};
+  event_count ec_;
+};
+
+inline double validated_rate(double rate_per_second, const char* who) {
+  if (!(rate_per_second > 0.0) || !std::isfinite(rate_per_second) || rate_per_second > 1e9) {
+    throw std::invalid_argument(std::string(who) +
+                                ": rate_per_second must be finite and in (0, 1e9], got " +
+                                std::to_string(rate_per_second));
+  }
+  return rate_per_second;
+}
+
+inline std::size_t validated_size(std::size_t v, const char* who, const char* name) {
+  constexpr std::size_t max = std::size_t{1} << 40;
+  if (v == 0 || v > max) {
+    throw std::invalid_argument(std::string(who) + ": " + name + " must be in [1, 2^40], got " +
+                                std::to_string(v));
+  }
+  return v;
+}
+
+inline std::int64_t validated_n(std::size_t n, std::size_t limit, const char* who,
+                                const char* limit_name) {
+  if (n > limit) {
+    throw std::invalid_argument(std::string(who) + ": n (" + std::to_string(n) + ") exceeds " +
+                                limit_name + " (" + std::to_string(limit) + ")");
+  }
+  return static_cast<std::int64_t>(n);
+}
+
+}  // namespace detail
+
+// The answer of reserve(n): the units are set aside for a moment that may lie in the future;
+// delay() says how long until then. Acting earlier than delay() breaks the rate.
+//
+// A reservation does not give its units back when destroyed (x/time/rate's semantics: the
+// common use is `sleep_for(r.delay()); act();`); cancel() does, if its moment has not come
+// yet, as far as later reservations (which keep their moments) leave room: a token bucket
+// returns the units not covered by reservations made after it (x/time/rate's CancelAt), a
+// leaky bucket only returns them when the reservation is the latest. Move-only; it must not
+// outlive the bucket it came from.
+//
+// Thread safety: one reservation is used by one thread at a time; different reservations of
+// one bucket may be used concurrently.
+class reservation {
+ public:
+  reservation() noexcept = default;
+  reservation(reservation&& o) noexcept { *this = std::move(o); }
+  reservation& operator=(reservation&& o) noexcept {
+    core_ = std::exchange(o.core_, nullptr);
+    claim_ = o.claim_;
+    n_ = o.n_;
+    partial_restore_ = o.partial_restore_;
+    answer_ = o.answer_;
+    return *this;
+  }
+
+  // False when the bucket refused: it is closed, or (leaky bucket) its queue is full.
+  [[nodiscard]] bool ok() const noexcept { return core_ != nullptr; }
+  explicit operator bool() const noexcept { return ok(); }
+  // Why it is not ok (`closed`, `full`), or `ok`. After cancel() or a wait() cut short by
+  // close(): `closed`.
+  [[nodiscard]] status answer() const noexcept { return core_ ? status::ok : answer_; }
+
+  // Time left until the reserved moment on the bucket's clock; zero when due (or not ok).
+  [[nodiscard]] std::chrono::nanoseconds delay() const noexcept {
+    if (!core_) return std::chrono::nanoseconds::zero();
+    const std::int64_t left = claim_.act_ns - core_->rate().clock().now_ns();
+    return std::chrono::nanoseconds(left > 0 ? left : 0);
+  }
+
+  [[nodiscard]] std::size_t tokens() const noexcept { return static_cast<std::size_t>(n_); }
+
+  // Parks until the reserved moment: ok. Not ok: answer(). `closed` if the bucket closed
+  // first (the units are then given back and the reservation is no longer ok).
+  result wait() {
+    if (!core_) return answer_;
+    if (core_->wait(claim_, n_, partial_restore_)) return status::ok;
+    core_ = nullptr;
+    return answer_ = status::closed;
+  }
+
+  // Gives the units back unless the reserved moment has already come; afterwards !ok().
+  void cancel() noexcept {
+    if (core_) core_->rate().cancel(claim_, n_, partial_restore_);
+    core_ = nullptr;
+  }
+
+ private:
+  friend class token_bucket;
+  friend class leaky_bucket;
+  reservation(detail::bucket_core* core, detail::gcra::claim c, std::int64_t n,
+              bool partial_restore) noexcept
+      : core_(core), claim_(c), n_(n), partial_restore_(partial_restore) {}
+  explicit reservation(status why) noexcept : answer_(why) {}
+
+  detail::bucket_core* core_ = nullptr;
+  detail::gcra::claim claim_{};
+  std::int64_t n_ = 0;
+  bool partial_restore_ = true;
+  status answer_ = status::closed;
+};
+
+}  // namespace bp
