@@ -1,7 +1,7 @@
-// The seed's Q2, run: 500 streams with a 1 MiB high watermark each, first without and then
-// with a 64 MiB global bp::memory_budget. Prints the peak buffered bytes against the budget and
-// the throughput of both runs; fails (exit 1) if the budgeted peak exceeds the budget, a chunk
-// is lost or reordered, or the budgeted throughput falls below 80% of the unbudgeted one.
+// The memory budget scenario: 500 streams with a 1 MiB high watermark each, first without and
+// then with a 64 MiB global bp::memory_budget. Prints the peak buffered bytes against the budget
+// and the throughput of both runs; fails (exit 1) if the budgeted peak exceeds the budget, a
+// chunk is lost or reordered, or the budgeted throughput falls below 80% of the unbudgeted one.
 //
 // Usage: memory_budget [--quick] [--streams N] [--budget-mib M] [--chunks-per-stream K]
 //   --quick  a short run (used by the tests): fewer chunks per stream, no throughput verdict

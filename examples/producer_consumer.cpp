@@ -1,4 +1,4 @@
-// A fast producer and a slow consumer (5:1, the seed's "Overload" preset) through one bounded
+// A fast producer and a slow consumer (5:1, bp-console's "Overload" preset) through one bounded
 // channel, once per overflow policy. While each run lasts, a live line shows the buffer fill and
 // whether the producer is running or waiting; at the end a table compares what each policy did:
 //   block        nothing lost, the producer spends most of its time waiting
@@ -45,7 +45,7 @@ struct result {
 std::string bar(std::size_t filled, std::size_t capacity, int width = 24) {
   const int n = capacity ? static_cast<int>(filled * width / capacity) : 0;
   const double fill = capacity ? double(filled) / double(capacity) : 0;
-  // the seed's colours: amber from 50 %, red from 80 %
+  // bp-console's colours: amber from 50 %, red from 80 %
   const char* colour = fill >= 0.8 ? "\033[31m" : fill >= 0.5 ? "\033[33m" : "\033[32m";
   std::string s = colour;
   for (int i = 0; i < width; ++i) s += i < n ? "#" : ".";

@@ -1,5 +1,5 @@
-// The seed's challenge question Q2 as a runnable scenario, shared by examples/memory_budget.cpp,
-// bench/memory_budget_benchmark.cpp and tests/stress/memory_budget_q2_test.cpp:
+// The memory budget scenario (namespace q2), shared by examples/memory_budget.cpp,
+// bench/memory_budget_benchmark.cpp and tests/stress/memory_budget_q2_test.cpp. It answers:
 //
 //   "You set Node.js stream highWaterMark to 1MB. Traffic spikes and memory usage jumps to
 //    500MB with 500 concurrent streams. What went wrong?"
