@@ -1,9 +1,11 @@
-// The byte sender: publishes payloads to the work-queue stream and turns the server's answers
-// into bp::status under the overflow policy. The stream's own limits are the buffer, so "full"
-// is the server refusing a publish (10077); the sender only decides whether to wait, retry,
-// drop or answer at once. Every publish carries a message id, so a retry after a lost answer
-// is deduplicated by the server rather than stored twice. With max_in_flight > 0 publishes are
-// asynchronous within a window of our own, and a thread republishes what was refused.
+// The byte sender: publishes payloads to the work-queue stream and answers each send with a
+// bp::status under the overflow policy. The stream's limits are the buffer: the server refusing
+// a publish for lack of room (10077) is what "full" means, and the sender only decides whether
+// to wait and retry, drop or answer at once. Every publish carries a message id, so that a retry
+// after a lost answer is deduplicated by the server rather than stored twice. With
+// max_in_flight > 0 publishes are asynchronous within a window of our own, which a send also
+// waits for (or, not waiting, answers full), and a thread publishes refused messages again
+// after a backoff.
 #include <algorithm>
 #include <atomic>
 #include <chrono>

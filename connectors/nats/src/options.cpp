@@ -1,6 +1,7 @@
 // Validation of bp::nats::options, before any connection is made: a mistake is reported as
 // std::invalid_argument naming the field, rather than as a server's error code later (or as a
 // stream without bounds, which would give no backpressure at all).
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
