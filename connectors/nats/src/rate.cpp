@@ -26,7 +26,7 @@
 
 #include <bp/nats/token_bucket.hpp>
 
-#include "internal.hpp"
+#include "connection.hpp"
 
 namespace bp::nats {
 namespace detail {

@@ -174,9 +174,8 @@ TEST_F(cross_process_test, slow_consumer_paces_the_producer_and_the_stream_stays
 TEST_F(cross_process_test, consumer_crash_loses_nothing) {
   constexpr int n = 20;
   auto o = opts(100, overflow::block);
-  // Long enough that the victim gets every value once before any is redelivered to it, even on a
-  // loaded machine (with 1 s, a slow victim got some twice and one never, which then reached the
-  // new receiver on its first delivery).
+  // Long enough, even on a loaded machine, that the victim gets every value before any is
+  // redelivered, so that the new receiver sees each value as a redelivery.
   o.ack_wait = 3s;
   {
     sender<std::string> tx(o);

@@ -63,7 +63,7 @@ struct options {
   auth_options auth{};
   // true: every publish and pull request leaves at once. false: nats.c buffers them and a
   // background thread flushes, which caps small producer windows and fetch batches at about
-  // 1000 round trips a second (bench_nats: pull batch 1 goes from ~900 to ~9000 msg/s).
+  // 1000 round trips a second (docs/distributed.md has bench_nats's numbers).
   bool send_asap = true;
   // JetStream API calls (stream info, consumer setup) and each publish wait at most this long
   // for the server's answer (a timed verb: at most its time left; an untimed send: at most

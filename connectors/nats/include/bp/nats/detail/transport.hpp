@@ -108,7 +108,7 @@ class byte_receiver {
   // A sender's end-of-stream marker was read and nothing sent before it can come back (every
   // earlier message acknowledged); the local batch may still hold later values.
   [[nodiscard]] bool end_seen() const noexcept;
-  // Whether the end of stream is known now without taking a value (see jetstream.cpp): for a
+  // Whether the end of stream is known now without taking a value (see byte_receiver.cpp): for a
   // publisher whose subscriber has no outstanding demand. At most a few round trips, bounded
   // by `deadline`.
   bool peek_end(clock::time_point deadline);

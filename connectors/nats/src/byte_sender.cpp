@@ -1,0 +1,417 @@
+// The byte sender: publishes payloads to the work-queue stream and answers each send with a
+// bp::status under the overflow policy. The stream's limits are the buffer: the server refusing
+// a publish for lack of room (10077) is what "full" means, and the sender only decides whether
+// to wait and retry, drop or answer at once. Every publish carries a message id, so that a retry
+// after a lost answer is deduplicated by the server rather than stored twice. With
+// max_in_flight > 0 publishes are asynchronous within a window of our own, which a send also
+// waits for (or, not waiting, answers full), and a thread publishes refused messages again
+// after a backoff.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <span>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <nats/nats.h>
+#include <unistd.h>
+
+#include <bp/nats/detail/transport.hpp>
+#include <bp/nats/error.hpp>
+
+#include "stream.hpp"
+
+namespace bp::nats::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int js_store_failed = 10077;  // "maximum messages/bytes exceeded" and the like
+constexpr int js_msg_too_big = 10054;   // message size exceeds the stream's MaxMsgSize
+
+}  // namespace
+
+struct byte_sender::impl {
+  options o;
+  std::shared_ptr<connection> conn;
+  stream_facts facts;
+  std::string id_prefix;
+  std::atomic<std::uint64_t> next_id{0};
+  std::atomic<bool> closed{false};
+  std::atomic<std::uint64_t> sent{0}, dropped{0}, rejected{0}, send_waits{0}, retries{0}, failed{0};
+
+  // Producer window (max_in_flight > 0): publishes not yet acknowledged, and publishes the
+  // server refused for lack of room, to be published again after a backoff.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t in_flight = 0;
+  std::deque<natsMsg*> refused;
+  clock::time_point retry_at{};
+  milliseconds backoff{0};
+  std::string last_async_error;
+  bool stopping = false;
+  std::thread retrier;  // window mode: publishes refused messages again after their backoff
+
+  explicit impl(const options& opts) : o(opts) {
+    validate(o);
+    std::random_device rd;
+    std::ostringstream id;
+    id << std::hex << rd() << rd() << '-' << ::getpid() << '-';
+    id_prefix = id.str();
+    backoff = o.retry_backoff_min;
+    if (o.max_in_flight > 0) {
+      jsOptions jo = api_options(o);
+      // Our window bounds the publishes; nats.c's own stall is a safety net above it.
+      jo.PublishAsync.MaxPending = static_cast<std::int64_t>(o.max_in_flight) * 2;
+      // A publish over that limit waits this long inside nats.c, then is queued for a retry:
+      // short, so that a timed send keeps its deadline (the default is 200 ms).
+      jo.PublishAsync.StallWait = 10;
+      jo.PublishAsync.AckHandler = &impl::on_async_ack;
+      jo.PublishAsync.AckHandlerClosure = this;
+      conn = open_connection(o, &jo);
+      retrier = std::thread([this] { retry_loop(); });
+    } else {
+      jsOptions jo = api_options(o);
+      conn = open_connection(o, &jo);
+    }
+    try {
+      facts = ensure_stream(*conn, o);
+    } catch (...) {
+      stop_retrier();
+      throw;
+    }
+    // The durable exists from the start: messages sent before any receiver runs are its to
+    // receive (or count as evicted), and both ends agree on its limits.
+    if (o.setup == stream_setup::create) {
+      try {
+        (void)ensure_consumer(*conn, o, durable_of(o));
+      } catch (...) {
+        stop_retrier();
+        throw;
+      }
+    }
+  }
+
+  ~impl() {
+    if (o.max_in_flight > 0) {
+      // Let outstanding acknowledgements arrive (bounded), then drop what is left.
+      (void)flush(clock::now() + o.request_timeout);
+      stop_retrier();
+      std::lock_guard lock(mu);
+      for (auto* m : refused) natsMsg_Destroy(m);
+      refused.clear();
+    }
+    conn.reset();  // before the members the acknowledgement handler uses go away
+  }
+
+  void stop_retrier() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (retrier.joinable()) retrier.join();
+  }
+
+  void retry_loop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      if (!refused.empty() && clock::now() >= retry_at) {
+        try {
+          resend_refused(lock);
+        } catch (const std::exception& e) {
+          ++failed;
+          last_async_error = e.what();
+        }
+        continue;
+      }
+      cv.wait_until(lock, refused.empty() ? clock::now() + std::chrono::seconds(1) : retry_at);
+    }
+  }
+
+  std::string next_msg_id() { return id_prefix + std::to_string(next_id.fetch_add(1)); }
+
+  // How long a publish whose answers are lost keeps trying: publish_retry_for, or one attempt of
+  // request_timeout when that is 0.
+  milliseconds retry_budget() const {
+    return o.publish_retry_for > milliseconds(0) ? o.publish_retry_for : o.request_timeout;
+  }
+
+  // One synchronous publish with its retries. `force_wait`: the end-of-stream marker waits for
+  // room whatever the policy.
+  //
+  // Deadlines: every attempt waits for the server's answer at most until the earliest of the
+  // caller's deadline, the retry budget (publish_retry_for, counted from the start of the first
+  // attempt whose answer was lost) and request_timeout, so a dead, stalled or restarting server
+  // never makes a timed send overrun its deadline (by more than a millisecond of rounding and
+  // the scheduler's latency) nor an untimed one its retry budget.
+  status publish_sync(natsMsg* msg, std::size_t size, bool may_wait, clock::time_point deadline,
+                      bool force_wait) {
+    const std::string id = next_msg_id();
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    milliseconds delay = o.retry_backoff_min;
+    bool waited = false;
+    clock::time_point give_up = clock::time_point::max();  // set by the first lost answer
+    for (;;) {
+      const auto attempt_start = clock::now();
+      // A lost answer here starts the retry budget at attempt_start: wait no longer than it.
+      const auto budget_end =
+          give_up != clock::time_point::max() ? give_up : attempt_start + retry_budget();
+      const auto wait_end = std::min(deadline, budget_end);
+      if (wait_end <= attempt_start) {
+        if (expired(deadline)) return status::timeout;
+        throw_nats("publish to '" + facts.subject + "' not acknowledged within " +
+                       std::to_string(o.publish_retry_for.count()) + " ms",
+                   NATS_TIMEOUT);
+      }
+      po.MaxWait = millis_until(wait_end, o.request_timeout);
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      jsPubAck* pa = nullptr;
+      natsStatus s = js_PublishMsg(&pa, conn->js, msg, &po, &jerr);
+      jsPubAck_Destroy(pa);
+      if (s == NATS_OK) return status::ok;
+      if (jerr == js_store_failed) {
+        give_up = clock::time_point::max();  // the server answered: the budget starts afresh
+        const overflow p = force_wait ? overflow::block : o.policy;
+        switch (p) {
+          case overflow::reject:
+            ++rejected;
+            return status::full;
+          case overflow::drop_newest:
+            ++dropped;
+            return status::dropped;
+          case overflow::drop_oldest:  // the server evicts; refusing means the message itself
+            throw_nats("stream '" + o.stream + "' refused a message of " + std::to_string(size) +
+                           " bytes (larger than max_bytes?)",
+                       s, jerr);
+          case overflow::block:
+            break;
+        }
+        if (!may_wait) {
+          ++rejected;
+          return status::full;
+        }
+        if (!waited) {
+          waited = true;
+          ++send_waits;
+        }
+        if (expired(deadline)) return status::timeout;
+        sleep_until_or(deadline, delay);
+        delay = std::min(delay * 2, o.retry_backoff_max);
+        continue;
+      }
+      if (jerr == js_msg_too_big || s == NATS_MAX_PAYLOAD)
+        throw_nats("message of " + std::to_string(size) + " bytes is larger than stream '" +
+                       o.stream + "' or the server accepts",
+                   s, jerr);
+      if (is_transient(s)) {
+        if (give_up == clock::time_point::max()) give_up = attempt_start + retry_budget();
+        if (expired(deadline)) return status::timeout;
+        if (clock::now() >= give_up)
+          throw_nats("publish to '" + facts.subject + "' not acknowledged within " +
+                         std::to_string(o.publish_retry_for.count()) + " ms",
+                     s, jerr);
+        ++retries;
+        sleep_until_or(std::min(deadline, give_up), o.retry_backoff_max);
+        continue;
+      }
+      throw_nats("publish to '" + facts.subject + "' failed", s, jerr);
+    }
+  }
+
+  natsMsg* make_msg(std::span<const std::byte> payload) {
+    if (payload.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw error("bp::nats: message of " + std::to_string(payload.size()) +
+                  " bytes is larger than any NATS server accepts");
+    natsMsg* m = nullptr;
+    check(natsMsg_Create(&m, facts.subject.c_str(), nullptr,
+                         reinterpret_cast<const char*>(payload.data()),
+                         static_cast<int>(payload.size())),
+          "cannot create a message");
+    return m;
+  }
+
+  status send(std::span<const std::byte> payload, bool may_wait, clock::time_point deadline) {
+    if (closed.load(std::memory_order_acquire)) return status::closed;
+    if (o.max_in_flight > 0) return send_windowed(payload, may_wait, deadline);
+    natsMsg* m = make_msg(payload);
+    status st;
+    try {
+      st = publish_sync(m, payload.size(), may_wait, deadline, false);
+    } catch (...) {
+      natsMsg_Destroy(m);
+      throw;
+    }
+    natsMsg_Destroy(m);
+    if (st == status::ok) ++sent;
+    return st;
+  }
+
+  // --- producer window ----------------------------------------------------------------------
+
+  static void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<impl*>(closure);
+    std::lock_guard lock(self->mu);
+    --self->in_flight;
+    if (pa != nullptr) {
+      ++self->sent;
+      self->backoff = self->o.retry_backoff_min;
+      natsMsg_Destroy(msg);
+    } else if (pae != nullptr &&
+               ((pae->ErrCode == js_store_failed && self->o.policy == overflow::block) ||
+                is_transient(pae->Err))) {
+      // Refused for lack of room (block), or never acknowledged (server restart, election):
+      // publish it again later with the same id, which the server deduplicates.
+      ++self->retries;
+      self->refused.push_back(msg);
+      self->retry_at = clock::now() + self->backoff;
+      self->backoff = std::min(self->backoff * 2, self->o.retry_backoff_max);
+    } else {
+      ++self->failed;
+      if (pae != nullptr)
+        self->last_async_error =
+            pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
+      natsMsg_Destroy(msg);
+    }
+    self->cv.notify_all();
+  }
+
+  // Publishes `m` into the window (the lock is released around the nats.c call). False when
+  // nats.c's own pending limit stalled it (PublishAsync.StallWait): `m` is then queued with the
+  // refused messages, still in the window, and published again after the backoff.
+  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
+    ++in_flight;
+    lock.unlock();
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = o.request_timeout.count();
+    natsStatus s = js_PublishMsgAsync(conn->js, &m, &po);
+    lock.lock();
+    if (s == NATS_OK) return true;
+    --in_flight;
+    if (s == NATS_TIMEOUT) {
+      refused.push_front(m);
+      retry_at = clock::now() + backoff;
+      return false;
+    }
+    natsMsg_Destroy(m);
+    throw_nats("asynchronous publish to '" + facts.subject + "' failed", s);
+  }
+
+  // Republishes refused messages whose backoff has elapsed (block policy, lost answers), until
+  // `deadline`: a timed send helps the retrier thread but never waits past its own deadline.
+  void resend_refused(std::unique_lock<std::mutex>& lock,
+                      clock::time_point deadline = clock::time_point::max()) {
+    while (!refused.empty() && clock::now() >= retry_at && !expired(deadline)) {
+      natsMsg* m = refused.front();
+      refused.pop_front();
+      if (!publish_async(lock, m)) return;
+    }
+  }
+
+  clock::time_point next_wake(clock::time_point deadline) const {
+    auto t = std::min(deadline, clock::now() + o.retry_backoff_max);
+    if (!refused.empty()) t = std::min(t, retry_at);
+    return t;
+  }
+
+  status send_windowed(std::span<const std::byte> payload, bool may_wait,
+                       clock::time_point deadline) {
+    std::unique_lock lock(mu);
+    bool waited = false;
+    for (;;) {
+      resend_refused(lock, deadline);
+      if (in_flight + refused.size() < o.max_in_flight) break;
+      if (!may_wait) {
+        ++rejected;
+        return status::full;
+      }
+      if (!waited) {
+        waited = true;
+        ++send_waits;
+      }
+      if (expired(deadline)) return status::timeout;
+      cv.wait_until(lock, next_wake(deadline));
+    }
+    natsMsg* m = make_msg(payload);
+    const std::string id = next_msg_id();
+    natsStatus s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+    if (s != NATS_OK) {
+      natsMsg_Destroy(m);
+      throw_nats("cannot set the message id", s);
+    }
+    (void)publish_async(lock, m);  // stalled: queued for a retry, still in the window
+    return status::ok;
+  }
+
+  status flush(clock::time_point deadline) {
+    if (o.max_in_flight == 0) return status::ok;
+    std::unique_lock lock(mu);
+    for (;;) {
+      resend_refused(lock, deadline);
+      if (in_flight == 0 && refused.empty()) return status::ok;
+      if (expired(deadline)) return status::timeout;
+      cv.wait_until(lock, next_wake(deadline));
+    }
+  }
+
+  status close(clock::time_point deadline) {
+    if (closed.exchange(true, std::memory_order_acq_rel)) return status::closed;
+    if (deadline == clock::time_point::min()) deadline = clock::now() + o.close_timeout;
+    if (flush(deadline) != status::ok) return status::timeout;
+    natsMsg* m = make_msg({});
+    status st;
+    try {
+      check(natsMsgHeader_Set(m, eos_header, "1"), "cannot mark end of stream");
+      st = publish_sync(m, 0, true, deadline, true);
+    } catch (...) {
+      natsMsg_Destroy(m);
+      throw;
+    }
+    natsMsg_Destroy(m);
+    return st;
+  }
+};
+
+byte_sender::byte_sender(const options& o) : impl_(std::make_unique<impl>(o)) {}
+byte_sender::~byte_sender() = default;
+status byte_sender::send(std::span<const std::byte> payload, bool may_wait,
+                         clock::time_point deadline) {
+  return impl_->send(payload, may_wait, deadline);
+}
+status byte_sender::flush(clock::time_point deadline) {
+  return impl_->flush(deadline);
+}
+status byte_sender::close(clock::time_point deadline) {
+  return impl_->close(deadline);
+}
+bool byte_sender::is_closed() const noexcept {
+  return impl_->closed.load();
+}
+stream_state byte_sender::state() const {
+  return read_state(*impl_->conn, impl_->o);
+}
+std::size_t byte_sender::capacity() const noexcept {
+  return impl_->facts.capacity;
+}
+overflow byte_sender::policy() const noexcept {
+  return impl_->o.policy;
+}
+byte_sender::counters byte_sender::stats() const noexcept {
+  return {impl_->sent.load(),       impl_->dropped.load(), impl_->rejected.load(),
+          impl_->send_waits.load(), impl_->retries.load(), impl_->failed.load()};
+}
+
+}  // namespace bp::nats::detail
