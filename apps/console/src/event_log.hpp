@@ -3,8 +3,8 @@
 //
 //   console::event           one line, numbered so that a client can ask for what is new.
 //   console::event_kind      what a line is about; the UI colours lines by kind.
-//   console::event_log       the last N lines. Not locked itself: the engine keeps it under the
-//                            same mutex as its snapshots, so that one lock serves a reader.
+//   console::event_log       the last N lines. Not locked itself: the engine guards it with
+//                            the mutex that also guards its snapshots (engine::state_m_).
 //   console::event_throttle  at most a few lines per kind and second.
 //
 // Under overload the producers may drop or wait thousands of times a second; one line each

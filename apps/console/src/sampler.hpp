@@ -1,12 +1,13 @@
 // sampler.hpp: what turns a running scenario into the snapshots the views show, and the
 // watermark lines of the event log.
 //
-// The sampler is one engine thread waking ~15 times a second. It only reads: the scenario's
-// relaxed atomic counters, the producers' wait slots, the strategy's depth. Anything derived
-// (rates, waiting share, latency quantiles) is computed here from a short history of raw
-// points rather than maintained by the producers and consumers, which keeps their hot paths to
-// a few relaxed increments. Rates and the waiting share cover the last second and latency the
-// last 3 s: long enough to be steady, short enough that a change in the controls shows at once.
+// The sampler is one engine thread waking ~15 times a second. It reads the scenario's relaxed
+// atomic counters, the producers' wait slots and the strategy's depth without stopping any
+// thread. Anything derived (rates, waiting share, latency quantiles) is computed here from a
+// short history of raw points rather than maintained by the producers and consumers, which
+// keeps their hot paths to a few relaxed increments. Rates and the waiting share cover the last
+// second and latency the last 3 s: long enough to be steady, short enough that a change in the
+// controls shows at once.
 //
 // Watermark and drain lines are also the sampler's, since they describe the fill level it
 // measures; they are posted when the level changes (and, while an unbounded queue grows, at

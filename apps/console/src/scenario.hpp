@@ -7,11 +7,10 @@
 // run.
 //
 // Producers and consumers are real threads that pace themselves (pacing.hpp) and push real
-// heap-allocated items through the strategy. Everything they share with the sampler is an
-// atomic counter updated with relaxed ordering: the views need consistent-enough figures 15
-// times a second, not a lock on every item. Each producer has its own slot telling whether,
-// why and since when it waits, so that the sampler can report the waiting share without the
-// producers ever taking a lock.
+// heap-allocated items through the strategy. The counters they share with the sampler are
+// atomics updated with relaxed ordering: the views need consistent-enough figures 15 times a
+// second, not a lock on every item. Each producer has its own slot telling whether, why and
+// since when it waits, so that the sampler can report the waiting share from atomics alone.
 //
 // The scenario is an engine member type: its threads read the engine's live controls (running
 // flags, rates, the consumer's delayed start) and post to the engine's event log.
