@@ -1,11 +1,17 @@
 // engine.hpp: the scenario engine of bp-console. Real threads push real items through a
 // strategy (see strategy.hpp) at the rates asked; a sampler turns the counters into snapshots
-// 15 times a second and explains what happens in an event log, in the seed's words.
+// 15 times a second and explains what happens in an event log, in plain words.
 //
 //   console::snapshot    what the views show at one instant (counters, depth, waiting share,
 //                        measured rates, latency p50/p99, memory).
-//   console::event       one line of the event log ("item 41 dropped: drop-newest").
+//   console::event       one line of the event log ("item 41 dropped: drop-newest");
+//                        event_log.hpp.
 //   console::engine      owns the threads; every control verb of the UI and API is a member.
+//
+// Its parts live in files named for them: engine::scenario (scenario.hpp) is the run of
+// threads over one strategy, the pacer (pacing.hpp) keeps their rates, engine::sampler
+// (sampler.hpp) makes the snapshots, latency_histogram (histogram.hpp) the latency figures, and
+// event_log.hpp holds the event log; engine.cpp keeps the controls that tie them together.
 //
 // The HTTP server (server.cpp) and the headless runner (report.cpp) are thin layers over it.
 #pragma once
@@ -23,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "event_log.hpp"
+#include "histogram.hpp"
 #include "settings.hpp"
 #include "strategy.hpp"
 
@@ -59,13 +67,6 @@ struct snapshot {
   bool producer_running = false;
   bool consumer_running = false;
   double consumer_starts_in = 0;  // seconds until delayed consumers start (Burst)
-};
-
-struct event {
-  std::uint64_t id = 0;
-  double t = 0;      // seconds since the scenario (re)started
-  std::string kind;  // watermark, wait, resume, drop, evict, reject, cap, drain, control, ...
-  std::string text;
 };
 
 struct engine_options {
@@ -116,8 +117,8 @@ class engine {
   // Stops every thread; further control calls do nothing. Idempotent (the destructor calls it).
   void shutdown();
 
-  struct scenario;  // one run of the threads over one strategy; engine.cpp
-  enum class event_kind : int;
+  struct scenario;  // one run of the threads over one strategy; scenario.hpp
+  struct sampler;   // turns a scenario's counters into snapshots; sampler.hpp
 
  private:
   void rebuild_locked();  // control_m_ held
@@ -143,23 +144,10 @@ class engine {
   mutable std::condition_variable state_cv_;
   snapshot latest_;
   std::deque<snapshot> series_;
-  std::deque<event> events_;
-  std::uint64_t next_event_id_ = 1;
+  event_log log_;
   std::uint64_t next_seq_ = 1;
 
   std::jthread sampler_;
-};
-
-// Resident set size of this process in bytes (Linux /proc/self/statm), 0 if unknown.
-[[nodiscard]] std::size_t process_rss_bytes() noexcept;
-
-// The buckets of the engine's latency histogram: 8 per power of two of microseconds, so a
-// quantile read from it is within 1/8 of the true value.
-class latency_histogram {
- public:
-  static constexpr int buckets = 256;
-  static int bucket_of(std::uint64_t micros) noexcept;
-  static double value_of(int bucket) noexcept;  // representative value in microseconds
 };
 
 }  // namespace bp::console

@@ -74,7 +74,7 @@ struct scenario_flags {
   long capacity = -1;                           // -1: the preset's
   int producers = 0, consumers = 0;             // 0: the preset's
   long payload_bytes = -1;
-  double scale = 1;  // multiplies both rates (the seed's rates are per second, for humans)
+  double scale = 1;  // multiplies both rates (the presets' rates are a few per second, to watch)
 
   void add(CLI::App& app, bool with_strategy) {
     app.add_option("--preset", preset, "overload | balanced | burst")->capture_default_str();

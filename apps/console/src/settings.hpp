@@ -1,6 +1,7 @@
 // settings.hpp: what a console scenario is made of (rates, capacity, threads, strategy) and
-// the seed's presets. Validation lives here so that the HTTP layer, the command line and the
-// tests all refuse the same things with the same words.
+// the named presets (overload, balanced, burst) that set one up in a click. Validation lives here
+// so that the HTTP layer, the command line and the tests all refuse the same things with the same
+// words.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +25,8 @@ inline constexpr strategy_kind all_strategies[] = {
 
 [[nodiscard]] std::string_view to_string(strategy_kind k) noexcept;
 [[nodiscard]] std::optional<strategy_kind> strategy_from_string(std::string_view s) noexcept;
-// One line: what the strategy does when the buffer is full, in the seed's terms.
+// A short paragraph for the UI: what the strategy does when the buffer is full, and where that
+// behaviour is found in practice.
 [[nodiscard]] std::string_view describe(strategy_kind k) noexcept;
 // Whether this build can run the strategy (signal and throttle need bp/streams.hpp and
 // bp/rate.hpp); when not, the reason.

@@ -155,8 +155,10 @@ class unbounded_strategy final : public strategy {
   std::atomic<std::size_t> size_{0};
 };
 
-// Throttle: a bp::token_bucket in front of the producer (rate-limiting is a policy, whatever
-// the consumer does: seed Q3), then a bounded bp::channel with the block policy behind it.
+// Throttle: a bp::token_bucket in front of the producer, then a bounded bp::channel with the
+// block policy behind it. Rate-limiting is a policy fixed in advance, not feedback from the
+// consumer: a token rate above the consumer's still fills the buffer, and the producer then
+// waits on the channel as under `block`.
 class throttle_strategy final : public strategy {
  public:
   throttle_strategy(double rate, std::size_t burst, std::size_t capacity)

@@ -235,7 +235,7 @@ TEST(Strategy, ThrottleAboveTheConsumerRateStillFillsTheBuffer) {
   if (!is_available(strategy_kind::throttle)) GTEST_SKIP() << "throttle: coming";
   bp::test::watchdog dog(30s);
   settings cfg = overload(strategy_kind::throttle);
-  cfg.throttle_rate = 200;  // a policy, not feedback (seed Q3): the consumer takes only 40/s
+  cfg.throttle_rate = 200;  // a policy, not feedback: the consumer takes only 40/s
   engine e(cfg, fast());
   e.start_all();
   ASSERT_TRUE(bp::test::eventually([&] { return e.latest().depth == cfg.capacity; }, 3s));
