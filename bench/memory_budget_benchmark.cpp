@@ -1,4 +1,4 @@
-// Benchmarks of bp::memory_budget and the memory budget scenario (examples/q2_scenario.hpp,
+// Benchmarks of bp::memory_budget and the memory budget scenario (tests/support/q2_scenario.hpp,
 // namespace q2, hence BM_Q2*):
 //   BM_TryReserveRelease   cost of one grant + give-back, uncontended (ns)
 //   BM_ReserveContended    the same from 1..4 threads on their own streams of one budget

@@ -1,4 +1,4 @@
-// bp/channel.hpp: the bounded channel, the seed's Block and Drop strategies.
+// bp/channel.hpp: the bounded channel: the Block and Drop strategies.
 //
 //   bp::channel<T>          MPMC FIFO queue of fixed capacity; what happens when it is full is
 //                           a bp::overflow policy. Capacity 0 is a rendezvous (Go's unbuffered
@@ -414,10 +414,9 @@ class channel {
   // A send refused for fullness (a lossy policy, or try_send) while a receiver this channel woke
   // has not run yet: that receiver is most likely waiting for a CPU, often this one (a busy
   // machine puts sender and receiver on one core). A sender that never waits would keep it off
-  // for the rest of its time slice, and the buffer would turn over once per slice: measured
-  // with two CPU burners beside them, 0.2 M values/s delivered against 10 M/s for `block`,
-  // whose sender parks. Yielding here lets the receiver in; it costs nothing otherwise (one
-  // relaxed load of a line nobody writes while nobody waits).
+  // for the rest of its time slice, and the buffer would turn over once per slice (measured in
+  // docs/design.md, Performance limits). Yielding here lets the receiver in; it costs nothing
+  // otherwise (one relaxed load of a line nobody writes while nobody waits).
   void yield_to_woken_receiver() noexcept {
     if (not_empty_.woken_not_running()) std::this_thread::yield();
   }

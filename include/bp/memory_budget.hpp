@@ -1,5 +1,5 @@
-// bp/memory_budget.hpp: one byte budget shared by many streams, the answer to the seed's Q2
-// ("500 streams x 1 MB highWaterMark = 500 MB: use a global memory budget").
+// bp/memory_budget.hpp: one byte budget shared by many streams, so that many buffers that are
+// each small (500 streams x a 1 MB high watermark) cannot add up to too much (500 MB).
 //
 //   bp::memory_budget               a global budget of bytes (Kafka's `buffer.memory`): a
 //                                   reservation that does not fit waits up to a timeout
@@ -7,14 +7,16 @@
 //   bp::memory_budget::stream       one registered user of the budget (a connection, a channel, a
 //                                   writer). The budget shares its bytes fairly between the
 //                                   streams that are active right now.
-//   bp::memory_permit  move-only RAII grant of bytes; gives them back when destroyed,
-//                                   can be released in part or split.
+//   bp::memory_permit               move-only RAII grant of bytes (a bp::grant; also spelled
+//                                   memory_budget::permit, or ::reservation, its former
+//                                   name); gives them back when destroyed, can be released in
+//                                   part or split.
 //   bp::memory_budget_stats         counters: in use, peak, waits, timeouts, ...
 //   bp::default_item_size           the size function used when none is given: size() *
 //                                   sizeof(element) for contiguous ranges, sizeof(T) otherwise.
 //
 // Example (compiled twin: examples/memory_budget_basics.cpp; examples/memory_budget.cpp runs the
-// full Q2 scenario: 500 streams x 1 MiB high watermark under 64 MiB):
+// full scenario: 500 streams x 1 MiB high watermark under 64 MiB):
 //
 //   bp::memory_budget budget(64 << 20);                  // 64 MiB for the whole process
 //   auto conn = budget.open_stream();                    // one per connection

@@ -1,5 +1,5 @@
-// bp/streams.hpp: demand-driven streams after the Reactive Streams specification (the seed's
-// Signal strategy): the consumer calls request(n) and the producer sends at most n.
+// bp/streams.hpp: demand-driven streams after the Reactive Streams specification (the Signal
+// strategy): the consumer calls request(n) and the producer sends at most n.
 //
 //   bp/rs/interfaces.hpp   subscription, subscriber<T>, publisher<T>, processor<T, R>
 //   bp/rs/publishers.hpp   range, empty, error, just, from_container, generate, from_channel

@@ -1,11 +1,11 @@
-// bp/watermark_buffer.hpp: Node.js writable-stream semantics, the seed's highWaterMark.
+// bp/watermark_buffer.hpp: Node.js writable-stream semantics (highWaterMark and 'drain').
 //
 //   bp::watermark_buffer<T>          a FIFO bounded by advice, not by force: write() buffers the
 //                                    item and answers whether the producer should keep writing
 //                                    (false once buffered bytes reach the high watermark); a
 //                                    `drain` callback fires when they fall back to the low one.
 //                                    It can draw every item's bytes from a bp::memory_budget,
-//                                    which is what bounds the sum over many buffers (Q2).
+//                                    which is what bounds the sum over many buffers.
 //   bp::watermark_buffer_options<T>  watermarks, size function, drain callback, budget.
 //   bp::watermark_buffer_stats       counters: writes, reads, peak bytes, drains, ...
 //   bp::write_result                 the answer to a write: status + keep_writing.
@@ -106,12 +106,12 @@ concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_construc
 // With a budget, the hard limit is the budget: each item's bytes are reserved before it is
 // buffered, so write() waits while the budget is spent (Kafka's max.block.ms: write_for answers
 // timeout, try_write answers full), and the budget's fairness rule shares it between buffers.
-// The advice adapts too (the seed's "global budget that dynamically adjusts per-stream
-// thresholds"): the high watermark in effect is max(1, min(high_watermark, fair_share / 4 * 3))
-// (a quarter of the share kept back for items in flight), and the drain mark of that crossing
-// keeps its ratio low/high, rounded down. 500 buffers of 1 MiB under a 64 MiB budget therefore
-// each ask their producer to pause at ~96 KiB while all are busy, and
-// producers rarely have to block in the budget at all. Without a budget no write ever waits.
+// The advice adapts too (a global budget that adjusts the per-stream thresholds): the high
+// watermark in effect is max(1, min(high_watermark, fair_share / 4 * 3)) (a quarter of the share
+// kept back for items in flight), and the drain mark of that crossing keeps its ratio low/high,
+// rounded down. 500 buffers of 1 MiB under a 64 MiB budget therefore each ask their producer to
+// pause at ~96 KiB while all are busy, and producers rarely have to block in the budget at all.
+// Without a budget no write ever waits.
 //
 // When to use: a producer that can pause (a socket reader, a file reader, a generator) feeding
 // a consumer of unknown speed, especially many such pairs under one memory budget. When not to

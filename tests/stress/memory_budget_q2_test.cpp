@@ -1,9 +1,9 @@
 // bp-test-timeout: 300
-// The seed's Q2 (examples/q2_scenario.hpp): 500 streams with a 1 MiB high watermark each.
-// Without a budget the buffered bytes climb towards 500 MiB; under a 64 MiB bp::memory_budget
-// they never exceed 64 MiB, every chunk of every stream arrives exactly once and in order
-// (every stream makes progress: none is starved). Throughput against the unbudgeted run is a
-// speed, so it is measured in bench/memory_budget_benchmark.cpp and examples/memory_budget, not
+// The shared memory budget scenario (tests/support/q2_scenario.hpp): 500 streams with a 1 MiB high
+// watermark each. Without a budget the buffered bytes climb towards 500 MiB; under a 64 MiB
+// bp::memory_budget they never exceed 64 MiB, every chunk of every stream arrives exactly once and
+// in order (every stream makes progress: none is starved). Throughput against the unbudgeted run is
+// a speed, so it is measured in bench/memory_budget_benchmark.cpp and examples/memory_budget, not
 // asserted here (a timed assertion on a shared CI machine is noise).
 #include <gtest/gtest.h>
 
@@ -42,7 +42,7 @@ TEST(MemoryBudgetQ2, WithoutABudgetTheBuffersAddUpToStreamsTimesHighWatermark) {
   const auto r = q2::run(cfg);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.chunks, 500u * cfg.chunks_per_stream);
-  EXPECT_EQ(r.peak_buffered, 500 * mib) << "Q2's surprise: 500 streams x 1 MiB";
+  EXPECT_EQ(r.peak_buffered, 500 * mib) << "the surprise: 500 streams x 1 MiB";
 }
 
 TEST(MemoryBudgetQ2, WaitingForTheSpikeUnderABudgetIsRefused) {

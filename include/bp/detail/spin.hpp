@@ -27,9 +27,8 @@ namespace bp::detail {
 inline constexpr std::int64_t spin_budget_ns = BP_SPIN_NS;
 
 // CPU pauses between two retries. Each retry reads the line the other core is about to write
-// (a slot, an index), which turns that core's next store into an invalidation round trip;
-// retrying every 4 pauses rather than every one took a ping-pong round trip from ~520 ns to
-// ~320 ns on the Xeon we measure on (medians of 8), with the same streaming throughput.
+// (a slot, an index), which turns that core's next store into an invalidation round trip:
+// retrying less often shortens a ping-pong round trip (docs/design.md, Parking).
 inline constexpr int pauses_per_retry = 4;
 
 // Calls `attempt()` (which returns something testable as bool: an optional, a status pointer,

@@ -312,7 +312,7 @@ requires(std::convertible_to<U, T>&&...) [[nodiscard]] publisher_ptr<T> just(T f
 }
 
 // A pull source: `fn()` returns the next element or std::nullopt for the end. It is called only
-// when a subscriber has outstanding demand, once per element (the seed's "pull exactly n"),
+// when a subscriber has outstanding demand, once per element (pull exactly n),
 // never concurrently with itself. Each subscriber gets its own copy of fn. If fn throws, the
 // subscriber gets on_error with that exception.
 template <class F>
