@@ -30,7 +30,8 @@
 #include <utility>
 
 #include "channel.hpp"
-#include "detail/futex.hpp"
+#include "detail/deadline.hpp"
+#include "detail/send_verbs.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
 
@@ -100,7 +101,7 @@ concept budgeted_channel_element = channel_element<T> && std::is_nothrow_move_as
 //   std::thread consumer([&] { for (auto& frame : q) write_to_disk(frame); });
 //   if (q.send(std::move(frame)) == bp::status::timeout) alert("budget exhausted for 60 s");
 template <budgeted_channel_element T>
-class budgeted_channel {
+class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, status> {
   struct entry {
     T value;
     memory_budget::reservation reserved;
@@ -125,42 +126,13 @@ class budgeted_channel {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  [[nodiscard]] status send(T&& value) {
-    return send_impl(value, true,
-                     max_block_ == std::chrono::nanoseconds::max()
-                         ? detail::forever()
-                         : detail::deadline_after(max_block_));
-  }
-  [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
-    T copy(value);
-    return send(std::move(copy));
-  }
-  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, detail::forever()); }
-  [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
-    T copy(value);
-    return try_send(std::move(copy));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-    return send_impl(value, true, detail::deadline_after(timeout));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout) requires
-      std::copy_constructible<T> {
-    T copy(value);
-    return send_for(std::move(copy), timeout);
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
-    return send_impl(value, true, detail::to_steady(deadline));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status send_until(
-      const T& value,
-      std::chrono::time_point<Clock, Duration> deadline) requires std::copy_constructible<T> {
-    T copy(value);
-    return send_until(std::move(copy), deadline);
-  }
+  // send, try_send, send_for, send_until, each for `T&&` and `const T&` (detail::send_verbs).
+  // send() waits at most max_block (forever when unset), as does a send_for/send_until whose
+  // timeout is beyond any clock (duration::max()).
+  using detail::send_verbs<budgeted_channel<T>, T, status>::send;
+  using detail::send_verbs<budgeted_channel<T>, T, status>::try_send;
+  using detail::send_verbs<budgeted_channel<T>, T, status>::send_for;
+  using detail::send_verbs<budgeted_channel<T>, T, status>::send_until;
 
   // --- receiving -------------------------------------------------------------------------------
 
@@ -244,6 +216,13 @@ class budgeted_channel {
       r = stream_.try_reserve(bytes);
     }
     return r;
+  }
+
+  friend class detail::send_verbs<budgeted_channel<T>, T, status>;
+  status send_value(T& value, bool may_wait, detail::clock::time_point deadline) {
+    if (may_wait && deadline == detail::forever() && max_block_ != std::chrono::nanoseconds::max())
+      deadline = detail::deadline_after(max_block_);
+    return send_impl(value, may_wait, deadline);
   }
 
   status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {

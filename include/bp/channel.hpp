@@ -6,9 +6,11 @@
 //   bp::channel_options<T>  capacity, policy and the drop handler, for designated initializers.
 //   bp::channel_stats       counters: sent, received, dropped, evicted, rejected,
 //                           high_watermark, send_waits.
+//   bp::send_permit<T>      slots claimed ahead by reserve() (bp/send_permit.hpp).
 //   bp::sender<T>,          copyable ends of one channel with ownership-based closing: the
-//   bp::receiver<T>         channel closes when the last sender or the last receiver is gone.
-//   bp::make_channel<T>     creates a channel and returns {sender, receiver}.
+//   bp::receiver<T>         channel closes when the last sender or the last receiver is gone
+//   bp::make_channel<T>     (bp/channel_ends.hpp, included here); make_channel creates a
+//                           channel and returns {sender, receiver}.
 //
 // Example (examples/quick_start.cpp):
 //
@@ -39,13 +41,16 @@
 #include <utility>
 #include <vector>
 
+#include "channel_fwd.hpp"
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/futex.hpp"
 #include "detail/recv_iterator.hpp"
 #include "detail/rendezvous.hpp"
 #include "detail/ring.hpp"
+#include "detail/send_verbs.hpp"
 #include "detail/spin.hpp"
+#include "send_permit.hpp"
 #include "status.hpp"
 
 namespace bp {
@@ -88,17 +93,6 @@ struct channel_options {
   // not use the channel.
   std::function<void(T&&)> on_undelivered{};
 };
-
-// Element requirements: values move in and out of slots after a slot is claimed, where an
-// exception could not be undone, so moving and destroying must not throw.
-template <class T>
-concept channel_element = std::is_object_v<T> && std::is_nothrow_move_constructible_v<T> &&
-    std::is_nothrow_destructible_v<T>;
-
-template <channel_element T>
-class channel;
-template <channel_element T>
-class send_permit;
 
 // A range whose elements are T lvalues that a batch send may move from (vector<T>, array,
 // std::span<T>, deque...).
@@ -147,7 +141,7 @@ concept batch_range = std::ranges::forward_range<R> && std::ranges::sized_range<
 // allocation failure of the ring throws std::bad_alloc. No operation throws after that, except
 // what copying a `const T&` argument throws.
 template <channel_element T>
-class channel {
+class channel : public detail::send_verbs<channel<T>, T, status> {
  public:
   using value_type = T;
   using drop_handler = std::function<void(T&&)>;
@@ -173,41 +167,12 @@ class channel {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  [[nodiscard]] status send(T&& value) { return send_impl(value, true, detail::forever()); }
-  [[nodiscard]] status send(const T& value) requires std::copy_constructible<T> {
-    T copy(value);
-    return send(std::move(copy));
-  }
-
-  // Never waits: ok | dropped | full | closed.
-  [[nodiscard]] status try_send(T&& value) { return send_impl(value, false, detail::forever()); }
-  [[nodiscard]] status try_send(const T& value) requires std::copy_constructible<T> {
-    T copy(value);
-    return try_send(std::move(copy));
-  }
-
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-    return send_impl(value, true, detail::deadline_after(timeout));
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(const T& value, std::chrono::duration<Rep, Period> timeout) requires
-      std::copy_constructible<T> {
-    T copy(value);
-    return send_for(std::move(copy), timeout);
-  }
-
-  template <class Clock, class Duration>
-  [[nodiscard]] status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
-    return send_impl(value, true, detail::to_steady(deadline));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status send_until(
-      const T& value,
-      std::chrono::time_point<Clock, Duration> deadline) requires std::copy_constructible<T> {
-    T copy(value);
-    return send_until(std::move(copy), deadline);
-  }
+  // send, try_send (never waits: ok | dropped | full | closed), send_for, send_until: each for
+  // `T&&` and `const T&`, from detail::send_verbs (see the table above for the answers).
+  using detail::send_verbs<channel<T>, T, status>::send;
+  using detail::send_verbs<channel<T>, T, status>::try_send;
+  using detail::send_verbs<channel<T>, T, status>::send_for;
+  using detail::send_verbs<channel<T>, T, status>::send_until;
 
   // --- batch sending ---------------------------------------------------------------------------
   // Each sends the values of a range of T lvalues (a vector, array, span...) in order, as if by
@@ -653,6 +618,13 @@ class channel {
   }
 
   friend class send_permit<T>;
+  friend struct detail::send_permit_traits<channel>;
+  friend class detail::send_verbs<channel<T>, T, status>;
+  friend class sender<T>;
+
+  status send_value(T& value, bool may_wait, detail::clock::time_point deadline) {
+    return send_impl(value, may_wait, deadline);
+  }
 
   send_permit<T> reserve_impl(std::size_t n, bool may_wait, detail::clock::time_point deadline) {
     if (n == 0 || n > capacity())
@@ -744,276 +716,7 @@ class channel {
   std::atomic<std::uint64_t> permit_sent_{0};  // values published through reservations
 };
 
-// n slots of a channel claimed by channel::reserve (tokio's Permit). Each send() moves one value
-// into the next claimed slot and cannot fail, not even if the channel was closed since the
-// reservation (the slots were claimed before close, so their values are delivered). Values keep
-// FIFO order by slot: a reserved slot holds back the values sent after it was reserved until it
-// is filled or given back. Destruction or release() gives the unused slots back; like any slot
-// of a ring they become free once every value ahead of them has been received (then at once,
-// with or without a receiver). An unsuccessful reservation yields an empty permit: `!permit`,
-// answer() says why.
-// Thread safety: a permit is used by one thread at a time; it may be moved between threads.
-// Errors: send() on a permit with no slot left throws std::logic_error.
-template <channel_element T>
-class send_permit {
- public:
-  send_permit() = default;
-  send_permit(send_permit&& o) noexcept
-      : ch_(std::exchange(o.ch_, nullptr)),
-        next_(o.next_),
-        left_(std::exchange(o.left_, 0)),
-        answer_(o.answer_) {}
-  send_permit& operator=(send_permit&& o) noexcept {
-    if (this != &o) {
-      release();
-      ch_ = std::exchange(o.ch_, nullptr);
-      next_ = o.next_;
-      left_ = std::exchange(o.left_, 0);
-      answer_ = o.answer_;
-    }
-    return *this;
-  }
-  send_permit(const send_permit&) = delete;
-  send_permit& operator=(const send_permit&) = delete;
-  ~send_permit() { release(); }
-
-  // ok if the reservation succeeded (whether or not its slots are used up), else why not.
-  [[nodiscard]] status answer() const noexcept { return answer_; }
-  explicit operator bool() const noexcept { return answer_ == status::ok; }
-  // Reserved slots not used yet.
-  [[nodiscard]] std::size_t remaining() const noexcept { return left_; }
-
-  void send(T&& value) {
-    if (left_ == 0) throw std::logic_error("bp::send_permit::send: no reserved slot left");
-    --left_;
-    ch_->permit_publish(next_++, std::move(value));
-  }
-  void send(const T& value) requires std::copy_constructible<T> {
-    T copy(value);
-    send(std::move(copy));
-  }
-
-  // Gives the unused slots back now.
-  void release() noexcept {
-    if (left_ != 0) ch_->permit_skip(next_, left_);
-    left_ = 0;
-    ch_ = nullptr;
-  }
-
- private:
-  friend class channel<T>;
-  send_permit(channel<T>* ch, std::uint64_t first, std::size_t n, status answer) noexcept
-      : ch_(ch), next_(first), left_(n), answer_(answer) {}
-
-  channel<T>* ch_ = nullptr;
-  std::uint64_t next_ = 0;
-  std::size_t left_ = 0;
-  status answer_ = status::closed;
-};
-
-// --- ownership-based closing ---------------------------------------------------------------------
-
-namespace detail {
-template <class T>
-struct channel_core {
-  template <class... A>
-  explicit channel_core(A&&... a) : ch(std::forward<A>(a)...) {}
-  channel<T> ch;
-  std::atomic<std::size_t> senders{1};
-  std::atomic<std::size_t> receivers{1};
-};
-
-// Copy = one more owner of that end; the last owner of an end closes the channel.
-template <class T, std::atomic<std::size_t> channel_core<T>::*Count>
-class channel_end {
- public:
-  channel_end() = default;
-  explicit channel_end(std::shared_ptr<channel_core<T>> c) noexcept : c_(std::move(c)) {}
-  channel_end(const channel_end& o) noexcept : c_(o.c_) {
-    if (c_) ((*c_).*Count).fetch_add(1, std::memory_order_relaxed);
-  }
-  channel_end(channel_end&& o) noexcept = default;
-  channel_end& operator=(channel_end o) noexcept {
-    std::swap(c_, o.c_);
-    return *this;
-  }
-  ~channel_end() { reset(); }
-
-  // Gives up this handle (as destruction does); the handle is then empty.
-  void reset() noexcept {
-    if (c_ && ((*c_).*Count).fetch_sub(1, std::memory_order_acq_rel) == 1) c_->ch.close();
-    c_.reset();
-  }
-
-  explicit operator bool() const noexcept { return c_ != nullptr; }
-  void close() const {
-    if (c_) c_->ch.close();
-  }
-  [[nodiscard]] bool is_closed() const noexcept { return !c_ || c_->ch.is_closed(); }
-  [[nodiscard]] std::size_t size() const noexcept { return c_ ? c_->ch.size() : 0; }
-  [[nodiscard]] std::size_t capacity() const noexcept { return c_ ? c_->ch.capacity() : 0; }
-  [[nodiscard]] channel_stats stats() const noexcept {
-    return c_ ? c_->ch.stats() : channel_stats{};
-  }
-
- protected:
-  channel<T>* get() const noexcept { return c_ ? &c_->ch : nullptr; }
-
- private:
-  std::shared_ptr<channel_core<T>> c_;
-};
-}  // namespace detail
-
-// The sending end of a channel made by make_channel. Copyable: each copy is an owner; when the
-// last sender is destroyed (or reset()), the channel closes and receivers drain, then see the
-// end. An empty (default-constructed or moved-from) sender answers `closed`.
-// Thread safety: as bp::channel; one handle object itself is not to be mutated concurrently.
-template <channel_element T>
-class sender : public detail::channel_end<T, &detail::channel_core<T>::senders> {
-  using base = detail::channel_end<T, &detail::channel_core<T>::senders>;
-
- public:
-  using value_type = T;
-  using base::base;
-
-  [[nodiscard]] status send(T&& v) const {
-    return ch() ? ch()->send(std::move(v)) : status::closed;
-  }
-  [[nodiscard]] status send(const T& v) const requires std::copy_constructible<T> {
-    return ch() ? ch()->send(v) : status::closed;
-  }
-  [[nodiscard]] status try_send(T&& v) const {
-    return ch() ? ch()->try_send(std::move(v)) : status::closed;
-  }
-  [[nodiscard]] status try_send(const T& v) const requires std::copy_constructible<T> {
-    return ch() ? ch()->try_send(v) : status::closed;
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(T&& v, std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->send_for(std::move(v), t) : status::closed;
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status send_for(
-      const T& v, std::chrono::duration<Rep, Period> t) const requires std::copy_constructible<T> {
-    return ch() ? ch()->send_for(v, t) : status::closed;
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status send_until(T&& v, std::chrono::time_point<Clock, Duration> d) const {
-    return ch() ? ch()->send_until(std::move(v), d) : status::closed;
-  }
-  [[nodiscard]] send_permit<T> reserve(std::size_t n = 1) const {
-    return ch() ? ch()->reserve(n) : send_permit<T>();
-  }
-  [[nodiscard]] send_permit<T> try_reserve(std::size_t n = 1) const {
-    return ch() ? ch()->try_reserve(n) : send_permit<T>();
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] send_permit<T> reserve_for(std::size_t n,
-                                           std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->reserve_for(n, t) : send_permit<T>();
-  }
-  template <class R>
-  requires batch_range<R, T>
-  [[nodiscard]] send_n_result send_n(R&& values) const {
-    return ch() ? ch()->send_n(values) : send_n_result{0, status::closed};
-  }
-  template <class R>
-  requires batch_range<R, T>
-  [[nodiscard]] send_n_result try_send_n(R&& values) const {
-    return ch() ? ch()->try_send_n(values) : send_n_result{0, status::closed};
-  }
-  template <class R, class Rep, class Period>
-  requires batch_range<R, T>
-  [[nodiscard]] send_n_result send_n_for(R&& values, std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->send_n_for(values, t) : send_n_result{0, status::closed};
-  }
-
- private:
-  channel<T>* ch() const noexcept { return this->get(); }
-};
-
-// The receiving end of a channel made by make_channel. Copyable: each copy is an owner; when
-// the last receiver is destroyed (or reset()), the channel closes and sends answer `closed`.
-// Values still buffered then go to the drop handler when the channel is destroyed.
-// An empty receiver behaves as a closed, drained channel.
-template <channel_element T>
-class receiver : public detail::channel_end<T, &detail::channel_core<T>::receivers> {
-  using base = detail::channel_end<T, &detail::channel_core<T>::receivers>;
-
- public:
-  using value_type = T;
-  using base::base;
-
-  [[nodiscard]] std::optional<T> recv() const { return ch() ? ch()->recv() : std::nullopt; }
-  [[nodiscard]] std::optional<T> try_recv() const { return ch() ? ch()->try_recv() : std::nullopt; }
-  template <class Rep, class Period>
-  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->recv_for(t) : std::nullopt;
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> d) const {
-    return ch() ? ch()->recv_until(d) : std::nullopt;
-  }
-  // As channel's: ok | closed (| full | timeout); an empty receiver answers `closed`.
-  [[nodiscard]] status recv(T& out) const { return ch() ? ch()->recv(out) : status::closed; }
-  [[nodiscard]] status try_recv(T& out) const {
-    return ch() ? ch()->try_recv(out) : status::closed;
-  }
-  template <class Rep, class Period>
-  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->recv_for(out, t) : status::closed;
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> d) const {
-    return ch() ? ch()->recv_until(out, d) : status::closed;
-  }
-  std::size_t recv_many(std::vector<T>& out, std::size_t max) const {
-    return ch() ? ch()->recv_many(out, max) : 0;
-  }
-  std::size_t try_recv_many(std::vector<T>& out, std::size_t max) const {
-    return ch() ? ch()->try_recv_many(out, max) : 0;
-  }
-  template <class Rep, class Period>
-  std::size_t recv_many_for(std::vector<T>& out, std::size_t max,
-                            std::chrono::duration<Rep, Period> t) const {
-    return ch() ? ch()->recv_many_for(out, max, t) : 0;
-  }
-  template <class Rep, class Period>
-  std::size_t recv_batch(std::vector<T>& out, std::size_t max,
-                         std::chrono::duration<Rep, Period> linger) const {
-    return ch() ? ch()->recv_batch(out, max, linger) : 0;
-  }
-  template <class Rep1, class Period1, class Rep2, class Period2>
-  std::size_t recv_batch_for(std::vector<T>& out, std::size_t max,
-                             std::chrono::duration<Rep1, Period1> linger,
-                             std::chrono::duration<Rep2, Period2> timeout) const {
-    return ch() ? ch()->recv_batch_for(out, max, linger, timeout) : 0;
-  }
-
-  // range-for: receives until closed and drained.
-  using iterator =
-      detail::recv_iterator<T, const receiver,
-                            static_cast<std::optional<T> (receiver::*)() const>(&receiver::recv)>;
-  iterator begin() const { return iterator(this); }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  channel<T>* ch() const noexcept { return this->get(); }
-};
-
-// Creates a channel owned by its ends: `auto [tx, rx] = bp::make_channel<T>(capacity, policy);`
-// Arguments are those of bp::channel's constructors (and throw the same way).
-template <channel_element T, class... Args>
-[[nodiscard]] std::pair<sender<T>, receiver<T>> make_channel(Args&&... args) {
-  auto core = std::make_shared<detail::channel_core<T>>(std::forward<Args>(args)...);
-  return {sender<T>(core), receiver<T>(std::move(core))};
-}
-
-// The same with designated initializers:
-//   auto [tx, rx] = bp::make_channel<Frame>({.capacity = 64, .policy = bp::overflow::drop_oldest});
-template <channel_element T>
-[[nodiscard]] std::pair<sender<T>, receiver<T>> make_channel(channel_options<T> options) {
-  return make_channel<T, channel_options<T>>(std::move(options));
-}
-
 }  // namespace bp
+
+// The ends (sender, receiver, make_channel) come with the channel.
+#include "channel_ends.hpp"  // IWYU pragma: export
