@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -24,6 +25,8 @@
 
 #include <unistd.h>
 
+#include <bp/detail/event_count.hpp>
+#include <bp/detail/wait.hpp>
 #include <bp/nats/token_bucket.hpp>
 
 #include "connection.hpp"
@@ -134,7 +137,7 @@ struct rate_impl {
   std::atomic<std::int64_t> offset{0};       // server ns - steady ns
   std::atomic<std::int64_t> uncertainty{0};  // half the round trip of the last measurement
   // The offset is measured again every clock_sync_interval by a thread of its own, so that
-  // no grant waits for it.
+  // no grant waits for it. Not a wait for credit (a periodic timer and its stop): a plain cv.
   std::mutex sync_mu;
   std::condition_variable sync_cv;
   bool stopping = false;
@@ -142,25 +145,29 @@ struct rate_impl {
 
   std::atomic<std::uint64_t> granted{0}, denied{0}, conflicts{0}, unreachable{0}, round_trips{0};
 
-  // close(): waiting calls park here until their moment or the close.
+  // Waiting calls park on `wait_ec` until their moment or the close. seq_cst: `closed` is the
+  // change a waiter re-checks after registering.
   std::atomic<bool> closed{false};
-  std::mutex wait_mu;
-  std::condition_variable wait_cv;
+  bp::detail::event_count wait_ec;
 
   void close() noexcept {
-    {
-      std::lock_guard lock(wait_mu);
-      closed = true;
-    }
-    wait_cv.notify_all();
+    closed.store(true);
+    wait_ec.notify_all();
   }
 
-  // Sleeps until steady time `act`; false if closed first.
+  // Sleeps until steady time `act`; false if closed first. The credit is time itself (the
+  // tokens were taken on the server for that moment), so the wait does not spin.
   bool wait_until(std::int64_t act) {
-    std::unique_lock lock(wait_mu);
     const auto until = clock::time_point(
         std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(act)));
-    return !wait_cv.wait_until(lock, until, [this] { return closed.load(); });
+    bool stopped = false;
+    auto attempt = [&] {
+      if (closed.load()) return stopped = true;
+      return clock::now() >= until;
+    };
+    (void)bp::detail::wait_loop(wait_ec, until, attempt, bp::detail::no_spin,
+                                bp::detail::always_settled{});
+    return !stopped;
   }
 
   explicit rate_impl(const token_bucket_options& opts) : o(opts) {
