@@ -69,13 +69,12 @@ class delivery {
 // recv_message() and ack() after the work. Values arrive in stream order, except redeliveries.
 //
 // Ends of stream: recv() answers std::nullopt (recv(out): `closed`) once a sender's close()
-// marker was read, every
-// message before it is acknowledged (by any receiver of the durable) and the locally fetched
-// batch is drained, or after this receiver's close(). Like a loop over a closed bp::channel, a
-// loop gets every value sent before close(): values a crashed consumer held come back after
-// ack_wait and are received first (the marker is held, unacknowledged, meanwhile; the end is
-// noticed within a few ms, at most 250 ms, of the last acknowledgement). With several
-// receivers on one durable only the receiver that holds the marker ends.
+// marker was read, every message before it is acknowledged (by any receiver of the durable) and
+// the locally fetched batch is drained, or after this receiver's close(). Like a loop over a
+// closed bp::channel, a loop gets every value sent before close(): values a crashed consumer
+// held come back after ack_wait and are received first (the marker is held, unacknowledged,
+// meanwhile; the end is noticed within a few ms, at most 250 ms, of the last acknowledgement).
+// With several receivers on one durable only the receiver that holds the marker ends.
 //
 // Deadlines: recv_for / recv_until / recv_message_for answer by their deadline (+ ~50 ms)
 // whatever the server does (gone, stalled, restarting); try_recv within ~50 ms.
