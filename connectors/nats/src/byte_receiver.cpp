@@ -113,7 +113,11 @@ struct byte_receiver::impl {
     natsMsgList_Destroy(&list);
     if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return false;
     if (closed.load()) return false;
-    if (is_transient(s)) {  // reconnecting: try again on the next round (within the deadline)
+    // A write to a socket the server just closed fails with an IO error before nats.c notices
+    // the disconnect: transient too, unless the connection is closed for good.
+    const bool broken_pipe =
+        s == NATS_IO_ERROR && natsConnection_Status(conn->nc) != NATS_CONN_STATUS_CLOSED;
+    if (is_transient(s) || broken_pipe) {  // reconnecting: try again (within the deadline)
       sleep_until_or(may_wait ? deadline : clock::now(), std::min(o.fetch_wait, milliseconds(100)));
       return false;
     }
