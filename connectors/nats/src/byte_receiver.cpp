@@ -113,7 +113,11 @@ struct byte_receiver::impl {
     natsMsgList_Destroy(&list);
     if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return false;
     if (closed.load()) return false;
-    if (is_transient(s)) {  // reconnecting: try again on the next round (within the deadline)
+    // A write to a socket the server just closed fails with an IO error before nats.c notices
+    // the disconnect: transient too, unless the connection is closed for good.
+    const bool broken_pipe =
+        s == NATS_IO_ERROR && natsConnection_Status(conn->nc) != NATS_CONN_STATUS_CLOSED;
+    if (is_transient(s) || broken_pipe) {  // reconnecting: try again (within the deadline)
       sleep_until_or(may_wait ? deadline : clock::now(), std::min(o.fetch_wait, milliseconds(100)));
       return false;
     }
@@ -182,10 +186,15 @@ struct byte_receiver::impl {
     return false;
   }
 
-  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch) {
+  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch,
+                                   bool* ended) {
     std::lock_guard lock(mu);
+    auto none = [ended](bool end) -> std::optional<raw_delivery> {
+      if (ended != nullptr) *ended = end;
+      return std::nullopt;
+    };
     for (;;) {
-      if (closed.load(std::memory_order_acquire)) return std::nullopt;
+      if (closed.load(std::memory_order_acquire)) return none(true);
       if (!batch.empty()) {
         raw_delivery d(conn, batch.front());
         batch.pop_front();
@@ -202,15 +211,16 @@ struct byte_receiver::impl {
         }
         return d;
       }
-      if (end_seen) return std::nullopt;
+      if (end_seen) return none(true);
       if (held_end && settle_end(may_wait ? deadline : clock::now() + try_recv_wait))
-        return std::nullopt;
+        return none(true);
       // Holding the marker: fetch in short slices so the end is noticed soon after the last
       // acknowledgement, and redelivered values are taken meanwhile.
       const auto slice =
           held_end ? std::min(deadline, std::max(next_end_check, clock::now())) : deadline;
       const bool got = fetch(may_wait, slice, max_batch);
-      if (!got && (!may_wait || expired(deadline))) return std::nullopt;
+      if (!got && (!may_wait || expired(deadline)))
+        return none(closed.load(std::memory_order_acquire));  // close() while fetching: the end
     }
   }
 
@@ -256,8 +266,8 @@ struct byte_receiver::impl {
 byte_receiver::byte_receiver(const options& o) : impl_(std::make_unique<impl>(o)) {}
 byte_receiver::~byte_receiver() = default;
 std::optional<raw_delivery> byte_receiver::recv(bool may_wait, clock::time_point deadline,
-                                                int max_batch) {
-  return impl_->recv(may_wait, deadline, max_batch);
+                                                int max_batch, bool* ended) {
+  return impl_->recv(may_wait, deadline, max_batch, ended);
 }
 bool byte_receiver::peek_end(clock::time_point deadline) {
   return impl_->peek_end(deadline);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -26,6 +25,8 @@
 #include <nats/nats.h>
 #include <unistd.h>
 
+#include <bp/detail/event_count.hpp>
+#include <bp/detail/wait.hpp>
 #include <bp/nats/detail/transport.hpp>
 #include <bp/nats/error.hpp>
 
@@ -51,9 +52,12 @@ struct byte_sender::impl {
   std::atomic<std::uint64_t> sent{0}, dropped{0}, rejected{0}, send_waits{0}, retries{0}, failed{0};
 
   // Producer window (max_in_flight > 0): publishes not yet acknowledged, and publishes the
-  // server refused for lack of room, to be published again after a backoff.
+  // server refused for lack of room, to be published again after a backoff. Guarded by `mu`;
+  // every change that frees room, empties the window or moves the retry schedule is announced
+  // on `changed` after it is made (senders and flush wait there for acknowledgements, the
+  // retrier for its moment).
   std::mutex mu;
-  std::condition_variable cv;
+  bp::detail::event_count changed;
   std::size_t in_flight = 0;
   std::deque<natsMsg*> refused;
   clock::time_point retry_at{};
@@ -119,7 +123,7 @@ struct byte_sender::impl {
       std::lock_guard lock(mu);
       stopping = true;
     }
-    cv.notify_all();
+    changed.notify_all();
     if (retrier.joinable()) retrier.join();
   }
 
@@ -135,7 +139,19 @@ struct byte_sender::impl {
         }
         continue;
       }
-      cv.wait_until(lock, refused.empty() ? clock::now() + std::chrono::seconds(1) : retry_at);
+      // A wait for a moment (the backoff), or for the schedule to change: no spin. Any refusal
+      // moves retry_at, so a new one ends the wait and the moment is computed again.
+      const bool idle = refused.empty();
+      const auto seen = retry_at;
+      const auto wake = idle ? clock::now() + std::chrono::seconds(1) : retry_at;
+      lock.unlock();
+      auto attempt = [&] {
+        std::lock_guard relock(mu);
+        return stopping || retry_at != seen || (idle && !refused.empty());
+      };
+      (void)bp::detail::wait_loop(changed, wake, attempt, bp::detail::no_spin,
+                                  bp::detail::always_settled{});
+      lock.lock();
     }
   }
 
@@ -263,29 +279,32 @@ struct byte_sender::impl {
 
   static void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<impl*>(closure);
-    std::lock_guard lock(self->mu);
-    --self->in_flight;
+    self->settle_async(msg, pa, pae);
+    self->changed.notify_all();  // after the change is made (and the lock released)
+  }
+
+  void settle_async(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
+    std::lock_guard lock(mu);
+    --in_flight;
     if (pa != nullptr) {
-      ++self->sent;
-      self->backoff = self->o.retry_backoff_min;
+      ++sent;
+      backoff = o.retry_backoff_min;
       natsMsg_Destroy(msg);
     } else if (pae != nullptr &&
-               ((pae->ErrCode == js_store_failed && self->o.policy == overflow::block) ||
+               ((pae->ErrCode == js_store_failed && o.policy == overflow::block) ||
                 is_transient(pae->Err))) {
       // Refused for lack of room (block), or never acknowledged (server restart, election):
       // publish it again later with the same id, which the server deduplicates.
-      ++self->retries;
-      self->refused.push_back(msg);
-      self->retry_at = clock::now() + self->backoff;
-      self->backoff = std::min(self->backoff * 2, self->o.retry_backoff_max);
+      ++retries;
+      refused.push_back(msg);
+      retry_at = clock::now() + backoff;
+      backoff = std::min(backoff * 2, o.retry_backoff_max);
     } else {
-      ++self->failed;
+      ++failed;
       if (pae != nullptr)
-        self->last_async_error =
-            pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
+        last_async_error = pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
       natsMsg_Destroy(msg);
     }
-    self->cv.notify_all();
   }
 
   // Publishes `m` into the window (the lock is released around the nats.c call). False when
@@ -327,23 +346,49 @@ struct byte_sender::impl {
     return t;
   }
 
+  // Waits on `changed` until `ready()` (run under `lock`, which is held again on return) or
+  // `deadline`. Each round republishes what is due first and wakes at the next retry moment
+  // (next_wake) at the latest, since no acknowledgement may come before that republish.
+  // False when the deadline passed.
+  template <class Ready>
+  bool wait_in_window(std::unique_lock<std::mutex>& lock, clock::time_point deadline, Ready ready) {
+    for (;;) {
+      const auto wake = next_wake(deadline);
+      lock.unlock();
+      std::exception_ptr failure;  // a republish that failed ends the wait, then is thrown
+      auto attempt = [&] {
+        lock.lock();
+        try {
+          resend_refused(lock, deadline);
+        } catch (...) {
+          failure = std::current_exception();
+          return true;  // keeps the lock
+        }
+        if (ready()) return true;  // keeps the lock
+        lock.unlock();
+        return false;
+      };
+      if (bp::detail::wait_until(changed, wake, attempt)) {
+        if (failure) std::rethrow_exception(failure);
+        return true;
+      }
+      lock.lock();
+      if (expired(deadline)) return false;
+    }
+  }
+
   status send_windowed(std::span<const std::byte> payload, bool may_wait,
                        clock::time_point deadline) {
     std::unique_lock lock(mu);
-    bool waited = false;
-    for (;;) {
-      resend_refused(lock, deadline);
-      if (in_flight + refused.size() < o.max_in_flight) break;
+    resend_refused(lock, deadline);
+    auto has_room = [&] { return in_flight + refused.size() < o.max_in_flight; };
+    if (!has_room()) {
       if (!may_wait) {
         ++rejected;
         return status::full;
       }
-      if (!waited) {
-        waited = true;
-        ++send_waits;
-      }
-      if (expired(deadline)) return status::timeout;
-      cv.wait_until(lock, next_wake(deadline));
+      ++send_waits;
+      if (expired(deadline) || !wait_in_window(lock, deadline, has_room)) return status::timeout;
     }
     natsMsg* m = make_msg(payload);
     const std::string id = next_msg_id();
@@ -359,12 +404,11 @@ struct byte_sender::impl {
   status flush(clock::time_point deadline) {
     if (o.max_in_flight == 0) return status::ok;
     std::unique_lock lock(mu);
-    for (;;) {
-      resend_refused(lock, deadline);
-      if (in_flight == 0 && refused.empty()) return status::ok;
-      if (expired(deadline)) return status::timeout;
-      cv.wait_until(lock, next_wake(deadline));
-    }
+    resend_refused(lock, deadline);
+    auto drained = [&] { return in_flight == 0 && refused.empty(); };
+    if (drained()) return status::ok;
+    if (expired(deadline) || !wait_in_window(lock, deadline, drained)) return status::timeout;
+    return status::ok;
   }
 
   status close(clock::time_point deadline) {

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -24,6 +25,8 @@
 
 #include <unistd.h>
 
+#include <bp/detail/event_count.hpp>
+#include <bp/detail/wait.hpp>
 #include <bp/nats/token_bucket.hpp>
 
 #include "connection.hpp"
@@ -134,7 +137,7 @@ struct rate_impl {
   std::atomic<std::int64_t> offset{0};       // server ns - steady ns
   std::atomic<std::int64_t> uncertainty{0};  // half the round trip of the last measurement
   // The offset is measured again every clock_sync_interval by a thread of its own, so that
-  // no grant waits for it.
+  // no grant waits for it. Not a wait for credit (a periodic timer and its stop): a plain cv.
   std::mutex sync_mu;
   std::condition_variable sync_cv;
   bool stopping = false;
@@ -142,25 +145,29 @@ struct rate_impl {
 
   std::atomic<std::uint64_t> granted{0}, denied{0}, conflicts{0}, unreachable{0}, round_trips{0};
 
-  // close(): waiting calls park here until their moment or the close.
+  // Waiting calls park on `wait_ec` until their moment or the close. seq_cst: `closed` is the
+  // change a waiter re-checks after registering.
   std::atomic<bool> closed{false};
-  std::mutex wait_mu;
-  std::condition_variable wait_cv;
+  bp::detail::event_count wait_ec;
 
   void close() noexcept {
-    {
-      std::lock_guard lock(wait_mu);
-      closed = true;
-    }
-    wait_cv.notify_all();
+    closed.store(true);
+    wait_ec.notify_all();
   }
 
-  // Sleeps until steady time `act`; false if closed first.
+  // Sleeps until steady time `act`; false if closed first. The credit is time itself (the
+  // tokens were taken on the server for that moment), so the wait does not spin.
   bool wait_until(std::int64_t act) {
-    std::unique_lock lock(wait_mu);
     const auto until = clock::time_point(
         std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(act)));
-    return !wait_cv.wait_until(lock, until, [this] { return closed.load(); });
+    bool stopped = false;
+    auto attempt = [&] {
+      if (closed.load()) return stopped = true;
+      return clock::now() >= until;
+    };
+    (void)bp::detail::wait_loop(wait_ec, until, attempt, bp::detail::no_spin,
+                                bp::detail::always_settled{});
+    return !stopped;
   }
 
   explicit rate_impl(const token_bucket_options& opts) : o(opts) {
@@ -520,18 +527,19 @@ struct rate_impl {
     }
   }
 
-  bool answer_unreachable(when_unreachable u) {
+  // ok (fail_open), timeout (fail_closed), or a throw (raise).
+  status answer_unreachable(when_unreachable u) {
     ++unreachable;
     switch (u) {
       case when_unreachable::fail_open:
-        return true;
+        return status::ok;
       case when_unreachable::raise:
         throw error("bp::nats::token_bucket: the server did not answer for key '" + o.key +
                         "' within the call's budget",
                     static_cast<int>(NATS_TIMEOUT));
       case when_unreachable::fail_closed:
       default:
-        return false;
+        return status::timeout;
     }
   }
 
@@ -574,6 +582,7 @@ reservation& reservation::operator=(reservation&& o) noexcept {
   act_steady_ns_ = o.act_steady_ns_;
   tat_after_ = o.tat_after_;
   n_ = o.n_;
+  answer_ = o.answer_;
   return *this;
 }
 reservation::~reservation() = default;
@@ -584,11 +593,11 @@ std::chrono::nanoseconds reservation::delay() const noexcept {
   return std::chrono::nanoseconds(left > 0 ? left : 0);
 }
 
-bool reservation::wait() {
-  if (!ok()) return false;
-  if (bucket_ == nullptr || bucket_->wait_until(act_steady_ns_)) return true;
+result reservation::wait() {
+  if (!ok()) return answer_;
+  if (bucket_ == nullptr || bucket_->wait_until(act_steady_ns_)) return status::ok;
   cancel();  // closed first: the tokens go back
-  return false;
+  return answer_ = status::closed;
 }
 
 void reservation::cancel() {
@@ -596,6 +605,7 @@ void reservation::cancel() {
     bucket_->cancel(act_steady_ns_, tat_after_, static_cast<std::int64_t>(n_));
   bucket_ = nullptr;
   granted_open_ = false;
+  answer_ = status::closed;
 }
 
 // --- token_bucket
@@ -615,33 +625,36 @@ token_bucket::token_bucket(const token_bucket_options& o)
     : impl_(std::make_unique<detail::rate_impl>(o)), unreachable_(o.unreachable) {}
 token_bucket::~token_bucket() = default;
 
-bool token_bucket::try_acquire(std::size_t n) {
+result token_bucket::try_acquire(std::size_t n) {
   return try_acquire(n, unreachable_);
 }
 
-bool token_bucket::try_acquire(std::size_t n, when_unreachable u) {
+result token_bucket::try_acquire(std::size_t n, when_unreachable u) {
   const auto k = checked(n, burst(), "try_acquire");
-  if (impl_->closed) return false;
-  if (k == 0) return true;
+  if (impl_->closed) return status::closed;
+  if (k == 0) return status::ok;
   const auto c = impl_->take(k, 0, detail::clock::now() + impl_->o.request_timeout);
   if (c.what == detail::rate_impl::outcome::unreachable) return impl_->answer_unreachable(u);
-  return c.what == detail::rate_impl::outcome::granted;
+  return c.what == detail::rate_impl::outcome::granted ? status::ok : status::full;
 }
 
-bool token_bucket::acquire(std::size_t n) {
+result token_bucket::acquire(std::size_t n) {
   return acquire(n, unreachable_);
 }
 
-bool token_bucket::acquire(std::size_t n, when_unreachable u) {
+result token_bucket::acquire(std::size_t n, when_unreachable u) {
   return acquire_for_ns(n, detail::forever_ns, u, "acquire");
 }
 
-bool token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
-                                  const char* verb) {
-  if (timeout_ns <= 0) return try_acquire(n, u);  // "now or never": try_acquire's budget
+result token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
+                                    const char* verb) {
+  if (timeout_ns <= 0) {  // "now or never": try_acquire's budget
+    const status r = try_acquire(n, u);
+    return r == status::full ? status::timeout : r;
+  }
   const auto k = checked(n, burst(), verb);
-  if (impl_->closed) return false;
-  if (k == 0) return true;
+  if (impl_->closed) return status::closed;
+  if (k == 0) return status::ok;
   const auto now = detail::clock::now();
   const bool unbounded = timeout_ns >= detail::forever_ns;
   const std::int64_t use_by = unbounded ? detail::forever_ns : detail::steady_ns() + timeout_ns;
@@ -650,10 +663,10 @@ bool token_bucket::acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_u
       unbounded ? now + impl_->o.request_timeout : now + std::chrono::nanoseconds(timeout_ns);
   const auto c = impl_->take(k, use_by, deadline);
   if (c.what == detail::rate_impl::outcome::unreachable) return impl_->answer_unreachable(u);
-  if (c.what == detail::rate_impl::outcome::denied) return false;
-  if (impl_->wait_until(c.act_steady)) return true;
+  if (c.what == detail::rate_impl::outcome::denied) return status::timeout;
+  if (impl_->wait_until(c.act_steady)) return status::ok;
   impl_->cancel(c.act_steady, c.tat_after, k);  // closed while waiting: give them back
-  return false;
+  return status::closed;
 }
 
 reservation token_bucket::reserve(std::size_t n) {
@@ -663,7 +676,7 @@ reservation token_bucket::reserve(std::size_t n) {
 reservation token_bucket::reserve(std::size_t n, when_unreachable u) {
   const auto k = checked(n, burst(), "reserve");
   reservation r;
-  if (impl_->closed) return r;
+  if (impl_->closed) return r;  // answer(): closed
   r.n_ = n;
   if (k == 0) {
     r.granted_open_ = true;
@@ -672,7 +685,8 @@ reservation token_bucket::reserve(std::size_t n, when_unreachable u) {
   const auto c =
       impl_->take(k, detail::forever_ns, detail::clock::now() + impl_->o.request_timeout);
   if (c.what == detail::rate_impl::outcome::unreachable) {
-    r.granted_open_ = impl_->answer_unreachable(u);
+    r.granted_open_ = impl_->answer_unreachable(u) == status::ok;
+    r.answer_ = status::timeout;
     return r;
   }
   r.bucket_ = impl_.get();

@@ -93,6 +93,8 @@ class deadline_test : public bp::test::nats_test {
            [&] { EXPECT_EQ(rx.recv_until(clk::now() + 1s), std::nullopt); });
     within("recv_message_for(1s)", 1s, [&] { EXPECT_FALSE(rx.recv_message_for(1s)); });
     within("try_recv()", 50ms, [&] { EXPECT_EQ(rx.try_recv(), std::nullopt); });
+    std::string out;  // an unreachable server is not the end of stream
+    within("recv_for(out, 1s)", 1s, [&] { EXPECT_EQ(rx.recv_for(out, 1s), status::timeout); });
   }
 
   bool stopped_ = false;

@@ -65,6 +65,45 @@ TEST_F(receiver_test, close_ends_receiving_here) {
   EXPECT_EQ(rx.recv(), std::nullopt);  // wakes within fetch_wait of the close
   closer.join();
   EXPECT_TRUE(rx.is_closed());
+  std::string out;
+  EXPECT_EQ(rx.recv(out), status::closed);
+  EXPECT_EQ(rx.try_recv(out), status::closed);
+  EXPECT_EQ(rx.recv_for(out, 1s), status::closed);
+}
+
+// The status answers tell "nothing yet" (full, timeout) from the end of stream (closed), and
+// leave `out` alone unless they answer ok.
+TEST_F(receiver_test, status_answers_tell_a_timeout_from_the_end_of_stream) {
+  sender<std::string> tx(opts(16, overflow::block));
+  receiver<std::string> rx(opts(16, overflow::block));
+  std::string out = "untouched";
+  EXPECT_EQ(rx.try_recv(out), status::full);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(rx.recv_for(out, 300ms), status::timeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_EQ(rx.recv_until(out, std::chrono::steady_clock::now() + 100ms), status::timeout);
+  EXPECT_EQ(out, "untouched");
+
+  for (const char* v : {"a", "b", "c"}) ASSERT_EQ(tx.send(v), status::ok);
+  EXPECT_EQ(tx.close(), status::ok);
+  // "a" is taken but not acknowledged: the marker after it cannot end the stream yet.
+  auto held = rx.recv_message_for(5s);
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->value, "a");
+  EXPECT_EQ(rx.recv_for(out, 5s), status::ok);
+  EXPECT_EQ(out, "b");
+  EXPECT_EQ(rx.recv(out), status::ok);
+  EXPECT_EQ(out, "c");
+  EXPECT_EQ(rx.recv_for(out, 500ms), status::timeout) << "a value before the marker is pending";
+  EXPECT_EQ(rx.try_recv(out), status::full);
+  EXPECT_FALSE(rx.is_closed());
+  held->ack(true);
+  EXPECT_EQ(rx.recv_for(out, 5s), status::closed);
+  EXPECT_EQ(rx.recv(out), status::closed);
+  EXPECT_EQ(rx.try_recv(out), status::closed);
+  EXPECT_EQ(rx.recv_until(out, std::chrono::steady_clock::now() + 1s), status::closed);
+  EXPECT_EQ(out, "c");
+  EXPECT_TRUE(rx.is_closed());
 }
 
 TEST_F(receiver_test, nak_redelivers_and_unacked_messages_come_back_after_ack_wait) {

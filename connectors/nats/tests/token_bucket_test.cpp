@@ -22,6 +22,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using bp::status;
 using bp::nats::token_bucket;
 using bp::nats::token_bucket_options;
 using bp::nats::when_unreachable;
@@ -118,17 +119,18 @@ TEST(token_bucket_options_test, invalid_options_name_the_field) {
 TEST_F(token_bucket_test, starts_full_grants_the_burst_then_the_rate) {
   // 2 per second: slow enough that a loaded machine's stalls do not accrue extra tokens.
   token_bucket tb(topts(2, 5));
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(tb.try_acquire()) << i;
-  EXPECT_FALSE(tb.try_acquire());
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(tb.try_acquire(), status::ok) << i;
+  EXPECT_EQ(tb.try_acquire(), status::full);
   EXPECT_THROW((void)tb.try_acquire(6), std::invalid_argument);
   const auto t0 = clk::now();
-  EXPECT_TRUE(tb.acquire_for(1, 2s));  // the next token is at most 500 ms away
+  EXPECT_EQ(tb.acquire_for(1, 2s), status::ok);  // the next token is at most 500 ms away
   EXPECT_LT(clk::now() - t0, 500ms + slack);
-  EXPECT_FALSE(tb.acquire_for(5, 50ms)) << "5 tokens are 2.5 s away: refused at once";
-  EXPECT_TRUE(tb.acquire(2));
+  EXPECT_EQ(tb.acquire_for(5, 50ms), status::timeout) << "5 tokens are 2.5 s away: at once";
+  EXPECT_EQ(tb.acquire_for(1, 0ms), status::timeout) << "no time: try once, answer timeout";
+  EXPECT_EQ(tb.acquire(2), status::ok);
   const auto s = tb.stats();
   EXPECT_EQ(s.granted, 8u);
-  EXPECT_GE(s.denied, 2u);
+  EXPECT_GE(s.denied, 3u);
   // The same key from a second object (as from another process) shares the tokens.
   token_bucket other(topts(2, 5));
   EXPECT_FALSE(other.try_acquire(5)) << "the burst is spent for every holder of the key";
@@ -153,7 +155,7 @@ TEST_F(token_bucket_test, reserve_says_when_and_cancel_gives_back) {
   ASSERT_TRUE(r2.ok());
   EXPECT_LE(r2.delay(), 510ms);
   const auto t0 = clk::now();
-  EXPECT_TRUE(r2.wait());
+  EXPECT_EQ(r2.wait(), status::ok);
   EXPECT_GE(clk::now() - t0, r2.delay());
 }
 
@@ -211,15 +213,22 @@ TEST_F(token_bucket_test, unreachable_server_answers_as_chosen_within_the_budget
   };
   auto check = [&](const char* state) {
     SCOPED_TRACE(state);
-    within("fail_closed try_acquire", 400ms, [&] { EXPECT_FALSE(closed_tb.try_acquire()); });
-    within("fail_open try_acquire", 400ms, [&] { EXPECT_TRUE(open_tb.try_acquire()); });
+    within("fail_closed try_acquire", 400ms,
+           [&] { EXPECT_EQ(closed_tb.try_acquire(), status::timeout); });
+    within("fail_open try_acquire", 400ms, [&] { EXPECT_EQ(open_tb.try_acquire(), status::ok); });
     within("raise try_acquire", 400ms,
            [&] { EXPECT_THROW((void)raise_tb.try_acquire(), bp::nats::error); });
     within("per-call fail_open", 400ms,
            [&] { EXPECT_TRUE(closed_tb.try_acquire(1, when_unreachable::fail_open)); });
-    within("acquire_for(1, 250ms)", 250ms, [&] { EXPECT_FALSE(closed_tb.acquire_for(1, 250ms)); });
-    within("acquire()", 400ms, [&] { EXPECT_FALSE(closed_tb.acquire()); });
-    within("reserve()", 400ms, [&] { EXPECT_FALSE(closed_tb.reserve().ok()); });
+    within("acquire_for(1, 250ms)", 250ms,
+           [&] { EXPECT_EQ(closed_tb.acquire_for(1, 250ms), status::timeout); });
+    within("acquire()", 400ms, [&] { EXPECT_EQ(closed_tb.acquire(), status::timeout); });
+    within("reserve()", 400ms, [&] {
+      auto r = closed_tb.reserve();
+      EXPECT_FALSE(r.ok());
+      EXPECT_EQ(r.answer(), status::timeout);
+      EXPECT_EQ(r.wait(), status::timeout);
+    });
     within("fail_open reserve()", 400ms, [&] {
       auto r = open_tb.reserve();
       EXPECT_TRUE(r.ok());
@@ -320,24 +329,46 @@ TEST_F(token_bucket_test, a_process_killed_mid_run_leaks_no_tokens) {
   EXPECT_EQ(creator.available(), burst);
 }
 
-// close() wakes a waiting acquire (false), gives its tokens back, and refuses later calls; the
-// key stays usable from another object.
+// close() wakes a waiting acquire (`closed`), gives its tokens back, and refuses later calls
+// (`closed`); the key stays usable from another object.
 TEST_F(token_bucket_test, close_wakes_waiters_and_gives_their_tokens_back) {
   token_bucket tb(topts(2, 1));
   ASSERT_TRUE(tb.try_acquire());
-  std::atomic<int> answer{-1};
-  std::thread waiter([&] { answer = tb.acquire() ? 1 : 0; });  // waits ~500 ms
+  std::atomic<status> answer{status::ok};
+  std::thread waiter([&] { answer = tb.acquire().value(); });  // waits ~500 ms
   std::this_thread::sleep_for(100ms);
   tb.close();
   waiter.join();
-  EXPECT_EQ(answer, 0);
+  EXPECT_EQ(answer, status::closed);
   EXPECT_TRUE(tb.is_closed());
-  EXPECT_FALSE(tb.try_acquire());
-  EXPECT_FALSE(tb.reserve().ok());
+  EXPECT_EQ(tb.try_acquire(), status::closed);
+  EXPECT_EQ(tb.acquire(), status::closed);
+  EXPECT_EQ(tb.acquire_for(1, 1s), status::closed);
+  auto refused = tb.reserve();
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.answer(), status::closed);
   token_bucket other(topts(2, 1));
   auto r = other.reserve();  // the waiter's token came back: <= 500 ms away, not 1 s
   ASSERT_TRUE(r.ok());
   EXPECT_LE(r.delay(), 510ms);
+}
+
+// A reservation whose moment has not come when the bucket closes: wait() answers `closed`, the
+// tokens go back, and the reservation is no longer ok.
+TEST_F(token_bucket_test, a_reservation_cut_short_by_close_answers_closed) {
+  token_bucket tb(topts(2, 1));
+  ASSERT_EQ(tb.try_acquire(), status::ok);
+  auto r = tb.reserve();  // ~500 ms away
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.answer(), status::ok);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(100ms);
+    tb.close();
+  });
+  EXPECT_EQ(r.wait(), status::closed);
+  closer.join();
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.answer(), status::closed);
 }
 
 }  // namespace

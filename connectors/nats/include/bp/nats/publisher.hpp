@@ -16,8 +16,8 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -29,6 +29,9 @@
 #include <utility>
 #include <vector>
 
+#include <bp/detail/deadline.hpp>
+#include <bp/detail/event_count.hpp>
+#include <bp/detail/wait.hpp>
 #include <bp/nats/codec.hpp>
 #include <bp/nats/detail/transport.hpp>
 #include <bp/nats/error.hpp>
@@ -40,30 +43,28 @@ namespace bp::nats {
 namespace detail {
 
 // One subscription: a worker thread that owns a pull subscription and signals the subscriber
-// serially. request/cancel only touch `demand`/`cancelled` under the mutex and wake the worker,
-// so they are thread-safe, never re-enter the subscriber (rule 3.3) and return at once.
+// serially. request/cancel only change `demand_`/`bad_n_`/`cancelled_` (atomics) and wake the
+// worker through the event count, so they are thread-safe, never re-enter the subscriber (rule
+// 3.3) and return at once.
 template <class Item>
 class pull_subscription final : public bp::rs::subscription {
  public:
   void request(std::int64_t n) override {
-    {
-      std::lock_guard lock(mu_);
-      if (cancelled_) return;  // rule 3.6
-      if (n <= 0) {
-        if (!bad_request_) bad_n_ = n;
-        bad_request_ = true;
-      } else {
-        demand_ = n >= bp::rs::unbounded - demand_ ? bp::rs::unbounded : demand_ + n;
+    if (cancelled_.load()) return;  // rule 3.6
+    if (n <= 0) {
+      std::int64_t none = no_bad_request;  // the first bad request is the one reported
+      (void)bad_n_.compare_exchange_strong(none, n);
+    } else {
+      std::int64_t d = demand_.load();
+      while (!demand_.compare_exchange_weak(
+          d, n >= bp::rs::unbounded - d ? bp::rs::unbounded : d + n)) {
       }
     }
-    cv_.notify_all();
+    ec_.notify_all();
   }
   void cancel() override {
-    {
-      std::lock_guard lock(mu_);
-      cancelled_ = true;
-    }
-    cv_.notify_all();
+    cancelled_.store(true);
+    ec_.notify_all();
   }
 
   struct wake {
@@ -74,28 +75,38 @@ class pull_subscription final : public bp::rs::subscription {
   // Worker side: waits until there is demand, a bad request, or a cancel, at most `idle`;
   // n == 0 in the answer when none came.
   wake await_demand(std::chrono::milliseconds idle) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, idle, [&] { return cancelled_ || demand_ > 0 || bad_request_; });
-    if (cancelled_) return {true, false, 0};
-    if (bad_request_) return {false, true, bad_n_};
-    return {false, false, demand_};
+    wake w;
+    auto attempt = [&] {
+      if (cancelled_.load()) {
+        w = {true, false, 0};
+        return true;
+      }
+      if (const std::int64_t bad = bad_n_.load(); bad != no_bad_request) {
+        w = {false, true, bad};
+        return true;
+      }
+      w = {false, false, demand_.load()};
+      return w.n > 0;
+    };
+    (void)bp::detail::wait_until(ec_, bp::detail::deadline_after(idle), attempt);
+    return w;
   }
   void consumed_one() {
-    std::lock_guard lock(mu_);
-    if (demand_ != bp::rs::unbounded && demand_ > 0) --demand_;
+    std::int64_t d = demand_.load();
+    while (d != bp::rs::unbounded && d > 0 && !demand_.compare_exchange_weak(d, d - 1)) {
+    }
   }
-  bool cancelled() {
-    std::lock_guard lock(mu_);
-    return cancelled_;
-  }
+  bool cancelled() const { return cancelled_.load(); }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::int64_t demand_ = 0;
-  bool bad_request_ = false;
-  std::int64_t bad_n_ = 0;
-  bool cancelled_ = false;
+  // bad_n_ holds the n of the first request(n <= 0), or this value (> 0) while none came.
+  static constexpr std::int64_t no_bad_request = 1;
+
+  // seq_cst: each is the change the worker's wait re-checks after registering on ec_.
+  std::atomic<std::int64_t> demand_{0};
+  std::atomic<std::int64_t> bad_n_{no_bad_request};
+  std::atomic<bool> cancelled_{false};
+  bp::detail::event_count ec_;
 };
 
 // The publisher core shared by publisher<T> (AutoAck: on_next, then ack) and

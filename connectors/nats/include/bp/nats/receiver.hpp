@@ -1,7 +1,8 @@
 // bp/nats/receiver.hpp: the receiving end of a JetStream-backed channel.
 //
 //   bp::nats::receiver<T, Codec>  recv / try_recv / recv_for / recv_until / range-for, like
-//                                 bp::channel; recv_message() for explicit acknowledgement.
+//                                 bp::channel (std::optional<T>, or a bp::status with
+//                                 recv(out)); recv_message() for explicit acknowledgement.
 //   bp::nats::delivery<T>         a received value with ack / nak / in_progress / term.
 //
 // Example (compiled twin: connectors/nats/examples/jetstream_pipeline.cpp):
@@ -29,6 +30,7 @@
 #include <bp/nats/detail/transport.hpp>
 #include <bp/nats/error.hpp>
 #include <bp/nats/options.hpp>
+#include <bp/status.hpp>
 
 namespace bp::nats {
 
@@ -66,13 +68,13 @@ class delivery {
 // consumed (at most once for the processing after recv returns). For at-least-once processing use
 // recv_message() and ack() after the work. Values arrive in stream order, except redeliveries.
 //
-// Ends of stream: recv() answers std::nullopt once a sender's close() marker was read, every
-// message before it is acknowledged (by any receiver of the durable) and the locally fetched
-// batch is drained, or after this receiver's close(). Like a loop over a closed bp::channel, a
-// loop gets every value sent before close(): values a crashed consumer held come back after
-// ack_wait and are received first (the marker is held, unacknowledged, meanwhile; the end is
-// noticed within a few ms, at most 250 ms, of the last acknowledgement). With several
-// receivers on one durable only the receiver that holds the marker ends.
+// Ends of stream: recv() answers std::nullopt (recv(out): `closed`) once a sender's close()
+// marker was read, every message before it is acknowledged (by any receiver of the durable) and
+// the locally fetched batch is drained, or after this receiver's close(). Like a loop over a
+// closed bp::channel, a loop gets every value sent before close(): values a crashed consumer
+// held come back after ack_wait and are received first (the marker is held, unacknowledged,
+// meanwhile; the end is noticed within a few ms, at most 250 ms, of the last acknowledgement).
+// With several receivers on one durable only the receiver that holds the marker ends.
 //
 // Deadlines: recv_for / recv_until / recv_message_for answer by their deadline (+ ~50 ms)
 // whatever the server does (gone, stalled, restarting); try_recv within ~50 ms.
@@ -94,24 +96,42 @@ class receiver {
 
   explicit receiver(const options& o) : impl_(std::make_unique<detail::byte_receiver>(o)) {}
 
-  std::optional<T> recv() { return take(true, forever()); }
+  [[nodiscard]] std::optional<T> recv() { return take(true, forever()); }
   // A value already fetched, or one pull without waiting for new messages: one round trip to
   // the server, at most 50 ms (nats.c 3.4 lets an empty no-wait pull run to its expiry).
-  std::optional<T> try_recv() { return take(false, forever()); }
+  [[nodiscard]] std::optional<T> try_recv() { return take(false, forever()); }
   template <class Rep, class Period>
-  std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return take(true, detail::deadline_after(timeout));
   }
   template <class Clock, class Duration>
-  std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
     return take(true, detail::deadline_after(deadline - Clock::now()));
   }
 
-  // The next value, not yet acknowledged.
-  std::optional<delivery<T>> recv_message() { return next(true, forever()); }
-  std::optional<delivery<T>> try_recv_message() { return next(false, forever()); }
+  // The same verbs answering a bp::status, as bp::channel's, for callers that must tell a
+  // timeout from the end: the value is moved into `out` on `ok`; otherwise `out` is untouched.
+  // recv(out): ok | closed; try_recv(out): ok | full (nothing pending now) | closed;
+  // recv_for / recv_until: ok | timeout | closed. `closed`: the end of stream (see above: the
+  // marker read, nothing sent before it pending, the local batch drained) or this receiver's
+  // close(); no value will come to this receiver.
+  [[nodiscard]] status recv(T& out) { return take_into(out, true, forever()); }
+  [[nodiscard]] status try_recv(T& out) { return take_into(out, false, forever()); }
   template <class Rep, class Period>
-  std::optional<delivery<T>> recv_message_for(std::chrono::duration<Rep, Period> timeout) {
+  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> timeout) {
+    return take_into(out, true, detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> deadline) {
+    return take_into(out, true, detail::deadline_after(deadline - Clock::now()));
+  }
+
+  // The next value, not yet acknowledged.
+  [[nodiscard]] std::optional<delivery<T>> recv_message() { return next(true, forever()); }
+  [[nodiscard]] std::optional<delivery<T>> try_recv_message() { return next(false, forever()); }
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<delivery<T>> recv_message_for(
+      std::chrono::duration<Rep, Period> timeout) {
     return next(true, detail::deadline_after(timeout));
   }
 
@@ -133,7 +153,9 @@ class receiver {
   // Deliveries that were redeliveries (a consumer crashed, nak'ed or was too slow to ack).
   [[nodiscard]] std::uint64_t redelivered() const noexcept { return impl_->stats().redelivered; }
 
-  using iterator = bp::detail::recv_iterator<T, receiver, &receiver::recv>;
+  using iterator =
+      bp::detail::recv_iterator<T, receiver,
+                                static_cast<std::optional<T> (receiver::*)()>(&receiver::recv)>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
@@ -142,8 +164,11 @@ class receiver {
     return detail::clock::time_point::max();
   }
 
-  std::optional<delivery<T>> next(bool may_wait, detail::clock::time_point deadline) {
-    auto raw = impl_->recv(may_wait, deadline);
+  // `ended`, when given, is set on std::nullopt: true for the end of stream or close(), false
+  // when the deadline (or, not waiting, the one pull) passed first.
+  std::optional<delivery<T>> next(bool may_wait, detail::clock::time_point deadline,
+                                  bool* ended = nullptr) {
+    auto raw = impl_->recv(may_wait, deadline, 0, ended);
     if (!raw) return std::nullopt;
     std::optional<T> value;
     try {
@@ -156,11 +181,21 @@ class receiver {
     return delivery<T>(std::move(*value), std::move(*raw));
   }
 
-  std::optional<T> take(bool may_wait, detail::clock::time_point deadline) {
-    auto d = next(may_wait, deadline);
+  std::optional<T> take(bool may_wait, detail::clock::time_point deadline, bool* ended = nullptr) {
+    auto d = next(may_wait, deadline, ended);
     if (!d) return std::nullopt;
     d->ack();
     return std::optional<T>(std::move(d->value));
+  }
+
+  status take_into(T& out, bool may_wait, detail::clock::time_point deadline) {
+    bool ended = false;
+    if (auto v = take(may_wait, deadline, &ended)) {
+      out = std::move(*v);
+      return status::ok;
+    }
+    if (ended) return status::closed;
+    return may_wait ? status::timeout : status::full;
   }
 
   std::unique_ptr<detail::byte_receiver> impl_;

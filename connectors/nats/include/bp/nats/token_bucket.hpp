@@ -1,9 +1,10 @@
 // bp/nats/token_bucket.hpp: one rate limit shared by every process of a fleet, its state in a
 // NATS JetStream key-value bucket.
 //
-//   bp::nats::token_bucket          the verbs of bp::token_bucket (try_acquire, acquire,
-//                                   acquire_for, acquire_until, reserve), one rate and one
-//                                   burst for every process naming the same key
+//   bp::nats::token_bucket          the verbs and answers (bp::result) of bp::token_bucket
+//                                   (try_acquire, acquire, acquire_for, acquire_until,
+//                                   reserve), one rate and one burst for every process naming
+//                                   the same key
 //   bp::nats::token_bucket_options  connection, bucket, key, rate, burst, what to answer when
 //                                   the server is unreachable
 //   bp::nats::when_unreachable      fail_closed (deny), fail_open (grant) or raise (throw)
@@ -15,6 +16,8 @@
 //                                 .rate_per_second = 1000, .burst = 100});
 //   if (!quota.try_acquire()) return too_many_requests();       // one round trip
 //   if (!quota.acquire_for(1, std::chrono::milliseconds(50))) return busy();
+//   bp::result r = quota.acquire_for(1, std::chrono::milliseconds(50));
+//   if (r == bp::status::timeout) ...  // no tokens within 50 ms, or the server did not answer
 //
 // The name is bp::token_bucket's because the verbs and answers are the same (as bp::nats::
 // sender is a channel's sender): moving a limit from one process to a fleet changes its
@@ -30,14 +33,15 @@
 
 #include <bp/nats/error.hpp>
 #include <bp/nats/options.hpp>
+#include <bp/status.hpp>
 
 namespace bp::nats {
 
 // What a call answers when the server does not answer within the call's budget (or the
 // connection is down at the call: then at once, without waiting).
 enum class when_unreachable {
-  fail_closed,  // not granted (false, !ok()): the limit is never exceeded (the default)
-  fail_open,    // granted (true, ok() with no delay): the service keeps running unlimited
+  fail_closed,  // not granted (`timeout`, !ok()): the limit is never exceeded (the default)
+  fail_open,    // granted (`ok`, ok() with no delay): the service keeps running unlimited
   raise,        // throw bp::nats::error
 };
 
@@ -90,15 +94,18 @@ class reservation {
   reservation& operator=(reservation&&) noexcept;
   ~reservation();
 
-  // False when refused: the server was unreachable with fail_closed.
+  // False when refused: the server was unreachable with fail_closed, or the bucket is closed.
   [[nodiscard]] bool ok() const noexcept { return bucket_ != nullptr || granted_open_; }
   explicit operator bool() const noexcept { return ok(); }
+  // Why it is not ok, or `ok`: `timeout` (the server was unreachable with fail_closed),
+  // `closed` (the bucket is closed; also after cancel() or a wait() cut short by close()).
+  [[nodiscard]] status answer() const noexcept { return ok() ? status::ok : answer_; }
   // Time left until the reserved moment (this process's clock); zero when due.
   [[nodiscard]] std::chrono::nanoseconds delay() const noexcept;
   [[nodiscard]] std::size_t tokens() const noexcept { return n_; }
-  // Sleeps until the reserved moment; false if not ok, or if the bucket is closed first (the
-  // tokens are then given back and the reservation is no longer ok).
-  bool wait();
+  // Sleeps until the reserved moment: ok. Not ok: answer(). `closed` if the bucket is closed
+  // first (the tokens are then given back and the reservation is no longer ok).
+  result wait();
   // Gives the tokens back on the server unless their moment has come (as far as later
   // reservations leave room, as bp::reservation); best effort, at most request_timeout.
   void cancel();
@@ -110,6 +117,7 @@ class reservation {
   std::int64_t act_steady_ns_ = 0;
   std::int64_t tat_after_ = 0;
   std::size_t n_ = 0;
+  status answer_ = status::closed;
 };
 
 // A token bucket whose state is one key of a JetStream key-value bucket: every process (on any
@@ -132,12 +140,19 @@ class reservation {
 // what remains is the estimation error (~RTT/2, sub-millisecond on a LAN), worth rate * RTT/2
 // tokens once, not per second. A jump of the server's own clock moves every process at once.
 //
+// Answers: each verb answers a bp::result (a bp::status that tests true only for `ok`), as
+// bp::token_bucket's: try_acquire ok | full (the fleet has no tokens now) | timeout | closed;
+// acquire ok | timeout | closed; acquire_for / acquire_until ok | timeout | closed. `timeout`
+// from try_acquire and acquire means the server did not answer (fail_closed, below); from
+// acquire_for also that the tokens cannot come within the timeout. `closed`: this object is
+// closed (nothing taken).
+//
 // Unreachable server: every call has a budget (request_timeout, or the timed verb's own
 // deadline); if the server does not answer within it, or the connection is down when the call
 // starts (then at once), the call answers as options.unreachable (or the per-call argument)
-// says: fail_closed (the default) refuses, fail_open grants without counting, raise throws
-// bp::nats::error. A publish whose answer was lost may still have taken the tokens: such a
-// call re-reads the key within its budget to learn whether its write landed.
+// says: fail_closed (the default) refuses with `timeout`, fail_open grants (`ok`) without
+// counting, raise throws bp::nats::error. A publish whose answer was lost may still have taken the
+// tokens: such a call re-reads the key within its budget to learn whether its write landed.
 //
 // Crashes: there is no lock and no lease; a process killed at any point leaves a consistent
 // state. It loses only the tokens it was granted and had not used (a pending reservation).
@@ -164,41 +179,41 @@ class token_bucket {
 
   // Takes n tokens if the fleet has them now. Never waits for tokens; waits for the server at
   // most request_timeout (one round trip when uncontended, none when the cached state already
-  // refuses).
-  [[nodiscard]] bool try_acquire(std::size_t n = 1);
-  [[nodiscard]] bool try_acquire(std::size_t n, when_unreachable u);
+  // refuses). ok | full | timeout (unreachable) | closed.
+  result try_acquire(std::size_t n = 1);
+  result try_acquire(std::size_t n, when_unreachable u);
 
-  // Waits until n tokens are granted: true. The server part is bounded by request_timeout
-  // (then false, true or a throw as `unreachable` says); the wait for tokens is not (false if
-  // this object is closed meanwhile: the tokens are given back).
-  bool acquire(std::size_t n = 1);
-  bool acquire(std::size_t n, when_unreachable u);
+  // Waits until n tokens are granted: ok. The server part is bounded by request_timeout
+  // (then timeout, ok or a throw as `unreachable` says); the wait for tokens is not (`closed`
+  // if this object is closed meanwhile: the tokens are given back). ok | timeout | closed.
+  result acquire(std::size_t n = 1);
+  result acquire(std::size_t n, when_unreachable u);
 
-  // As acquire, but answers false at once if the tokens cannot come within `timeout`; the
-  // whole call, server included, answers within `timeout` (plus ~50 ms).
+  // As acquire, but answers `timeout` at once if the tokens cannot come within `timeout`; the
+  // whole call, server included, answers within `timeout` (plus ~50 ms). ok | timeout | closed.
   template <class Rep, class Period>
-  [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     return acquire_for_ns(n, to_ns(timeout), unreachable_);
   }
   template <class Rep, class Period>
-  [[nodiscard]] bool acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
-                                 when_unreachable u) {
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                     when_unreachable u) {
     return acquire_for_ns(n, to_ns(timeout), u);
   }
   template <class Clock, class Duration>
-  [[nodiscard]] bool acquire_until(std::size_t n,
-                                   std::chrono::time_point<Clock, Duration> deadline) {
+  result acquire_until(std::size_t n, std::chrono::time_point<Clock, Duration> deadline) {
     return acquire_for(n, deadline - Clock::now());
   }
 
   // Takes n tokens now for a moment that may lie in the future; the reservation says how long
-  // to wait. Not ok() only when the server was unreachable with fail_closed.
+  // to wait. Not ok() only when the server was unreachable with fail_closed (answer()
+  // `timeout`) or this object is closed (`closed`).
   [[nodiscard]] reservation reserve(std::size_t n = 1);
   [[nodiscard]] reservation reserve(std::size_t n, when_unreachable u);
 
-  // This object stops granting (idempotent): waiting calls wake and answer false, giving their
-  // tokens back (best effort, one round trip), later calls answer false / !ok(). The key and
-  // the other processes are not affected. No call may be running when the object is destroyed.
+  // This object stops granting (idempotent): waiting calls wake and answer `closed`, giving
+  // their tokens back (best effort, one round trip), later calls answer `closed` / !ok(). The key
+  // and the other processes are not affected. No call may be running when the object is destroyed.
   void close() noexcept;
   [[nodiscard]] bool is_closed() const noexcept;
 
@@ -227,8 +242,8 @@ class token_bucket {
     if (std::chrono::duration_cast<dsec>(d).count() > 1e9) return INT64_MAX / 4;  // forever
     return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
   }
-  bool acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
-                      const char* verb = "acquire_for");
+  result acquire_for_ns(std::size_t n, std::int64_t timeout_ns, when_unreachable u,
+                        const char* verb = "acquire_for");
 
   std::unique_ptr<detail::rate_impl> impl_;
   when_unreachable unreachable_;

@@ -104,7 +104,10 @@ class byte_receiver {
   // nothing came before the deadline, or once the end of stream was seen (and every message
   // before it acknowledged) and the local batch is drained, or after close().
   // `max_batch` > 0 caps this fetch below options.fetch_batch (the demand of a publisher).
-  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch = 0);
+  // `ended`, when given, tells why on nullopt: true for the end of stream or close(), false
+  // when the deadline (not waiting: the one pull) came first.
+  std::optional<raw_delivery> recv(bool may_wait, clock::time_point deadline, int max_batch = 0,
+                                   bool* ended = nullptr);
   // A sender's end-of-stream marker was read and nothing sent before it can come back (every
   // earlier message acknowledged); the local batch may still hold later values.
   [[nodiscard]] bool end_seen() const noexcept;
