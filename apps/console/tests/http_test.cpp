@@ -152,7 +152,9 @@ TEST_F(Http, ThePipelineScenarioReportsItsBottleneck) {
     ASSERT_TRUE(g);
     ASSERT_EQ(g->status, 200);
     p = json::parse(g->body)["pipeline"];
-  } while ((!p.is_object() || p["bottleneck"] != "enrich") &&
+    // The depths are an instant: wait for a report with both the name and the fuller link.
+  } while (!(p.is_object() && p["bottleneck"] == "enrich" && p["links"].size() == 3 &&
+             p["links"][1]["depth"].get<double>() > p["links"][2]["depth"].get<double>()) &&
            std::chrono::steady_clock::now() < end);
   ASSERT_TRUE(p.is_object());
   EXPECT_EQ(p["bottleneck"], "enrich") << p.dump();

@@ -65,8 +65,18 @@ TEST(Pipeline, NoPipelineRunsInTheChannelScenario) {
 TEST(Pipeline, TheSlowStageIsTheBottleneckAndTheLinkInFrontOfItFills) {
   bp::test::watchdog dog(60s);
   engine e(pipeline_settings());
-  const auto r = wait_report(
-      e, [](const pipeline_report& p) { return bottleneck_name(p) == pipeline_slow_stage; });
+  // The link figures of one report: a link's size is an instant, so the wait asks for all of
+  // them in the same report.
+  auto links_ok = [](const pipeline_report& p) {
+    const link_report* before = input_of(p, "enrich");
+    const link_report* after = input_of(p, "write");
+    return before && after && before->size >= before->capacity / 2 && before->size > after->size &&
+           before->average_fill > after->average_fill &&
+           before->high_watermark > after->high_watermark;
+  };
+  const auto r = wait_report(e, [&](const pipeline_report& p) {
+    return bottleneck_name(p) == pipeline_slow_stage && links_ok(p);
+  });
   ASSERT_TRUE(r.has_value());
   ASSERT_EQ(bottleneck_name(*r), pipeline_slow_stage) << r->to_string();
   ASSERT_EQ(r->stages.size(), 4u);
@@ -75,13 +85,15 @@ TEST(Pipeline, TheSlowStageIsTheBottleneckAndTheLinkInFrontOfItFills) {
   const link_report* after = input_of(*r, "write");
   ASSERT_NE(before, nullptr);
   ASSERT_NE(after, nullptr);
-  EXPECT_GT(before->average_fill, after->average_fill) << r->to_string();
-  EXPECT_GT(before->high_watermark, after->high_watermark) << r->to_string();
   EXPECT_GE(before->size, before->capacity / 2) << r->to_string();
   EXPECT_GT(before->size, after->size) << r->to_string();
-  // parse waits for room in front of enrich; write waits for input behind it.
-  EXPECT_GT(r->stages[1].blocked_fraction(), 0.5) << r->to_string();
-  EXPECT_GT(r->stages[3].idle_fraction(), 0.5) << r->to_string();
+  EXPECT_GT(before->average_fill, after->average_fill) << r->to_string();
+  EXPECT_GT(before->high_watermark, after->high_watermark) << r->to_string();
+  // parse is held back by the full link in front of enrich, enrich by nothing; write waits for
+  // input more than enrich does. (Relative figures: on a loaded machine the sleeps overrun and
+  // the absolute shares move.)
+  EXPECT_GT(r->stages[1].blocked_fraction(), r->stages[2].blocked_fraction()) << r->to_string();
+  EXPECT_GT(r->stages[3].idle_fraction(), r->stages[2].idle_fraction()) << r->to_string();
 
   // The same figures through the JSON the front end reads.
   const json j = to_json(*r);
