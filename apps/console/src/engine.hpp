@@ -12,6 +12,8 @@
 // threads over one strategy, the pacer (pacing.hpp) keeps their rates, engine::sampler
 // (sampler.hpp) makes the snapshots, latency_histogram (histogram.hpp) the latency figures, and
 // event_log.hpp holds the event log; engine.cpp keeps the controls that tie them together.
+// The pipeline scenario (pipeline_scenario.hpp, a bp::pipeline with a slow stage) runs beside
+// them while settings().scenario is pipeline; pipeline_now() reads its report.
 //
 // The HTTP server (server.cpp) and the headless runner (report.cpp) are thin layers over it.
 #pragma once
