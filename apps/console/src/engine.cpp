@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "event_text.hpp"
+#include "pipeline_scenario.hpp"
 #include "scenario.hpp"
 
 namespace bp::console {
@@ -29,6 +30,7 @@ engine::engine(settings initial, options opt)
   {
     std::lock_guard lock(control_m_);
     rebuild_locked();
+    rebuild_pipeline_locked();
   }
   sampler_ = std::jthread([this](std::stop_token st) { sampler_loop(st); });
 }
@@ -53,6 +55,12 @@ void engine::shutdown() {
     old = std::move(sc_);
   }
   old.reset();  // before the members it reports to are destroyed
+  std::unique_ptr<pipeline_scenario> old_pipeline;
+  {
+    std::lock_guard p(pipeline_m_);
+    old_pipeline = std::move(pipeline_);
+  }
+  old_pipeline.reset();  // joins its threads
   state_cv_.notify_all();
 }
 
@@ -74,6 +82,23 @@ void engine::rebuild_locked() {
   sc_->start_threads();
 }
 
+void engine::rebuild_pipeline_locked() {
+  std::unique_ptr<pipeline_scenario> next;
+  if (settings_.scenario == scenario_kind::pipeline)
+    next = std::make_unique<pipeline_scenario>(settings_);
+  {
+    std::lock_guard lock(pipeline_m_);
+    std::swap(pipeline_, next);
+  }
+  next.reset();  // the previous pipeline: stopped and joined outside pipeline_m_
+}
+
+std::optional<pipeline_report> engine::pipeline_now() const {
+  std::lock_guard lock(pipeline_m_);
+  if (!pipeline_) return std::nullopt;
+  return pipeline_->report();
+}
+
 void engine::post_locked(event_kind k, std::string text, double t) {
   log_.post(k, std::move(text), t);
 }
@@ -90,14 +115,37 @@ std::string engine::configure(const settings& s) {
   settings live_only = settings_;
   live_only.producer_rate = s.producer_rate;
   live_only.consumer_rate = s.consumer_rate;
+  // The pipeline's fields concern the pipeline scenario alone: the channel keeps running.
+  live_only.scenario = s.scenario;
+  live_only.pipeline_stage_ms = s.pipeline_stage_ms;
+  live_only.pipeline_slow_ms = s.pipeline_slow_ms;
+  live_only.pipeline_slow_parallelism = s.pipeline_slow_parallelism;
+  live_only.pipeline_capacity = s.pipeline_capacity;
   // The throttle's bucket follows the consumer rate when throttle_rate is 0: a new bucket.
   const bool bucket_follows = s.strategy == strategy_kind::throttle && s.throttle_rate == 0 &&
                               s.consumer_rate != settings_.consumer_rate;
   const bool restart = !(live_only == s) || bucket_follows;
   const settings before = settings_;
+  const bool pipeline_changed = s.scenario != before.scenario ||
+                                (s.scenario == scenario_kind::pipeline &&
+                                 (s.pipeline_stage_ms != before.pipeline_stage_ms ||
+                                  s.pipeline_slow_ms != before.pipeline_slow_ms ||
+                                  s.pipeline_slow_parallelism != before.pipeline_slow_parallelism ||
+                                  s.pipeline_capacity != before.pipeline_capacity));
   settings_ = s;
   producer_rate_ = s.producer_rate;
   consumer_rate_ = s.consumer_rate;
+  if (pipeline_changed) {
+    rebuild_pipeline_locked();
+    if (s.scenario == scenario_kind::pipeline)
+      post(event_kind::control,
+           fmt("pipeline started: read -> parse (%g ms/item) -> %s (%g ms/item, %d worker(s)) -> "
+               "write (%g ms/item), links of %zu",
+               s.pipeline_stage_ms, pipeline_slow_stage, s.pipeline_slow_ms,
+               s.pipeline_slow_parallelism, s.pipeline_stage_ms, s.pipeline_capacity));
+    else
+      post(event_kind::control, "pipeline stopped: back to the channel scenario");
+  }
   if (restart) {
     rebuild_locked();
     post(event_kind::control,
@@ -195,6 +243,7 @@ void engine::reset() {
   std::lock_guard lock(control_m_);
   if (shut_down_) return;
   rebuild_locked();
+  rebuild_pipeline_locked();
   post(event_kind::control, "scenario reset: buffer emptied, counters at zero");
 }
 

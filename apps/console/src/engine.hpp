@@ -12,6 +12,8 @@
 // threads over one strategy, the pacer (pacing.hpp) keeps their rates, engine::sampler
 // (sampler.hpp) makes the snapshots, latency_histogram (histogram.hpp) the latency figures, and
 // event_log.hpp holds the event log; engine.cpp keeps the controls that tie them together.
+// The pipeline scenario (pipeline_scenario.hpp, a bp::pipeline with a slow stage) runs beside
+// them while settings().scenario is pipeline; pipeline_now() reads its report.
 //
 // The HTTP server (server.cpp) and the headless runner (report.cpp) are thin layers over it.
 #pragma once
@@ -29,12 +31,16 @@
 #include <thread>
 #include <vector>
 
+#include <bp/pipeline.hpp>
+
 #include "event_log.hpp"
 #include "histogram.hpp"
 #include "settings.hpp"
 #include "strategy.hpp"
 
 namespace bp::console {
+
+class pipeline_scenario;
 
 struct snapshot {
   std::uint64_t seq = 0;  // snapshot number since the engine started
@@ -114,6 +120,11 @@ class engine {
   [[nodiscard]] std::vector<event> events_since(std::uint64_t after_id,
                                                 std::size_t max = 200) const;
 
+  // The pipeline scenario's report now (bp::pipeline::report(): per-stage busy / idle /
+  // blocked time, link depths, items/s, the bottleneck) while settings().scenario is
+  // pipeline; none otherwise.
+  [[nodiscard]] std::optional<pipeline_report> pipeline_now() const;
+
   // Stops every thread; further control calls do nothing. Idempotent (the destructor calls it).
   void shutdown();
 
@@ -128,6 +139,9 @@ class engine {
   void post(event_kind k, std::string text);                   // state_m_ not held
   void post_locked(event_kind k, std::string text, double t);  // state_m_ held
   void start_all_locked();
+  // Builds the pipeline scenario anew for settings_ (or ends it when the channel scenario is
+  // selected). control_m_ held.
+  void rebuild_pipeline_locked();
 
   options opt_;
   mutable std::mutex control_m_;  // the control path: one verb at a time
@@ -146,6 +160,9 @@ class engine {
   std::deque<snapshot> series_;
   event_log log_;
   std::uint64_t next_seq_ = 1;
+
+  mutable std::mutex pipeline_m_;  // pipeline_: replaced by the control path, read by views
+  std::unique_ptr<pipeline_scenario> pipeline_;
 
   std::jthread sampler_;
 };

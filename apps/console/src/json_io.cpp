@@ -17,7 +17,12 @@ json to_json(const settings& s) {
           {"unbounded_cap_bytes", s.unbounded_cap_bytes},
           {"throttle_rate", s.throttle_rate},
           {"throttle_burst", s.throttle_burst},
-          {"consumer_delay_s", s.consumer_delay_s}};
+          {"consumer_delay_s", s.consumer_delay_s},
+          {"scenario", to_string(s.scenario)},
+          {"pipeline_stage_ms", s.pipeline_stage_ms},
+          {"pipeline_slow_ms", s.pipeline_slow_ms},
+          {"pipeline_slow_parallelism", s.pipeline_slow_parallelism},
+          {"pipeline_capacity", s.pipeline_capacity}};
 }
 
 namespace {
@@ -69,6 +74,44 @@ json strategies_json() {
     a.push_back(
         {{"name", to_string(k)}, {"available", is_available(k)}, {"description", describe(k)}});
   return a;
+}
+
+json scenarios_json() {
+  json a = json::array();
+  for (scenario_kind k : all_scenarios)
+    a.push_back({{"name", to_string(k)}, {"description", describe(k)}});
+  return a;
+}
+
+json to_json(const pipeline_report& r) {
+  json stages = json::array(), links = json::array();
+  for (std::size_t i = 0; i < r.stages.size(); ++i) {
+    const stage_report& s = r.stages[i];
+    stages.push_back({{"name", s.name},
+                      {"kind", s.kind},
+                      {"parallelism", s.parallelism},
+                      {"items_in", s.items_in},
+                      {"items_out", s.items_out},
+                      {"items_per_second", s.items_per_second},
+                      {"busy", s.busy_fraction()},
+                      {"idle", s.idle_fraction()},
+                      {"blocked", s.blocked_fraction()},
+                      {"input_fill", s.input_fill()},
+                      {"bottleneck", r.bottleneck == i}});
+    // The link a stage reads is the previous stage's output.
+    if (s.input && i > 0)
+      links.push_back({{"from", r.stages[i - 1].name},
+                       {"to", s.name},
+                       {"depth", s.input->size},
+                       {"capacity", s.input->capacity},
+                       {"high_watermark", s.input->high_watermark},
+                       {"average_fill", s.input->average_fill}});
+  }
+  const stage_report* b = r.bottleneck_stage();
+  return {{"stages", stages},
+          {"links", links},
+          {"bottleneck", b ? json(b->name) : json(nullptr)},
+          {"elapsed_s", std::chrono::duration<double>(r.elapsed).count()}};
 }
 
 json presets_json() {
@@ -142,10 +185,13 @@ struct reader {
 
 std::string settings_from_json(const json& patch, const settings& base, settings& out) {
   if (!patch.is_object()) return "body: expected a JSON object";
-  static const char* known[] = {"producer_rate",  "consumer_rate",       "capacity",
-                                "producers",      "consumers",           "strategy",
-                                "payload_bytes",  "unbounded_cap_bytes", "throttle_rate",
-                                "throttle_burst", "consumer_delay_s"};
+  static const char* known[] = {
+      "producer_rate",     "consumer_rate",       "capacity",
+      "producers",         "consumers",           "strategy",
+      "payload_bytes",     "unbounded_cap_bytes", "throttle_rate",
+      "throttle_burst",    "consumer_delay_s",    "scenario",
+      "pipeline_stage_ms", "pipeline_slow_ms",    "pipeline_slow_parallelism",
+      "pipeline_capacity"};
   for (const auto& [key, value] : patch.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
@@ -159,8 +205,24 @@ std::string settings_from_json(const json& patch, const settings& base, settings
       !r.integer("unbounded_cap_bytes", s.unbounded_cap_bytes) ||
       !r.number("throttle_rate", s.throttle_rate) ||
       !r.integer("throttle_burst", s.throttle_burst) ||
-      !r.number("consumer_delay_s", s.consumer_delay_s))
+      !r.number("consumer_delay_s", s.consumer_delay_s) ||
+      !r.number("pipeline_stage_ms", s.pipeline_stage_ms) ||
+      !r.number("pipeline_slow_ms", s.pipeline_slow_ms) ||
+      !r.integer("pipeline_slow_parallelism", s.pipeline_slow_parallelism) ||
+      !r.integer("pipeline_capacity", s.pipeline_capacity))
     return r.why.str();
+  if (auto it = patch.find("scenario"); it != patch.end()) {
+    if (!it->is_string()) return "scenario: expected a string, got " + std::string(it->type_name());
+    auto k = scenario_from_string(it->get<std::string>());
+    if (!k) {
+      std::string names;
+      for (scenario_kind x : all_scenarios)
+        names += (names.empty() ? "" : ", ") + std::string(to_string(x));
+      return "scenario: unknown scenario '" + clip(it->get<std::string>(), 64) +
+             "' (known: " + names + ")";
+    }
+    s.scenario = *k;
+  }
   if (auto it = patch.find("strategy"); it != patch.end()) {
     if (!it->is_string()) return "strategy: expected a string, got " + std::string(it->type_name());
     auto k = strategy_from_string(it->get<std::string>());

@@ -18,6 +18,12 @@ json to_json(const settings& s);
 json to_json(const snapshot& s);
 json to_json(const event& e);
 json strategies_json();
+json scenarios_json();
+// The pipeline scenario's report: "stages" (name, kind, parallelism, items in / out,
+// items_per_second, the busy / idle / blocked fractions of the stage's time), "links" (one per
+// link, from -> to: depth now, capacity, high watermark, average fill), "bottleneck" (the
+// stage's name, or null), "elapsed_s".
+json to_json(const pipeline_report& r);
 json presets_json();
 
 // Applies the fields present in `patch` (a JSON object) over `base`. Empty answer on success,

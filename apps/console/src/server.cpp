@@ -94,18 +94,33 @@ struct http_server::impl {
             {"snapshot", to_json(eng.latest())},
             {"strategies", strategies_json()},
             {"presets", presets_json()},
+            {"scenarios", scenarios_json()},
+            {"pipeline", pipeline_json()},
             {"limits",
              {{"min_rate", min_rate},
               {"max_rate", max_rate},
               {"max_capacity", max_capacity},
               {"max_threads", max_threads},
-              {"max_payload_bytes", max_payload_bytes}}}};
+              {"max_payload_bytes", max_payload_bytes},
+              {"min_stage_ms", min_stage_ms},
+              {"max_stage_ms", max_stage_ms},
+              {"max_stage_parallelism", max_stage_parallelism},
+              {"max_pipeline_capacity", max_pipeline_capacity}}}};
+  }
+
+  // The pipeline scenario's report, or null while the channel scenario runs.
+  json pipeline_json() const {
+    auto r = eng.pipeline_now();
+    return r ? to_json(*r) : json(nullptr);
   }
 
   http_response route(const http_request& req) {
     const std::string& path = req.path;
     if (req.method == "GET") {
       if (path == "/api/state") return reply(200, state_json());
+      if (path == "/api/pipeline")
+        return reply(
+            200, {{"scenario", to_string(eng.current().scenario)}, {"pipeline", pipeline_json()}});
       if (path == "/api/series") return series(req);
       if (path == "/api/events") return events(req);
       if (path == "/api/stream") return stream();

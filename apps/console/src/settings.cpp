@@ -58,6 +58,36 @@ std::string_view describe(strategy_kind k) noexcept {
   return "";
 }
 
+std::string_view to_string(scenario_kind k) noexcept {
+  switch (k) {
+    case scenario_kind::channel:
+      return "channel";
+    case scenario_kind::pipeline:
+      return "pipeline";
+  }
+  return "invalid";
+}
+
+std::optional<scenario_kind> scenario_from_string(std::string_view s) noexcept {
+  for (scenario_kind k : all_scenarios)
+    if (to_string(k) == s) return k;
+  return std::nullopt;
+}
+
+std::string_view describe(scenario_kind k) noexcept {
+  switch (k) {
+    case scenario_kind::channel:
+      return "Channel: producers and consumers around one bounded buffer; the strategy decides "
+             "what a full buffer does.";
+    case scenario_kind::pipeline:
+      return "Pipeline: read -> parse -> enrich -> write on threads (bp::pipeline), bounded "
+             "links between the stages. enrich is slow: the link in front of it fills and the "
+             "report names it the bottleneck; give it more workers or less time per item to "
+             "move the bottleneck.";
+  }
+  return "";
+}
+
 std::string validate(const settings& s) {
   std::ostringstream why;
   auto rate_ok = [](double r) { return std::isfinite(r) && r >= min_rate && r <= max_rate; };
@@ -88,6 +118,20 @@ std::string validate(const settings& s) {
            s.consumer_delay_s > max_consumer_delay_s)
     why << "consumer_delay_s: " << s.consumer_delay_s << " is out of range 0.."
         << max_consumer_delay_s << " s";
+  else if (!std::isfinite(s.pipeline_stage_ms) || s.pipeline_stage_ms < min_stage_ms ||
+           s.pipeline_stage_ms > max_stage_ms)
+    why << "pipeline_stage_ms: " << s.pipeline_stage_ms << " is out of range " << min_stage_ms
+        << ".." << max_stage_ms << " ms";
+  else if (!std::isfinite(s.pipeline_slow_ms) || s.pipeline_slow_ms < min_stage_ms ||
+           s.pipeline_slow_ms > max_stage_ms)
+    why << "pipeline_slow_ms: " << s.pipeline_slow_ms << " is out of range " << min_stage_ms << ".."
+        << max_stage_ms << " ms";
+  else if (s.pipeline_slow_parallelism < 1 || s.pipeline_slow_parallelism > max_stage_parallelism)
+    why << "pipeline_slow_parallelism: " << s.pipeline_slow_parallelism << " is out of range 1.."
+        << max_stage_parallelism;
+  else if (s.pipeline_capacity < 1 || s.pipeline_capacity > max_pipeline_capacity)
+    why << "pipeline_capacity: " << s.pipeline_capacity << " is out of range 1.."
+        << max_pipeline_capacity;
   else if (s.capacity == 0 && s.strategy != strategy_kind::block &&
            s.strategy != strategy_kind::unbounded && s.strategy != strategy_kind::throttle)
     why << "capacity: 0 (a rendezvous: the producer hands each item to a waiting consumer) "

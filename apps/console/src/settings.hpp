@@ -32,6 +32,17 @@ inline constexpr strategy_kind all_strategies[] = {
 // bp/rate.hpp); when not, the reason.
 [[nodiscard]] bool is_available(strategy_kind k) noexcept;
 
+// What the console runs: `channel` is one buffer between producers and consumers, driven by
+// the strategy; `pipeline` is a bp::pipeline of three stages with a slow one in the middle
+// (read -> parse -> enrich -> write; pipeline_scenario.hpp), to find its bottleneck.
+enum class scenario_kind { channel, pipeline };
+
+inline constexpr scenario_kind all_scenarios[] = {scenario_kind::channel, scenario_kind::pipeline};
+
+[[nodiscard]] std::string_view to_string(scenario_kind k) noexcept;
+[[nodiscard]] std::optional<scenario_kind> scenario_from_string(std::string_view s) noexcept;
+[[nodiscard]] std::string_view describe(scenario_kind k) noexcept;
+
 struct settings {
   double producer_rate = 5.0;  // items per second, all producers together
   double consumer_rate = 1.0;  // items per second, all consumers together
@@ -51,6 +62,15 @@ struct settings {
   // Start the consumers this long after the producers (the Burst preset: 2 s).
   double consumer_delay_s = 0.0;
 
+  // The pipeline scenario: which scenario runs, then the pipeline's shape. parse and write
+  // spend pipeline_stage_ms per item, the slow stage (enrich) pipeline_slow_ms on each of its
+  // pipeline_slow_parallelism workers; every link holds pipeline_capacity items.
+  scenario_kind scenario = scenario_kind::channel;
+  double pipeline_stage_ms = 2.0;
+  double pipeline_slow_ms = 10.0;
+  int pipeline_slow_parallelism = 1;
+  std::size_t pipeline_capacity = 32;
+
   friend bool operator==(const settings&, const settings&) = default;
 };
 
@@ -63,6 +83,10 @@ inline constexpr std::size_t max_payload_bytes = std::size_t{1} << 20;
 inline constexpr std::size_t max_unbounded_cap_bytes = std::size_t{2} << 30;
 inline constexpr std::size_t max_throttle_burst = 100000;
 inline constexpr double max_consumer_delay_s = 60.0;
+inline constexpr double min_stage_ms = 0.1;  // time per item of a pipeline stage
+inline constexpr double max_stage_ms = 1000.0;
+inline constexpr int max_stage_parallelism = 8;
+inline constexpr std::size_t max_pipeline_capacity = 1000;
 
 // Empty when `s` is valid, otherwise the reason, naming the field ("capacity: 20000 is out of
 // range 0..10000").

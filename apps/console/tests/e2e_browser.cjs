@@ -1,7 +1,9 @@
 // End-to-end test of bp-console in a real browser: Debian's chromium driven by playwright-core.
 // Starts the binary on a free loopback port, loads the page, clicks Overload and checks that
 // produced/consumed rise, that the strategy's signature shows (drops under drop_newest, the
-// producer waiting under block), that the charts drew; saves a screenshot for the README.
+// producer waiting under block), that the charts drew; saves a screenshot for the README. Then
+// selects the pipeline scenario and checks that the page names the slow stage (enrich) as the
+// bottleneck with its input link filling, and that more enrich workers move the bottleneck.
 //
 // node e2e_browser.cjs --exe build/dev/apps/console/bp-console --chromium /usr/bin/chromium \
 //   --node-modules build/dev/apps/console/web/node_modules [--screenshot docs/console.png]
@@ -152,6 +154,37 @@ async function chartDrew(page, name) {
     if ((await num(page, 'count-dropped')) + (await num(page, 'count-evicted')) + (await num(page, 'count-rejected')) !== 0)
       throw new Error(`${name} must not lose items`);
   }
+  // The pipeline scenario: enrich is slow, the link in front of it fills, the report names it.
+  await page.click('#scenario-pipeline');
+  await waitFor('the pipeline scenario selected', async () => page.$eval('#scenario-pipeline', (b) => b.classList.contains('on')));
+  if (await page.isVisible('#buffer-card')) throw new Error('the channel view must hide in the pipeline scenario');
+  await waitFor('enrich named as the bottleneck', async () =>
+    (await page.textContent('#pl-bottleneck')).startsWith('Bottleneck: enrich') &&
+    page.$eval('#pl-stage-enrich', (d) => d.classList.contains('bottleneck')));
+  const link = (to) => page.$eval(`#pl-link-${to}`, (d) => ({ depth: Number(d.dataset.depth), capacity: Number(d.dataset.capacity) }));
+  await waitFor('the link in front of enrich filling, the one after it low', async () => {
+    const before = await link('enrich'), after = await link('write');
+    return before.capacity > 0 && before.depth >= before.capacity / 2 && before.depth > after.depth;
+  });
+  if (args.screenshot) {
+    const shot = args.screenshot.replace(/(\.png)?$/, '-pipeline.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`e2e: screenshot ${shot}`);
+  }
+  // Eight enrich workers outrun parse: the bottleneck moves to parse, enrich's link drains.
+  await page.fill('#pipeline-slow-parallelism', '8');
+  await page.dispatchEvent('#pipeline-slow-parallelism', 'change');
+  await waitFor('parse named as the bottleneck with 8 enrich workers', async () =>
+    (await page.textContent('#pl-bottleneck')).startsWith('Bottleneck: parse'), 20_000);
+  if (!(await page.textContent('#pl-stage-enrich')).includes('×8')) throw new Error('enrich must show its 8 workers');
+  // A refused pipeline setting shows the server's reason.
+  await page.fill('#pipeline-slow-parallelism', '99');
+  await page.dispatchEvent('#pipeline-slow-parallelism', 'change');
+  await waitFor('the refusal shown', async () => (await page.textContent('#error')).includes('pipeline_slow_parallelism'));
+  await page.click('#scenario-channel');
+  await waitFor('back to the channel scenario', async () => page.isVisible('#buffer-card'));
+  if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
+
   console.log('e2e: PASSED');
   cleanup(0);
 })().catch((e) => {

@@ -111,6 +111,12 @@ TEST_F(Http, BadSettingsAre400AndChangeNothing) {
       {R"({"capacity": "12"})", "capacity"},
       {R"({"whatever": 1})", "unknown field"},
       {R"({"capacity": 0, "strategy": "reject"})", "capacity"},
+      {R"({"scenario": "conveyor"})", "scenario"},
+      {R"({"pipeline_slow_parallelism": 0})", "pipeline_slow_parallelism"},
+      {R"({"pipeline_slow_parallelism": 2.5})", "pipeline_slow_parallelism"},
+      {R"({"pipeline_slow_ms": -1})", "pipeline_slow_ms"},
+      {R"({"pipeline_stage_ms": null})", "pipeline_stage_ms"},
+      {R"({"pipeline_capacity": 5000})", "pipeline_capacity"},
       {R"([1, 2])", "object"},
       {R"({"capacity": )", "malformed"},
       {"", "body"},
@@ -129,6 +135,37 @@ TEST_F(Http, BadSettingsAre400AndChangeNothing) {
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(c.Get("/api/events?since=abc")->status, 400);
   EXPECT_EQ(c.Get("/api/series?max=0")->status, 400);
+}
+
+TEST_F(Http, ThePipelineScenarioReportsItsBottleneck) {
+  auto c = client();
+  auto r = c.Post("/api/settings", R"({"scenario": "pipeline", "pipeline_slow_ms": 8})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["settings"]["scenario"], "pipeline");
+  json p;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  do {
+    std::this_thread::sleep_for(100ms);
+    auto g = c.Get("/api/pipeline");
+    ASSERT_TRUE(g);
+    ASSERT_EQ(g->status, 200);
+    p = json::parse(g->body)["pipeline"];
+    // The depths are an instant: wait for a report with both the name and the fuller link.
+  } while (!(p.is_object() && p["bottleneck"] == "enrich" && p["links"].size() == 3 &&
+             p["links"][1]["depth"].get<double>() > p["links"][2]["depth"].get<double>()) &&
+           std::chrono::steady_clock::now() < end);
+  ASSERT_TRUE(p.is_object());
+  EXPECT_EQ(p["bottleneck"], "enrich") << p.dump();
+  ASSERT_EQ(p["links"].size(), 3u);
+  EXPECT_GT(p["links"][1]["depth"].get<double>(), p["links"][2]["depth"].get<double>()) << p.dump();
+  EXPECT_TRUE(state()["pipeline"].is_object());
+
+  r = c.Post("/api/settings", R"({"scenario": "channel"})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_TRUE(json::parse(r->body)["pipeline"].is_null());
 }
 
 TEST_F(Http, OversizedBodiesAreRefused) {

@@ -7,7 +7,7 @@ const WINDOW_S = 60;            // seconds of history in the charts
 const MAX_LOG = 200;            // lines kept in the event log
 const MIN_RATE = 0.5, MAX_RATE = 100000, MAX_CAP = 10000;
 
-const state = { settings: null, strategies: [], snapshot: null, lastT: -1 };
+const state = { settings: null, strategies: [], scenarios: [], snapshot: null, lastT: -1 };
 const series = { t: [], depth: [], capacity: [], prod: [], cons: [], p50: [], p99: [], rss: [], buf: [] };
 const charts = {};
 window.bpCharts = charts;        // for the browser test and the curious
@@ -70,13 +70,43 @@ function buildStrategies() {
   }
 }
 
+function buildScenarios() {
+  const box = $('scenarios');
+  box.innerHTML = '';
+  for (const s of state.scenarios) {
+    const b = document.createElement('button');
+    b.id = `scenario-${s.name}`;
+    b.dataset.scenario = s.name;
+    b.setAttribute('role', 'radio');
+    b.title = s.description;
+    b.textContent = s.name === 'pipeline' ? 'pipeline (3 stages)' : 'channel (1 buffer)';
+    b.addEventListener('click', () => api('/api/settings', { scenario: s.name }).catch(() => {}));
+    box.appendChild(b);
+  }
+}
+
 function applyState(data) {
   state.settings = data.settings;
   if (data.strategies && state.strategies.length === 0) {
     state.strategies = data.strategies;
     buildStrategies();
   }
+  if (data.scenarios && state.scenarios.length === 0) {
+    state.scenarios = data.scenarios;
+    buildScenarios();
+  }
   const s = state.settings;
+  for (const b of document.querySelectorAll('#scenarios button')) {
+    const on = b.dataset.scenario === s.scenario;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-checked', on);
+  }
+  const scenarioInfo = state.scenarios.find((x) => x.name === s.scenario);
+  $('scenario-text').textContent = scenarioInfo ? scenarioInfo.description : '';
+  document.body.classList.toggle('scenario-pipeline', s.scenario === 'pipeline');
+  for (const [id, key] of PIPELINE_FIELDS)
+    if (document.activeElement !== $(id)) $(id).value = s[key];
+  if ('pipeline' in data) renderPipeline(data.pipeline);
   for (const b of document.querySelectorAll('#strategies button')) {
     const on = b.dataset.strategy === s.strategy;
     b.classList.toggle('on', on);
@@ -129,6 +159,112 @@ function wireControls() {
   cap.addEventListener('change', () => api('/api/settings', { capacity: capFromPos(+cap.value) }).catch(() => {}));
   for (const key of ['producers', 'consumers'])
     $(key).addEventListener('change', () => api('/api/settings', { [key]: Math.round(+$(key).value) }).catch(() => {}));
+  // Pipeline fields go to the server as typed: it refuses what is out of range, with a reason.
+  for (const [id, key] of PIPELINE_FIELDS)
+    $(id).addEventListener('change', () => api('/api/settings', { [key]: Number($(id).value) }).catch(() => {}));
+}
+
+// --- the pipeline scenario -----------------------------------------------------------------------
+const PIPELINE_FIELDS = [
+  ['pipeline-slow-ms', 'pipeline_slow_ms'],
+  ['pipeline-slow-parallelism', 'pipeline_slow_parallelism'],
+  ['pipeline-stage-ms', 'pipeline_stage_ms'],
+  ['pipeline-capacity', 'pipeline_capacity'],
+];
+const pct = (f) => `${Math.round(f * 100)}%`;
+
+function stageBox(st) {
+  const d = document.createElement('div');
+  d.className = 'pl-stage';
+  d.id = `pl-stage-${st.name}`;
+  d.innerHTML = '<b class="name"></b><span class="tag" hidden>bottleneck</span><span class="rate"></span>' +
+    '<div class="pl-times"><div class="busy"></div><div class="idle"></div><div class="blocked"></div></div>' +
+    '<span class="pl-legend"></span>';
+  return d;
+}
+
+function linkBox(l) {
+  const d = document.createElement('div');
+  d.className = 'pl-link';
+  d.id = `pl-link-${l.to}`;
+  d.title = `the link from ${l.from} to ${l.to}`;
+  d.innerHTML = '<span class="arrow">→</span><div class="pl-tube"><div></div></div><span class="depth"></span><span class="hwm pl-legend"></span>';
+  return d;
+}
+
+function renderPipeline(p) {
+  const flow = $('pl-flow');
+  if (!p) {
+    flow.innerHTML = '';
+    flow.dataset.shape = '';
+    $('pl-bottleneck').textContent = 'starting…';
+    return;
+  }
+  // The stages, with the link in front of each stage (after the source) between them.
+  const shape = p.stages.map((x) => x.name).join('>');
+  if (flow.dataset.shape !== shape) {
+    flow.innerHTML = '';
+    p.stages.forEach((st, i) => {
+      const link = p.links.find((l) => l.to === st.name);
+      if (i > 0 && link) flow.appendChild(linkBox(link));
+      flow.appendChild(stageBox(st));
+    });
+    flow.dataset.shape = shape;
+  }
+  for (const st of p.stages) {
+    const d = $(`pl-stage-${st.name}`);
+    if (!d) continue;
+    d.classList.toggle('bottleneck', st.bottleneck);
+    d.querySelector('.tag').hidden = !st.bottleneck;
+    d.querySelector('.name').textContent = st.parallelism > 1 ? `${st.name} ×${st.parallelism}` : st.name;
+    d.querySelector('.rate').textContent = `${fmtRate(st.items_per_second)} · ${fmtInt(st.items_out)} items since the start`;
+    d.querySelector('.busy').style.width = pct(st.busy);
+    d.querySelector('.idle').style.width = pct(st.idle);
+    d.querySelector('.blocked').style.width = pct(st.blocked);
+    d.querySelector('.pl-legend').textContent = `busy ${pct(st.busy)} · idle ${pct(st.idle)} · blocked ${pct(st.blocked)}`;
+  }
+  for (const l of p.links) {
+    const d = $(`pl-link-${l.to}`);
+    if (!d) continue;
+    const fill = l.capacity ? Math.min(1, l.depth / l.capacity) : 0;
+    d.dataset.depth = l.depth;
+    d.dataset.capacity = l.capacity;
+    const bar = d.querySelector('.pl-tube div');
+    bar.style.width = pct(fill);
+    bar.className = fill >= 0.8 ? 'red' : fill >= 0.5 ? 'amber' : '';
+    d.querySelector('.depth').textContent = `${fmtInt(l.depth)} / ${fmtInt(l.capacity)}`;
+    d.querySelector('.hwm').textContent = `avg ${pct(l.average_fill)}`;
+  }
+  const v = $('pl-bottleneck');
+  v.innerHTML = '';
+  if (p.bottleneck) {
+    const link = p.links.find((l) => l.to === p.bottleneck);
+    v.append('Bottleneck: ');
+    const b = document.createElement('b');
+    b.textContent = p.bottleneck;
+    v.append(b, link ? ` (its input link holds ${link.depth} of ${link.capacity})` : ' (the source limits)');
+  } else {
+    v.textContent = 'No bottleneck named yet (no stage busy more than half the time with work queued in front of it)';
+  }
+  $('pl-elapsed').textContent = `${p.elapsed_s.toFixed(1)} s`;
+}
+
+// Polls the pipeline's report while the pipeline scenario is selected (one request at a time).
+let pipelinePolling = false;
+async function pollPipeline() {
+  if (pipelinePolling || !state.settings || state.settings.scenario !== 'pipeline') return;
+  pipelinePolling = true;
+  try {
+    const res = await fetch('/api/pipeline');
+    if (res.ok) {
+      const data = await res.json();
+      if (data.scenario === 'pipeline') renderPipeline(data.pipeline);
+    }
+  } catch (e) {
+    // The live stream's indicator already tells when the server is away.
+  } finally {
+    pipelinePolling = false;
+  }
 }
 
 // --- views -------------------------------------------------------------------------------------
@@ -270,6 +406,7 @@ async function main() {
   for (const s of past) addPoint(s);
   redrawCharts();
   connect();
+  setInterval(pollPipeline, 250);
   return data;
 }
 
