@@ -5,6 +5,7 @@
 //   ordered_cpu     f costs a few microseconds of CPU per item; the sink gets items in order
 //   ordered_cheap   f is one mixing round (nanoseconds): the per-item cost of the pipeline itself
 //   unordered_cpu   as ordered_cpu, but the sink takes results as they finish
+//   (and ordered_cpu/bp_window64: bp's ordered_cpu with a reorder window of 64 instead of 8)
 //
 // bp: pipeline::from(source).map(f, {.parallelism = 4, .ordered = ...}).sink(sink), both links
 // of capacity 64 (the default). TBB: parallel_pipeline with serial_in_order / parallel /
@@ -59,6 +60,7 @@ struct scenario {
   u64 items;
   int rounds;  // mixing rounds of f per item
   bool ordered;
+  std::size_t window = 0;  // bp's reorder window; 0 = its default, 2 x parallelism
 };
 
 // ~1000 dependent splitmix64 rounds are a few microseconds on the development VM (serial/*
@@ -66,6 +68,9 @@ struct scenario {
 constexpr scenario ordered_cpu{"ordered_cpu", 20'000, 1000, true};
 constexpr scenario ordered_cheap{"ordered_cheap", 100'000, 1, true};
 constexpr scenario unordered_cpu{"unordered_cpu", 20'000, 1000, false};
+// ordered_cpu/bp_window64: bp only, with a reorder window of 64 instead of 8, which lets the
+// other workers go on while the one holding the oldest item is descheduled.
+constexpr scenario ordered_cpu_window64{"ordered_cpu", 20'000, 1000, true, 64};
 
 struct item {
   u64 seq = 0;
@@ -178,6 +183,7 @@ void bm_bp(benchmark::State& state, scenario sc) {
     auto p = bp::pipeline::from(source, {.link = {.capacity = link_capacity}})
                  .map(f, {.parallelism = workers,
                           .ordered = sc.ordered,
+                          .window = sc.window,
                           .link = {.capacity = link_capacity}})
                  .sink([&](item it) { fold(s, it, sc.ordered, produced); });
     p.run();
@@ -186,7 +192,7 @@ void bm_bp(benchmark::State& state, scenario sc) {
   }
   // docs/pipelines.md: Σ link capacities + Σ windows + 2 × Σ workers + 1, the workers being
   // the source's, the map's and the sink's.
-  const std::size_t window = sc.ordered ? 2 * workers : 0;
+  const std::size_t window = !sc.ordered ? 0 : sc.window != 0 ? sc.window : 2 * workers;
   finish(state, sc, expected, peak_live,
          static_cast<double>(total_link_capacity + window + 2 * (1 + workers + 1) + 1), before);
 }
@@ -263,6 +269,9 @@ int main(int argc, char** argv) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
   }
+  benchmark::RegisterBenchmark("ordered_cpu/bp_window64", bm_bp, ordered_cpu_window64)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -60,7 +60,7 @@ def main():
           "(median / max) | live bound |")
     print("|---|---|---:|---:|---:|---:|")
     for s in SCENARIOS:
-        for impl in ("bp", "tbb", "serial"):
+        for impl in ("bp", "bp_window64", "tbb", "serial"):
             rows = [b for _, r in runs for b in r.get((s, impl), [])]
             if not rows:
                 continue
