@@ -22,8 +22,8 @@
 // capacities + window + 2 × Σ workers + 1 as in docs/pipelines.md; TBB: the token count).
 // `cpu_us/item` (user + system time of the whole process, every thread, per item) and
 // `ctxsw/item` (voluntary + involuntary context switches per item) come from getrusage around
-// the timed loop: what a pipeline burns beside what it delivers, unaffected by other
-// processes' load.
+// the timed loop: what a pipeline burns beside what it delivers (other processes' CPU time is
+// not in it, though their load changes how often this one's threads are descheduled).
 // serial/* runs f in a plain loop on one thread: the ceiling a pipeline on 2 cores can double.
 //
 //   pipeline_benchmark --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
