@@ -4,7 +4,7 @@
 //
 // Differential fuzz target: the console's settings parser (settings_from_json, the body of
 // POST /api/settings) against a model written from docs/console.md and json_io.hpp: a patch is
-// a JSON object holding any subset of the eleven known fields; an unknown field, a wrong type
+// a JSON object holding any subset of the sixteen known fields; an unknown field, a wrong type
 // (rates are numbers, counts whole numbers that fit their field, the strategy a known name) or
 // an out-of-range result is refused with a reason naming the field, and then nothing changes;
 // otherwise the fields present replace the current ones. Inputs are arbitrary bytes parsed as
@@ -43,10 +43,13 @@ using bp::console::settings;
 using bp::console::strategy_kind;
 namespace con = bp::console;
 
-const char* const known_keys[] = {"producer_rate",  "consumer_rate",       "capacity",
-                                  "producers",      "consumers",           "strategy",
-                                  "payload_bytes",  "unbounded_cap_bytes", "throttle_rate",
-                                  "throttle_burst", "consumer_delay_s"};
+const char* const known_keys[] = {
+    "producer_rate",     "consumer_rate",       "capacity",
+    "producers",         "consumers",           "strategy",
+    "payload_bytes",     "unbounded_cap_bytes", "throttle_rate",
+    "throttle_burst",    "consumer_delay_s",    "scenario",
+    "pipeline_stage_ms", "pipeline_slow_ms",    "pipeline_slow_parallelism",
+    "pipeline_capacity"};
 
 bool is_known(std::string_view k) {
   for (const char* x : known_keys)
@@ -57,6 +60,9 @@ bool is_known(std::string_view k) {
 // The documented limits (settings.hpp, GET /api/state's `limits`), checked field by field
 // without calling validate().
 bool within_limits(const settings& s) {
+  auto stage_ms = [](double ms) {
+    return std::isfinite(ms) && ms >= con::min_stage_ms && ms <= con::max_stage_ms;
+  };
   auto rate = [](double r) { return std::isfinite(r) && r >= con::min_rate && r <= con::max_rate; };
   return rate(s.producer_rate) && rate(s.consumer_rate) && s.capacity <= con::max_capacity &&
          s.producers >= 1 && s.producers <= con::max_threads && s.consumers >= 1 &&
@@ -68,7 +74,10 @@ bool within_limits(const settings& s) {
          s.consumer_delay_s >= 0 && s.consumer_delay_s <= con::max_consumer_delay_s &&
          (s.capacity > 0 || s.strategy == strategy_kind::block ||
           s.strategy == strategy_kind::unbounded || s.strategy == strategy_kind::throttle) &&
-         con::is_available(s.strategy);
+         con::is_available(s.strategy) && stage_ms(s.pipeline_stage_ms) &&
+         stage_ms(s.pipeline_slow_ms) && s.pipeline_slow_parallelism >= 1 &&
+         s.pipeline_slow_parallelism <= con::max_stage_parallelism && s.pipeline_capacity >= 1 &&
+         s.pipeline_capacity <= con::max_pipeline_capacity;
 }
 
 // A whole JSON number that fits an integer field of [lo, hi]: the value, else nullopt.
@@ -141,6 +150,18 @@ expected model(const json& patch, const settings& base) {
   number("throttle_rate", e.s.throttle_rate);
   count("throttle_burst", e.s.throttle_burst);
   number("consumer_delay_s", e.s.consumer_delay_s);
+  number("pipeline_stage_ms", e.s.pipeline_stage_ms);
+  number("pipeline_slow_ms", e.s.pipeline_slow_ms);
+  count("pipeline_slow_parallelism", e.s.pipeline_slow_parallelism);
+  count("pipeline_capacity", e.s.pipeline_capacity);
+  if (auto it = patch.find("scenario"); it != patch.end()) {
+    std::optional<con::scenario_kind> k;
+    if (it->is_string()) k = con::scenario_from_string(it->get<std::string>());
+    if (k)
+      e.s.scenario = *k;
+    else
+      e.bad_keys.push_back("scenario");
+  }
   if (auto it = patch.find("strategy"); it != patch.end()) {
     std::optional<strategy_kind> k;
     if (it->is_string()) k = con::strategy_from_string(it->get<std::string>());
@@ -279,9 +300,9 @@ json value(bp::fuzz::input& in, int depth = 0) {
     case 12:
       return in.in_range<std::uint32_t>(0, 0xffffffffu);
     case 13: {
-      const char* names[] = {"block",     "drop_newest", "drop_oldest", "reject",
-                             "unbounded", "signal",      "throttle",    "Block",
-                             "",          "NaN",         "1e3",         "-1"};
+      const char* names[] = {"block",  "drop_newest", "drop_oldest", "reject",   "unbounded",
+                             "signal", "throttle",    "Block",       "",         "NaN",
+                             "1e3",    "-1",          "channel",     "pipeline", "Pipeline"};
       return names[in.pick(std::size(names))];
     }
     case 14:
