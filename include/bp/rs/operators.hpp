@@ -185,10 +185,18 @@ struct map_op : stage_tag {
   F f;
   template <class T>
   auto apply(publisher_ptr<T> up) const {
-    using R = std::decay_t<std::invoke_result_t<const F&, T>>;
-    return lift<R>(std::move(up), [f = f](std::shared_ptr<subscriber<R>> d) {
-      return std::make_shared<map_stage<T, R, F>>(std::move(d), f);
-    });
+    // A readable error first, and nothing else: the real work only for a usable f.
+    static_assert(std::is_invocable_v<const F&, T>,
+                  "bp::rs::map(f): f must be callable with the publisher's element type T, as "
+                  "f(T) (or f(const T&)), and be const-callable");
+    if constexpr (std::is_invocable_v<const F&, T>) {
+      static_assert(!std::is_void_v<std::invoke_result_t<const F&, T>>,
+                    "bp::rs::map(f): f must return the new element (it returns void)");
+      using R = std::decay_t<std::invoke_result_t<const F&, T>>;
+      return lift<R>(std::move(up), [f = f](std::shared_ptr<subscriber<R>> d) {
+        return std::make_shared<map_stage<T, R, F>>(std::move(d), f);
+      });
+    }
   }
 };
 
@@ -197,9 +205,14 @@ struct filter_op : stage_tag {
   P p;
   template <class T>
   auto apply(publisher_ptr<T> up) const {
-    return lift<T>(std::move(up), [p = p](std::shared_ptr<subscriber<T>> d) {
-      return std::make_shared<filter_stage<T, P>>(std::move(d), p);
-    });
+    static_assert(std::is_invocable_r_v<bool, P&, const T&>,
+                  "bp::rs::filter(pred): pred must be callable as bool(const T&) with the "
+                  "publisher's element type T");
+    if constexpr (std::is_invocable_r_v<bool, P&, const T&>) {
+      return lift<T>(std::move(up), [p = p](std::shared_ptr<subscriber<T>> d) {
+        return std::make_shared<filter_stage<T, P>>(std::move(d), p);
+      });
+    }
   }
 };
 
