@@ -224,4 +224,31 @@ TEST(BudgetedChannelFairness, ColdChannelIsServedWhileAHotOneKeepsSending) {
   EXPECT_LE(budget.peak(), 1000u);
 }
 
+// A type with heap data tells the budget its real cost through bp::item_size.
+struct with_heap {
+  std::string body;
+};
+
+}  // namespace
+
+template <>
+struct bp::item_size<with_heap> {
+  std::size_t operator()(const with_heap& m) const noexcept { return sizeof m + m.body.size(); }
+};
+
+namespace {
+
+TEST(BudgetedChannelItemSize, ASpecializedItemSizeIsWhatTheBudgetCounts) {
+  bp::memory_budget budget(1 << 20);
+  bp::budgeted_channel<with_heap> ch(budget, 4);
+  ASSERT_EQ(ch.send(with_heap{std::string(1000, 'x')}), bp::status::ok);
+  EXPECT_EQ(budget.in_use(), sizeof(with_heap) + 1000);
+  ASSERT_TRUE(ch.recv().has_value());
+  EXPECT_EQ(budget.in_use(), 0u);
+  // Contiguous ranges and trivially copyable types need nothing.
+  EXPECT_EQ(bp::item_size<std::string>{}(std::string(10, 'y')), 10u);
+  EXPECT_EQ(bp::item_size<std::vector<int>>{}(std::vector<int>(3)), 3 * sizeof(int));
+  EXPECT_EQ(bp::item_size<double>{}(1.0), sizeof(double));
+}
+
 }  // namespace

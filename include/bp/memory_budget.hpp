@@ -12,8 +12,11 @@
 //                                   name); gives them back when destroyed, can be released in
 //                                   part or split.
 //   bp::memory_budget_stats         counters: in use, peak, waits, timeouts, ...
-//   bp::default_item_size           the size function used when none is given: size() *
-//                                   sizeof(element) for contiguous ranges, sizeof(T) otherwise.
+//   bp::item_size<T>, bp::default_item_size
+//                                   what an item costs when no size function is given: size() *
+//                                   sizeof(element) for contiguous ranges, sizeof(T) for trivially
+//                                   copyable types; specialize item_size for a type with heap
+//                                   data (any other type warns at compile time).
 //
 // Example (compiled twin: examples/memory_budget_basics.cpp; examples/memory_budget.cpp runs the
 // full scenario: 500 streams x 1 MiB high watermark under 64 MiB):
@@ -64,14 +67,44 @@ struct memory_budget_stats {
 
 // The bytes an item counts for when no size function is given: a contiguous range (std::string,
 // std::vector<std::byte>, ...) counts its elements' bytes, anything else sizeof(T).
-struct default_item_size {
-  template <class T>
+namespace detail {
+template <class T>
+[[deprecated(
+    "bp: this item type is not trivially copyable and not a contiguous range, so it may own heap "
+    "data a memory budget cannot see, and only sizeof(T) is counted: pass a size function "
+    "(.size) or specialize bp::item_size<T>")]] constexpr std::size_t
+sizeof_without_heap_data() noexcept {
+  return sizeof(T);
+}
+}  // namespace detail
+
+// What one item costs a memory budget when no size function is given. Specialize it for a
+// type that owns heap data (a struct holding a string or a vector):
+//   template <> struct bp::item_size<Msg> {
+//     std::size_t operator()(const Msg& m) const noexcept { return sizeof m + m.body.size(); }
+//   };
+// The primary template counts a contiguous range's elements (a string, a vector: size() *
+// sizeof(element)) and a trivially copyable type's sizeof(T). Any other type could own heap
+// data the budget would not see: it is counted as sizeof(T) with a deprecation warning at
+// compile time saying so, never silently.
+template <class T>
+struct item_size {
   [[nodiscard]] std::size_t operator()(const T& item) const noexcept {
     if constexpr (std::ranges::contiguous_range<const T&> && std::ranges::sized_range<const T&>) {
       return std::ranges::size(item) * sizeof(std::ranges::range_value_t<const T&>);
-    } else {
+    } else if constexpr (std::is_trivially_copyable_v<T>) {
       return sizeof(T);
+    } else {
+      return detail::sizeof_without_heap_data<T>();
     }
+  }
+};
+
+// The default size function of the budgeted buffers: bp::item_size<T>.
+struct default_item_size {
+  template <class T>
+  [[nodiscard]] std::size_t operator()(const T& item) const noexcept {
+    return item_size<T>{}(item);
   }
 };
 

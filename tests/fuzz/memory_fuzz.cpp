@@ -70,6 +70,14 @@ struct payload {
   payload& operator=(const payload&) = delete;
   ~payload() { --live; }
 };
+
+// Items of this model carry no heap data: sizeof is their whole cost.
+}  // namespace
+template <>
+struct bp::item_size<payload> {
+  std::size_t operator()(const payload&) const noexcept { return sizeof(payload); }
+};
+namespace {
 std::size_t size_of(const payload& p) {
   return p.size;
 }

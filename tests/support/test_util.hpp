@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -91,3 +92,15 @@ struct counted {
 };
 
 }  // namespace bp::test
+
+// A counted value owns no heap data: sizeof is its whole cost to a memory budget.
+namespace bp {
+template <class T>
+struct item_size;
+template <>
+struct item_size<test::counted> {
+  std::size_t operator()(const test::counted&) const noexcept { return sizeof(test::counted); }
+};
+}  // namespace bp
+
+namespace bp::test {}  // namespace bp::test
