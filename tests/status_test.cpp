@@ -1,6 +1,13 @@
 #include <bp/status.hpp>
 
 #include <gtest/gtest.h>
+#include <bp/rate.hpp>
+#include <bp/semaphore.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
 
 #include <sstream>
 
@@ -44,4 +51,34 @@ TEST(Result, TestsTrueOnlyForOkAndKeepsTheStatus) {
   std::ostringstream os;
   os << timeout << ' ' << ok;
   EXPECT_EQ(os.str(), "timeout ok");
+}
+
+// Code written when these verbs answered bool keeps compiling and meaning the same.
+TEST(Result, CodeWrittenForABoolAnswerStillWorks) {
+  using namespace std::chrono_literals;
+  bp::token_bucket tb(100.0, 2);
+  bp::semaphore sem(1);
+  EXPECT_EQ(tb.try_acquire(), true);
+  EXPECT_EQ(true, tb.try_acquire());
+  EXPECT_FALSE(tb.try_acquire());
+  bool b = sem.try_acquire();
+  EXPECT_TRUE(b);
+  std::vector<bool> v;
+  v.push_back(sem.try_acquire());
+  EXPECT_FALSE(v.back());
+  int n = 0;
+  n += sem.try_acquire();
+  EXPECT_EQ(n, 0);
+  std::atomic<bool> a{true};
+  a = sem.try_acquire();
+  EXPECT_FALSE(a.load());
+  auto f = [&]() -> bool { return sem.try_acquire(); };
+  EXPECT_FALSE(f());
+  std::vector<int> xs(3);
+  EXPECT_EQ(std::count_if(xs.begin(), xs.end(), [&](int) { return sem.try_acquire(); }), 0);
+  EXPECT_FALSE(sem.acquire_for(1, 1ms));
+  EXPECT_EQ(sem.acquire_for(1, 1ms), bp::status::timeout);
+  tb.close();
+  EXPECT_EQ(tb.acquire(), false);
+  EXPECT_EQ(tb.acquire(), bp::status::closed);
 }
