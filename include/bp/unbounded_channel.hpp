@@ -72,8 +72,8 @@ struct unbounded_channel_stats {
 // `warn_at_bytes` (each 0 = not watched). Reaching it fires `on_threshold` once; it fires again
 // only after the channel has been re-armed, which happens when a receive leaves the size at most
 // `rearm_at` and the bytes at most `rearm_at_bytes`, for each that is watched (defaults: half
-// of its threshold). The hysteresis keeps
-// a size hovering around the threshold from firing on every send.
+// of its threshold). The hysteresis keeps a size hovering around the threshold from firing on
+// every send.
 template <class T>
 struct unbounded_channel_options {
   std::size_t warn_at = 0;                      // items; 0: the item count is not watched
