@@ -99,9 +99,9 @@ struct unbounded_channel_options {
 // ok | closed; try_recv(out): ok | full (nothing buffered now) | closed; recv_for/recv_until:
 // ok | timeout | closed.
 //
-// When to use: fire-and-forget producers that must never wait (an event loop, a signal-safe
-// logger's hand-off), where the load is known to be bounded elsewhere and the monitoring tells
-// when that assumption breaks. Otherwise prefer bp::channel: a bound turns a slow consumer
+// When to use: fire-and-forget producers that must never wait (an event loop, a callback from
+// a library that cannot block), where the load is known to be bounded elsewhere and the monitoring
+// tells when that assumption breaks. Otherwise prefer bp::channel: a bound turns a slow consumer
 // into backpressure instead of memory growth (docs/channel.md, "Unbounded, monitored").
 //
 // Thread safety: every member may be called concurrently, except the destructor. size() and
