@@ -2,11 +2,9 @@
 
 #include <bp/channel.hpp>
 #include <bp/rate.hpp>
+#include <bp/unbounded_channel.hpp>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -99,7 +97,10 @@ class channel_strategy final : public strategy {
   channel<item> ch_;
 };
 
-// No backpressure: a deque that takes everything, until the safety cap (in bytes).
+// No backpressure: bp::unbounded_channel takes everything; the console sheds on top of it at its
+// safety cap (in bytes), so that the demo cannot take the machine down. The bytes are reserved
+// before the send and given back by take(), so the cap holds exactly under any number of
+// producers.
 class unbounded_strategy final : public strategy {
  public:
   unbounded_strategy(std::size_t cap_bytes, std::size_t payload_bytes)
@@ -108,51 +109,34 @@ class unbounded_strategy final : public strategy {
   strategy_kind kind() const noexcept override { return strategy_kind::unbounded; }
 
   offer_result offer(item&& it, producer_context&) override {
-    {
-      std::lock_guard lock(m_);
-      if (closed_) return offer_result::stopped;
-      if (bytes_ + it.footprint() > cap_bytes_) return offer_result::capped;
-      bytes_ += it.footprint();
-      q_.push_back(std::move(it));
-      size_.store(q_.size(), std::memory_order_relaxed);
-    }
-    not_empty_.notify_one();
-    return offer_result::accepted;
+    if (ch_.is_closed()) return offer_result::stopped;
+    const std::size_t bytes = it.footprint();
+    std::size_t held = bytes_.load(std::memory_order_relaxed);
+    do {
+      if (held + bytes > cap_bytes_) return offer_result::capped;
+    } while (!bytes_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+    if (ch_.send(std::move(it)) == status::ok) return offer_result::accepted;
+    bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // closed: the item was not taken
+    return offer_result::stopped;
   }
 
   std::optional<item> take(std::chrono::milliseconds patience) override {
-    std::unique_lock lock(m_);
-    if (!not_empty_.wait_for(lock, patience, [&] { return closed_ || !q_.empty(); }))
-      return std::nullopt;
-    if (q_.empty()) return std::nullopt;
-    item it = std::move(q_.front());
-    q_.pop_front();
-    bytes_ -= it.footprint();
-    size_.store(q_.size(), std::memory_order_relaxed);
+    auto it = ch_.recv_for(patience);
+    if (it) bytes_.fetch_sub(it->footprint(), std::memory_order_relaxed);
     return it;
   }
 
-  std::size_t depth() const noexcept override { return size_.load(std::memory_order_relaxed); }
+  std::size_t depth() const noexcept override { return ch_.size(); }
   // The cap in items, so that the fill level reads "share of the safety cap".
   std::size_t capacity() const noexcept override { return cap_bytes_ / item_bytes_; }
 
-  void close() noexcept override {
-    {
-      std::lock_guard lock(m_);
-      closed_ = true;
-    }
-    not_empty_.notify_all();
-  }
+  void close() noexcept override { ch_.close(); }
 
  private:
   const std::size_t cap_bytes_;
   const std::size_t item_bytes_;
-  mutable std::mutex m_;
-  std::condition_variable not_empty_;
-  std::deque<item> q_;
-  std::size_t bytes_ = 0;
-  bool closed_ = false;
-  std::atomic<std::size_t> size_{0};
+  std::atomic<std::size_t> bytes_{0};  // footprint of the items taken and not yet received
+  unbounded_channel<item> ch_;
 };
 
 // Throttle: a bp::token_bucket in front of the producer, then a bounded bp::channel with the

@@ -8,8 +8,8 @@
 //   console::make_strategy      one strategy per strategy_kind.
 //
 // Each strategy is a thin adapter over a public bp API (bp::channel for block / drop_newest /
-// drop_oldest / reject; bp::token_bucket + bp::channel for throttle; bp::rs for signal), or a
-// plain mutex-guarded deque for `unbounded`, which is the absence of backpressure.
+// drop_oldest / reject; bp::token_bucket + bp::channel for throttle; bp::rs for signal;
+// bp::unbounded_channel for `unbounded`, which is the absence of backpressure).
 #pragma once
 
 #include <chrono>
