@@ -16,8 +16,8 @@ generator=${BP_GENERATOR:-Unix Makefiles}
 skip() { echo "SKIPPED: $*"; exit 77; }
 
 [[ $(id -u) == 0 ]] || skip "the Debian package test installs into /usr: it runs only as root"
-command -v dpkg >/dev/null && command -v dpkg-deb >/dev/null || skip "dpkg not found"
-command -v flock >/dev/null || skip "flock (util-linux) not found"
+if ! command -v dpkg >/dev/null || ! command -v dpkg-deb >/dev/null; then skip "dpkg not found"; fi
+if ! command -v flock >/dev/null; then skip "flock (util-linux) not found"; fi
 
 state_dir=/var/lib/bp-install-test
 state=$state_dir/installed-packages
