@@ -3,8 +3,9 @@
 # obtained one way, runs it, and removes its temporary directory whatever happens.
 #   run.sh package       cmake --install into a prefix; find_package(bp) (+ COMPONENTS nats);
 #                        an unknown component must fail to configure with a clear message
-#   run.sh subdirectory  add_subdirectory(<source tree>)
-#   run.sh fetchcontent  FetchContent from a local archive of the source tree (no network)
+#   run.sh subdirectory  add_subdirectory(<source tree>), bp::bp
+#   run.sh fetchcontent  FetchContent from a local archive of the source tree (no network), with
+#                        BP_BUILD_CONNECTORS=ON and bp::nats when the connector was built
 #   run.sh pkgconfig     cmake --install into a prefix; c++ $(pkg-config --cflags --libs bp)
 # Environment (set by tests/install/CMakeLists.txt): BP_SOURCE_DIR, BP_BUILD_DIR, BP_CMAKE,
 # BP_CXX, BP_GENERATOR, BP_WITH_NATS (1: the connector was built, test it too), BP_JOBS.
@@ -72,9 +73,9 @@ package)
   fi
   ;;
 subdirectory)
-  args=(-DBP_CONSUMER_MODE=subdirectory -DBP_SOURCE_DIR="$BP_SOURCE_DIR")
-  ((with_nats)) && args+=(-DBP_CONSUMER_COMPONENTS=nats)
-  consumer "$tmp/build" "${args[@]}"
+  # bp::bp only: building the connector from source is install.fetchcontent's part (one
+  # compile of it per run keeps these tests short on a loaded machine).
+  consumer "$tmp/build" -DBP_CONSUMER_MODE=subdirectory -DBP_SOURCE_DIR="$BP_SOURCE_DIR"
   ;;
 fetchcontent)
   step "archive the source tree (without build trees and .git)"
