@@ -2,7 +2,8 @@
 # One install test: builds tests/install/consumer (or one file with pkg-config) against bp
 # obtained one way, runs it, and removes its temporary directory whatever happens.
 #   run.sh package       cmake --install into a prefix; find_package(bp) (+ COMPONENTS nats);
-#                        an unknown component must fail to configure with a clear message
+#                        an unknown component, nats without libnats and nats not installed
+#                        must each fail to configure with a clear message
 #   run.sh subdirectory  add_subdirectory(<source tree>), bp::bp
 #   run.sh fetchcontent  FetchContent from a local archive of the source tree (no network), with
 #                        BP_BUILD_CONNECTORS=ON and bp::nats when the connector was built
@@ -39,6 +40,21 @@ consumer() {
     "$dir/$t"
   done
 }
+# Configuring the consumer with the arguments after $1 and $2 must fail, saying $2.
+expect_failure() {
+  local what=$1 expected=$2 log
+  shift 2
+  step "$what must fail to configure"
+  log=$(mktemp "$tmp/failure.XXXXXX")
+  if "$BP_CMAKE" -S "$consumer_src" -B "$log.build" -G "$generator" \
+    -DCMAKE_CXX_COMPILER="$BP_CXX" "$@" >"$log" 2>&1; then
+    cat "$log"
+    echo "configuring with $* succeeded"
+    return 1
+  fi
+  grep -qF "$expected" "$log" || { cat "$log"; echo "no message saying: $expected"; return 1; }
+  echo "failed as it should: $(tr '\n' ' ' <"$log" | grep -o "missing components: [^)]*)" | tr -s ' ')"
+}
 # Installs the components dev (and nats) of the build tree into $tmp/prefix.
 install_prefix() {
   local components=(dev)
@@ -55,18 +71,14 @@ package)
   consumer "$tmp/plain" -DCMAKE_PREFIX_PATH="$tmp/prefix"
   grep -q "from $tmp/prefix/" "$tmp/plain.configure.log" ||
     { echo "find_package(bp) did not find the test prefix"; exit 1; }
-  step "an unknown component must fail to configure"
-  if "$BP_CMAKE" -S "$consumer_src" -B "$tmp/bogus" -G "$generator" \
-    -DCMAKE_CXX_COMPILER="$BP_CXX" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-    -DBP_CONSUMER_COMPONENTS=bogus >"$tmp/bogus.log" 2>&1; then
-    cat "$tmp/bogus.log"
-    echo "find_package(bp COMPONENTS bogus) succeeded"
-    exit 1
-  fi
-  grep -q "unknown; bp's components are: nats" "$tmp/bogus.log" ||
-    { cat "$tmp/bogus.log"; echo "no clear message for an unknown component"; exit 1; }
-  echo "failed as it should: $(grep -o "missing components: .*" "$tmp/bogus.log")"
+  expect_failure "an unknown component" "unknown; bp's components are: nats" \
+    -DCMAKE_PREFIX_PATH="$tmp/prefix" -DBP_CONSUMER_COMPONENTS=bogus
   if ((with_nats)); then
+    PKG_CONFIG_LIBDIR=/nonexistent expect_failure "nats without libnats" "needs libnats" \
+      -DCMAKE_PREFIX_PATH="$tmp/prefix" -DBP_CONSUMER_COMPONENTS=nats
+    "$BP_CMAKE" --install "$BP_BUILD_DIR" --prefix "$tmp/dev-only" --component dev >/dev/null
+    expect_failure "nats not installed" "'nats' (not installed" \
+      -DCMAKE_PREFIX_PATH="$tmp/dev-only" -DBP_CONSUMER_COMPONENTS=nats
     consumer "$tmp/nats" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DBP_CONSUMER_COMPONENTS=nats
   else
     echo "(connector not built: COMPONENTS nats not tested)"
