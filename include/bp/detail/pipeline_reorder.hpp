@@ -9,15 +9,20 @@
 // item stalls its stage after `size` items instead of letting results pile up behind it.
 //
 // Memory ordering: every slot, the emitted count and the emitter flag are guarded by one
-// mutex; a deposit happens-before the emission of its values (both under that mutex).
+// mutex; a deposit happens-before the emission of its values (both under that mutex). A taker
+// waits for room in the library's one wait loop (detail/wait.hpp), without its spin: the window
+// is guarded by a mutex, and retrying would fight the emitter for it.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <utility>
 #include <vector>
+
+#include "deadline.hpp"
+#include "event_count.hpp"
+#include "wait.hpp"
 
 namespace bp::detail {
 
@@ -32,10 +37,12 @@ class reorder_window {
   // to wait, the wait runs inside around(wait) (the stage times it); when not, nothing does.
   template <class GiveUp, class Around>
   void wait_for_room(GiveUp give_up, Around around) {
-    std::unique_lock lock(m_);
-    auto ready = [&] { return next_ < emitted_ + slots_.size() || give_up(); };
+    auto ready = [&] {
+      std::lock_guard lock(m_);
+      return next_ < emitted_ + slots_.size() || give_up();
+    };
     if (ready()) return;
-    around([&] { room_.wait(lock, ready); });
+    around([&] { (void)wait_loop(room_, forever(), ready, no_spin, always_settled{}); });
   }
   // Also under the take mutex, after wait_for_room found room: the number of the item taken.
   std::uint64_t assign() noexcept { return next_++; }
@@ -67,11 +74,9 @@ class reorder_window {
     emitting_ = false;
   }
 
-  // Wakes a taker waiting for room so that it re-checks its give_up condition.
-  void wake() {
-    std::lock_guard lock(m_);
-    room_.notify_all();
-  }
+  // Wakes a taker waiting for room so that it re-checks its give_up condition (which the caller
+  // made true before calling).
+  void wake() { room_.notify_all(); }
 
  private:
   struct slot {
@@ -80,7 +85,7 @@ class reorder_window {
   };
 
   std::mutex m_;
-  std::condition_variable room_;
+  event_count room_;  // notified when the oldest result is emitted, and by wake()
   std::vector<slot> slots_;
   std::uint64_t next_ = 0;     // next number to assign (take mutex)
   std::uint64_t emitted_ = 0;  // numbers below this were emitted (m_)

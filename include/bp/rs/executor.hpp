@@ -11,13 +11,16 @@
 //                                [](std::int64_t v) { draw(v); });  // runs on ui's thread
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
+
+#include "../detail/deadline.hpp"
+#include "../detail/event_count.hpp"
+#include "../detail/wait.hpp"
 
 namespace bp::rs {
 
@@ -46,7 +49,7 @@ class worker {
       std::lock_guard lock(state_->m);
       state_->stopping = true;
     }
-    state_->cv.notify_all();
+    state_->ready.notify_all();
     thread_.join();
   }
 
@@ -62,7 +65,9 @@ class worker {
  private:
   struct state {
     std::mutex m;
-    std::condition_variable cv;
+    // The worker waits for a task in the library's one wait loop (without its spin: the queue
+    // is guarded by a mutex, and retrying would fight the posters for it).
+    bp::detail::event_count ready;
     std::deque<std::function<void()>> tasks;
     bool stopping = false;
     bool stopped = false;
@@ -70,28 +75,38 @@ class worker {
     void post(std::function<void()> task) {
       {
         std::lock_guard lock(m);
-        if (!stopped) {
+        if (stopped) {
+          // The worker is gone: run here rather than lose it (outside the lock).
+        } else {
           tasks.push_back(std::move(task));
-          if (tasks.size() == 1) cv.notify_one();
-          return;
+          task = nullptr;
         }
       }
-      task();  // the worker is gone: run here rather than lose it
+      if (task) {
+        task();
+        return;
+      }
+      ready.notify_one();  // one load when the worker is busy
     }
 
     void run() {
-      std::unique_lock lock(m);
       for (;;) {
-        cv.wait(lock, [this] { return !tasks.empty() || stopping; });
-        if (tasks.empty()) {
-          stopped = true;
-          return;
-        }
-        auto task = std::move(tasks.front());
-        tasks.pop_front();
-        lock.unlock();
+        std::function<void()> task;
+        bool stop = false;
+        auto attempt = [&] {
+          std::lock_guard lock(m);
+          if (!tasks.empty()) {
+            task = std::move(tasks.front());
+            tasks.pop_front();
+            return true;
+          }
+          if (stopping) stopped = stop = true;
+          return stop;
+        };
+        (void)bp::detail::wait_loop(ready, bp::detail::forever(), attempt, bp::detail::no_spin,
+                                    bp::detail::always_settled{});
+        if (stop) return;
         task();
-        lock.lock();
       }
     }
   };

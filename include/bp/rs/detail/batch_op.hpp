@@ -6,8 +6,8 @@
 // bounded by demand * n elements.
 #pragma once
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -20,6 +20,9 @@
 #include <utility>
 #include <vector>
 
+#include "../../detail/deadline.hpp"
+#include "../../detail/event_count.hpp"
+#include "../../detail/wait.hpp"
 #include "../interfaces.hpp"
 #include "emitter.hpp"
 
@@ -51,20 +54,24 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
   }
 
   void on_next(T v) override {
+    bool started = false, full = false;
     {
       std::lock_guard lock(m_);
       if (stopped_) return;
       if (current_.empty()) {
         current_.reserve(n_);
         first_at_ = clock::now();
-        cv_.notify_one();
+        started = true;
       }
       current_.push_back(std::move(v));
-      if (current_.size() < n_) return;
-      ready_.push_back(std::move(current_));
-      current_ = {};
+      if (current_.size() >= n_) {
+        ready_.push_back(std::move(current_));
+        current_ = {};
+        full = true;
+      }
     }
-    this->drain();
+    if (started) changed();  // the timer has a due time now
+    if (full) this->drain();
   }
 
   void on_error(std::exception_ptr e) override { end(std::move(e)); }
@@ -102,11 +109,13 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
       upstream_ended = done_;
     }
     if (up_ && !upstream_ended) up_->cancel();  // rule 2.3: not after upstream's terminal
-    std::lock_guard lock(m_);
-    stopped_ = true;
-    ready_.clear();
-    current_.clear();
-    cv_.notify_all();
+    {
+      std::lock_guard lock(m_);
+      stopped_ = true;
+      ready_.clear();
+      current_.clear();
+    }
+    changed();
   }
 
  private:
@@ -118,28 +127,41 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
       current_ = {};
       error_ = std::move(e);
       done_ = true;
-      cv_.notify_all();
     }
+    changed();
     this->drain();
   }
 
+  // Tells the timer that its state moved (a batch started, the operator ended).
+  void changed() noexcept {
+    changes_.fetch_add(1, std::memory_order_seq_cst);
+    timer_.notify_all();
+  }
+
+  // Emits a batch that has waited max_wait since its first element. Sleeps in the library's one
+  // wait loop until that due time, or until changed() says a batch started or the operator
+  // ended; no spin: it waits for a moment in time or for a rare change.
   void timer_loop() {
-    std::unique_lock lock(m_);
-    while (!stopped_ && !done_) {
-      if (current_.empty()) {
-        cv_.wait(lock);
-        continue;
+    for (;;) {
+      bp::detail::clock::time_point due = bp::detail::forever();
+      const std::uint64_t seen = changes_.load(std::memory_order_seq_cst);
+      {
+        std::unique_lock lock(m_);
+        if (stopped_ || done_) return;
+        if (!current_.empty()) {
+          due = first_at_ + max_wait_;
+          if (clock::now() >= due) {
+            ready_.push_back(std::move(current_));
+            current_ = {};
+            lock.unlock();
+            this->drain();
+            continue;
+          }
+        }
       }
-      const auto due = first_at_ + max_wait_;
-      if (clock::now() < due) {
-        cv_.wait_until(lock, due);
-        continue;
-      }
-      ready_.push_back(std::move(current_));
-      current_ = {};
-      lock.unlock();
-      this->drain();
-      lock.lock();
+      (void)bp::detail::wait_loop(
+          timer_, due, [&] { return changes_.load(std::memory_order_seq_cst) != seen; },
+          bp::detail::no_spin, bp::detail::always_settled{});
     }
   }
 
@@ -147,8 +169,9 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
   std::shared_ptr<subscription> up_;
   const std::size_t n_;
   const clock::duration max_wait_;
-  std::mutex m_;  // guards everything below; never held while signalling
-  std::condition_variable cv_;
+  std::atomic<std::uint64_t> changes_{0};  // bumped by changed()
+  bp::detail::event_count timer_;          // the timer thread waits here
+  std::mutex m_;                           // guards everything below; never held while signalling
   std::vector<T> current_;
   std::deque<std::vector<T>> ready_;
   clock::time_point first_at_{};
