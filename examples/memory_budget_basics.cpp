@@ -30,7 +30,7 @@ void check(bool ok, const char* what) {
 void reserve_for_a_chunk() {
   struct entry {
     std::string chunk;
-    bp::memory_budget::reservation bytes;
+    bp::memory_permit bytes;
   };
   std::deque<entry> queue;
 

@@ -104,7 +104,7 @@ template <budgeted_channel_element T>
 class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, status> {
   struct entry {
     T value;
-    memory_budget::reservation reserved;
+    memory_permit reserved;
   };
 
  public:
@@ -197,15 +197,14 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
     return std::optional<T>(std::move(e->value));
   }
 
-  memory_budget::reservation reserve(std::size_t bytes, bool may_wait,
-                                     detail::clock::time_point deadline) {
+  memory_permit reserve(std::size_t bytes, bool may_wait, detail::clock::time_point deadline) {
     if (!may_wait || ch_.policy() != overflow::block) return stream_.try_reserve(bytes);
     return deadline == detail::forever() ? stream_.reserve(bytes)
                                          : stream_.reserve_until(bytes, deadline);
   }
 
   // drop_oldest: give back our own oldest values until `bytes` fit (or nothing is left).
-  memory_budget::reservation reserve_evicting(std::size_t bytes) {
+  memory_permit reserve_evicting(std::size_t bytes) {
     auto r = stream_.try_reserve(bytes);
     while (r.status() == status::full) {
       auto old = ch_.try_recv();

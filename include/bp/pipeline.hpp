@@ -338,10 +338,10 @@ link_report link_of(const channel<T>& ch) {
   return r;
 }
 
-// Holds what a stage's bounds granted for one call: a semaphore permit, a limiter token.
+// Holds what a stage's bounds granted for one call: a semaphore permit, a limiter permit.
 struct admission {
   permit slot;
-  std::optional<concurrency_limiter::token> token;
+  std::optional<limiter_permit> token;
 };
 
 // Waits for the stage's rate token, semaphore permit and limiter token, in that order, in

@@ -273,7 +273,7 @@ class watermark_buffer {
   struct entry {
     T value;
     std::size_t bytes;
-    memory_budget::reservation reserved;
+    memory_permit reserved;
   };
 
   write_result refuse(status why) {
@@ -285,7 +285,7 @@ class watermark_buffer {
   write_result write_impl(T& item, bool may_wait, detail::clock::time_point deadline) {
     if (is_closed()) return refuse(status::closed);
     const std::size_t n = size_(item);
-    memory_budget::reservation reserved;
+    memory_permit reserved;
     if (stream_) {
       if (n > stream_.budget()->capacity())
         throw std::invalid_argument("bp::watermark_buffer: item of " + std::to_string(n) +
