@@ -1,0 +1,320 @@
+// bp/executor.hpp: where coroutines (and plain callables) run.
+//
+//   bp::executor          the concept: `e.post(std::coroutine_handle<>)` resumes the handle
+//                         later on one of e's threads; executors are cheap handles, copied by
+//                         value, equal when they refer to the same pool.
+//   bp::inline_executor   runs what it is given at once, on the posting thread (the default).
+//   bp::thread_pool       N threads sharing one FIFO queue; get_executor() posts to it.
+//   bp::run_loop          a queue that the thread calling run() (or run_once, poll) drains.
+//   bp::schedule(ex)      `co_await bp::schedule(ex)` continues the coroutine on ex.
+//
+// Example (examples/async_runtime.cpp):
+//
+//   bp::thread_pool pool(4);
+//   auto on_pool = [&]() -> bp::task<int> {
+//     co_await bp::schedule(pool.get_executor());  // from here on, on one of the pool's threads
+//     co_return 42;
+//   };
+//   int v = bp::sync_wait(on_pool());  // bp/task.hpp
+//
+// Allocation: posting a coroutine handle allocates nothing once the queue has grown to the
+// largest backlog it has held (a ring of 16-byte entries that doubles when full and never
+// shrinks); a post that must grow the ring allocates once. Posting a callable allocates one node
+// for it (a coroutine handle needs none: its frame is the operation state).
+//
+// Failure: post(coroutine_handle) is noexcept and never drops a handle; if the ring cannot grow
+// (out of memory) the program terminates rather than lose a suspended coroutine. A callable that
+// throws on an executor's thread terminates the program too: there is nobody to hand the
+// exception to (a task's exception travels to its awaiter instead).
+#pragma once
+
+#include <algorithm>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "detail/deadline.hpp"
+#include "detail/event_count.hpp"
+#include "detail/growable_ring.hpp"
+#include "detail/trampoline.hpp"
+#include "detail/wait.hpp"
+
+namespace bp {
+
+// An executor takes a suspended coroutine and resumes it later, exactly once, on a thread of
+// its choosing. Executors are values: copy them freely, compare them to ask "same place?".
+template <class E>
+concept executor = std::copy_constructible<E> && std::equality_comparable<E> &&
+    requires(E& e, std::coroutine_handle<> h) {
+  e.post(h);
+};
+
+namespace detail {
+
+// One unit of queued work: a function and its argument. A coroutine handle is stored as
+// (resume, address), a callable as (invoke-and-delete, node), so both share one queue.
+struct work_item {
+  void (*run)(void*) = nullptr;
+  void* arg = nullptr;
+
+  static void resume_handle(void* address) {
+    resume_flat(std::coroutine_handle<>::from_address(address));
+  }
+  static work_item of(std::coroutine_handle<> h) noexcept { return {&resume_handle, h.address()}; }
+
+  template <class F>
+  static work_item of_callable(F&& f) {
+    using fn = std::decay_t<F>;
+    auto node = std::make_unique<fn>(std::forward<F>(f));
+    return {[](void* p) { std::unique_ptr<fn>(static_cast<fn*>(p))->operator()(); },
+            node.release()};
+  }
+
+  void operator()() const { run(arg); }
+};
+
+template <class F>
+concept plain_callable = std::invocable < std::decay_t<F>
+& > &&!std::convertible_to<F, std::coroutine_handle<>>;
+
+// The queue behind thread_pool and run_loop: FIFO, any number of posting and running threads.
+// A mutex guards a growable ring (a post is a few stores under an uncontended lock); threads
+// with nothing to run park on an event count, so an idle executor costs no CPU, and a post
+// while nobody is parked costs one load beyond the lock.
+class work_queue {
+ public:
+  void push(work_item w) noexcept {
+    {
+      std::lock_guard lock(m_);
+      ring_.reserve_one();  // allocates only when the backlog is larger than ever before
+      ring_.push(std::move(w));
+    }
+    ready_.notify_one();
+  }
+
+  [[nodiscard]] bool try_pop(work_item& out) noexcept {
+    std::lock_guard lock(m_);
+    if (ring_.empty()) return false;
+    out = ring_.pop();
+    return true;
+  }
+
+  // Waits for an item (true) or for close() with nothing left (false). Parks at once rather than
+  // spinning: the queue is behind a mutex, and retrying would fight the posters for it.
+  [[nodiscard]] bool pop_wait(work_item& out) {
+    bool got = false;
+    auto attempt = [&] {
+      std::lock_guard lock(m_);
+      if (!ring_.empty()) {
+        out = ring_.pop();
+        return got = true;
+      }
+      return closed_;
+    };
+    (void)wait_loop(ready_, forever(), attempt, no_spin, always_settled{});
+    return got;
+  }
+
+  // After close(), pop_wait returns false once the queue is empty (items still run first).
+  void close() noexcept {
+    {
+      std::lock_guard lock(m_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+  void reopen() noexcept {
+    std::lock_guard lock(m_);
+    closed_ = false;
+  }
+
+  // Runs whatever is still queued, including what those items post, on the calling thread.
+  void drain() {
+    for (work_item w; try_pop(w);) w();
+  }
+
+ private:
+  std::mutex m_;
+  growable_ring<work_item> ring_;
+  bool closed_ = false;
+  event_count ready_;
+};
+
+// The awaiter of schedule(ex): always suspends, then lets ex resume the coroutine.
+template <class E>
+struct schedule_awaiter {
+  E ex;
+  static constexpr bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { ex.post(h); }
+  static constexpr void await_resume() noexcept {}
+};
+
+}  // namespace detail
+
+// Runs everything at once on the posting thread. The default for resumptions: a coroutine
+// waiting on a primitive continues on the thread that made its credit available. The resumed
+// coroutine runs on a trampoline (bp/detail/trampoline.hpp), so resuming from inside another
+// coroutine does not deepen the stack by more than one level per post.
+struct inline_executor {
+  void post(std::coroutine_handle<> h) const noexcept { detail::resume_flat(h); }
+  template <detail::plain_callable F>
+  void post(F&& f) const {
+    std::forward<F>(f)();
+  }
+  // `co_await inline_executor{}.schedule()` does not suspend: it is already there.
+  [[nodiscard]] std::suspend_never schedule() const noexcept { return {}; }
+  friend bool operator==(inline_executor, inline_executor) noexcept { return true; }
+};
+
+// `co_await bp::schedule(ex)`: suspends and continues on ex (posted through ex.post).
+template <executor E>
+[[nodiscard]] auto schedule(E ex) noexcept {
+  if constexpr (std::is_same_v<E, inline_executor>) {
+    return std::suspend_never{};
+  } else {
+    return detail::schedule_awaiter<E>{std::move(ex)};
+  }
+}
+
+// A fixed set of threads running posted work in FIFO order (one shared queue, so a long item
+// delays nothing but itself on a pool of more than one thread). Idle threads park without CPU.
+//
+// Lifetime: the destructor closes the pool, lets its threads run everything already queued,
+// including work that queued work posts, then joins them. Posting from outside the pool after
+// the destructor has started is a bug (the pool is going away); posting from the pool's own
+// threads while it drains is fine. Do not destroy a pool from one of its own threads.
+class thread_pool {
+ public:
+  class executor_type {
+   public:
+    void post(std::coroutine_handle<> h) const noexcept {
+      pool_->queue_.push(detail::work_item::of(h));
+    }
+    // Allocates one node for the callable.
+    template <detail::plain_callable F>
+    void post(F&& f) const {
+      pool_->queue_.push(detail::work_item::of_callable(std::forward<F>(f)));
+    }
+    [[nodiscard]] auto schedule() const noexcept { return bp::schedule(*this); }
+    // True on one of this pool's threads.
+    [[nodiscard]] bool running_in_this_thread() const noexcept {
+      return pool_->running_in_this_thread();
+    }
+    friend bool operator==(const executor_type&, const executor_type&) noexcept = default;
+
+   private:
+    friend class thread_pool;
+    explicit executor_type(thread_pool* p) noexcept : pool_(p) {}
+    thread_pool* pool_;
+  };
+
+  // `threads` = 0 means std::thread::hardware_concurrency() (at least 1).
+  explicit thread_pool(std::size_t threads = 0) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    threads_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        current() = this;
+        for (detail::work_item w; queue_.pop_wait(w);) w();
+      });
+    }
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  ~thread_pool() {
+    queue_.close();
+    // A thread leaves only when the queue is closed and empty; a thread still running an item
+    // picks up whatever that item posts, so the last one out leaves nothing behind.
+    for (auto& t : threads_) t.join();
+  }
+
+  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(this); }
+  [[nodiscard]] std::size_t size() const noexcept { return threads_.size(); }
+  [[nodiscard]] bool running_in_this_thread() const noexcept { return current() == this; }
+
+ private:
+  static const thread_pool*& current() noexcept {
+    static thread_local const thread_pool* pool = nullptr;
+    return pool;
+  }
+
+  detail::work_queue queue_;
+  std::vector<std::thread> threads_;
+};
+
+// A queue of work run by whichever thread calls run(), run_once() or poll(): a single-threaded
+// event loop (P2300's run_loop, asio's io_context with one thread). Posting is thread-safe.
+//
+// The rule for run(): it runs work, waiting (without CPU) when there is none, until finish() has
+// been called and the queue is empty; then it returns and re-arms the loop, so run() may be
+// called again. finish() may be called from any thread, also from work running on the loop.
+// The destructor runs whatever is still queued on the destroying thread, so nothing posted is
+// lost.
+class run_loop {
+ public:
+  class executor_type {
+   public:
+    void post(std::coroutine_handle<> h) const noexcept {
+      loop_->queue_.push(detail::work_item::of(h));
+    }
+    // Allocates one node for the callable.
+    template <detail::plain_callable F>
+    void post(F&& f) const {
+      loop_->queue_.push(detail::work_item::of_callable(std::forward<F>(f)));
+    }
+    [[nodiscard]] auto schedule() const noexcept { return bp::schedule(*this); }
+    friend bool operator==(const executor_type&, const executor_type&) noexcept = default;
+
+   private:
+    friend class run_loop;
+    explicit executor_type(run_loop* l) noexcept : loop_(l) {}
+    run_loop* loop_;
+  };
+
+  run_loop() = default;
+  run_loop(const run_loop&) = delete;
+  run_loop& operator=(const run_loop&) = delete;
+  ~run_loop() { queue_.drain(); }
+
+  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(this); }
+
+  // Runs work until finish() was called and nothing is queued (see the class comment).
+  void run() {
+    for (detail::work_item w; queue_.pop_wait(w);) w();
+    queue_.reopen();
+  }
+
+  // Runs one item, waiting for one if none is queued. Returns false, without waiting, if
+  // finish() was called and nothing is queued (then the loop is re-armed, as after run()).
+  bool run_once() {
+    detail::work_item w;
+    if (!queue_.pop_wait(w)) {
+      queue_.reopen();
+      return false;
+    }
+    w();
+    return true;
+  }
+
+  // Runs what is queued now (and what that posts), never waits; returns how many items ran.
+  std::size_t poll() {
+    std::size_t n = 0;
+    for (detail::work_item w; queue_.try_pop(w); ++n) w();
+    return n;
+  }
+
+  // Makes run() return once the queue is empty. Thread-safe.
+  void finish() noexcept { queue_.close(); }
+
+ private:
+  detail::work_queue queue_;
+};
+
+}  // namespace bp
