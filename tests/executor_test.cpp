@@ -1,0 +1,275 @@
+// bp::inline_executor, bp::thread_pool and bp::run_loop: every posted handle resumed exactly
+// once (conservation), FIFO per poster, destructors that drain, no allocation per posted
+// coroutine handle, and idle threads that cost no CPU. Every test runs under a watchdog.
+#include <bp/executor.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "counting_allocator.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+static_assert(bp::executor<bp::inline_executor>);
+static_assert(bp::executor<bp::thread_pool::executor_type>);
+static_assert(bp::executor<bp::run_loop::executor_type>);
+static_assert(!bp::executor<int>);
+
+class executor_test : public ::testing::Test {
+  bp::test::watchdog watchdog_{90s, "executor_test"};
+};
+
+// A bare coroutine for posting: starts suspended, runs `body` when resumed, frees itself.
+struct job {
+  struct promise_type {
+    job get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+// Resumes `rounds` times through `ex` (a fresh post each round), counting every resumption.
+template <class E>
+job hop(E ex, int rounds, std::atomic<long>& resumed, std::atomic<int>& finished) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await bp::schedule(ex);
+    resumed.fetch_add(1, std::memory_order_relaxed);
+  }
+  finished.fetch_add(1, std::memory_order_release);
+}
+
+TEST_F(executor_test, InlineRunsAtOnce) {
+  bp::inline_executor ex;
+  EXPECT_EQ(ex, bp::inline_executor{});
+  int n = 0;
+  ex.post([&] { ++n; });
+  EXPECT_EQ(n, 1);
+  std::atomic<long> resumed{0};
+  std::atomic<int> finished{0};
+  ex.post(hop(ex, 3, resumed, finished).handle);
+  EXPECT_EQ(resumed.load(), 3);
+  EXPECT_EQ(finished.load(), 1);
+}
+
+TEST_F(executor_test, ExecutorsCompareByPool) {
+  bp::thread_pool a(1), b(1);
+  EXPECT_EQ(a.get_executor(), a.get_executor());
+  EXPECT_NE(a.get_executor(), b.get_executor());
+  bp::run_loop l, m;
+  EXPECT_EQ(l.get_executor(), l.get_executor());
+  EXPECT_NE(l.get_executor(), m.get_executor());
+  EXPECT_EQ(a.size(), 1u);
+}
+
+// A million posted handles, each resumed exactly once, spread over the pool's threads.
+TEST_F(executor_test, ThreadPoolConservesAMillionHandles) {
+  constexpr int coroutines = 1000, rounds = 1000;
+  std::atomic<long> resumed{0};
+  std::atomic<int> finished{0};
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  {
+    bp::thread_pool pool(4);
+    auto ex = pool.get_executor();
+    for (int c = 0; c < coroutines; ++c) ex.post(hop(ex, rounds, resumed, finished).handle);
+    for (int i = 0; i < 64; ++i) {
+      ex.post([&] {
+        std::this_thread::sleep_for(1ms);  // lets every thread take one of these
+        std::lock_guard lock(m);
+        threads.insert(std::this_thread::get_id());
+      });
+    }
+    ASSERT_TRUE(bp::test::eventually([&] { return finished.load() == coroutines; }, 60s));
+  }
+  EXPECT_EQ(resumed.load(), long{coroutines} * rounds);
+  EXPECT_GE(threads.size(), 2u);
+}
+
+TEST_F(executor_test, ScheduleMovesToThePool) {
+  bp::thread_pool pool(2);
+  std::atomic<bool> on_pool{false};
+  std::atomic<int> finished{0};
+  auto probe = [&]() -> job {
+    co_await pool.get_executor().schedule();
+    on_pool = pool.running_in_this_thread();
+    finished.fetch_add(1);
+  };
+  probe().handle.resume();
+  ASSERT_TRUE(bp::test::eventually([&] { return finished.load() == 1; }));
+  EXPECT_TRUE(on_pool.load());
+  EXPECT_FALSE(pool.running_in_this_thread());
+}
+
+TEST_F(executor_test, ThreadPoolDestructorDrains) {
+  std::atomic<int> ran{0};
+  {
+    bp::thread_pool pool(1);
+    auto ex = pool.get_executor();
+    ex.post([] { std::this_thread::sleep_for(50ms); });  // the rest queue up behind it
+    for (int i = 0; i < 1000; ++i) {
+      ex.post([&ran, ex] {
+        ran.fetch_add(1);
+        ex.post([&ran] { ran.fetch_add(1); });  // posted by queued work while draining
+      });
+    }
+  }
+  EXPECT_EQ(ran.load(), 2000);
+}
+
+TEST_F(executor_test, RunLoopFromSeveralPostingThreads) {
+  constexpr int posters = 4, per_poster = 100'000;
+  bp::run_loop loop;
+  std::vector<int> last(posters, -1);
+  bool in_order = true;
+  long ran = 0;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < posters; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < per_poster; ++i) {
+        loop.get_executor().post([&, p, i] {  // runs on the loop's thread only: no locks
+          in_order = in_order && last[static_cast<std::size_t>(p)] == i - 1;
+          last[static_cast<std::size_t>(p)] = i;
+          ++ran;
+        });
+      }
+    });
+  }
+  std::thread finisher([&] {
+    for (auto& t : threads) t.join();
+    loop.finish();
+  });
+  loop.run();  // returns once finished and empty
+  finisher.join();
+  EXPECT_EQ(ran, long{posters} * per_poster);
+  EXPECT_TRUE(in_order);  // FIFO per poster
+}
+
+TEST_F(executor_test, RunLoopRunOncePollAndRearm) {
+  bp::run_loop loop;
+  auto ex = loop.get_executor();
+  int n = 0;
+  EXPECT_EQ(loop.poll(), 0u);
+  ex.post([&] { ++n; });
+  ex.post([&] { ++n; });
+  EXPECT_TRUE(loop.run_once());
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(loop.poll(), 1u);
+  loop.finish();
+  EXPECT_FALSE(loop.run_once());  // finished and empty: returns without waiting, re-arms
+
+  ex.post([&] {
+    ++n;
+    loop.finish();  // finish() from work on the loop
+  });
+  loop.run();
+  EXPECT_EQ(n, 3);
+
+  std::atomic<long> resumed{0};
+  std::atomic<int> finished{0};
+  ex.post(hop(ex, 10, resumed, finished).handle);
+  ex.post([&] { loop.finish(); });
+  loop.run();  // the coroutine's later posts queue behind finish(): run drains them
+  EXPECT_EQ(finished.load(), 1);
+  EXPECT_EQ(resumed.load(), 10);
+}
+
+TEST_F(executor_test, RunLoopWaitsForWorkFromAnotherThread) {
+  bp::run_loop loop;
+  std::atomic<int> got{0};
+  std::thread poster([&] {
+    std::this_thread::sleep_for(50ms);
+    loop.get_executor().post([&] { got = 1; });
+  });
+  EXPECT_TRUE(loop.run_once());  // parks until the post
+  EXPECT_EQ(got.load(), 1);
+  poster.join();
+}
+
+TEST_F(executor_test, RunLoopDestructorDrains) {
+  int ran = 0;
+  {
+    bp::run_loop loop;
+    for (int i = 0; i < 10; ++i) loop.get_executor().post([&] { ++ran; });
+  }
+  EXPECT_EQ(ran, 10);
+}
+
+// Once the queue has grown to the backlog a workload needs, posting and resuming handles
+// allocates nothing: the same workload run again is counted.
+TEST_F(executor_test, PostingHandlesDoesNotAllocate) {
+  constexpr int coroutines = 100, rounds = 1000;
+  bp::run_loop loop;
+  bp::thread_pool pool(2);
+  auto run_on_loop = [&] {
+    std::atomic<long> resumed{0};
+    std::atomic<int> finished{0};
+    std::vector<std::coroutine_handle<>> hs;
+    hs.reserve(coroutines);
+    for (int c = 0; c < coroutines; ++c)
+      hs.push_back(hop(loop.get_executor(), rounds, resumed, finished).handle);
+    const long before = bp::test::allocations();
+    for (auto h : hs) loop.get_executor().post(h);
+    while (loop.poll() != 0) {
+    }
+    EXPECT_EQ(finished.load(), coroutines);
+    return bp::test::allocations() - before;
+  };
+  auto run_on_pool = [&] {
+    std::atomic<long> resumed{0};
+    std::atomic<int> finished{0};
+    std::vector<std::coroutine_handle<>> hs;
+    hs.reserve(coroutines);
+    for (int c = 0; c < coroutines; ++c)
+      hs.push_back(hop(pool.get_executor(), rounds, resumed, finished).handle);
+    const long before = bp::test::allocations();
+    for (auto h : hs) pool.get_executor().post(h);
+    EXPECT_TRUE(bp::test::eventually([&] { return finished.load() == coroutines; }, 30s));
+    return bp::test::allocations() - before;
+  };
+  (void)run_on_loop();  // grows the ring to the workload's backlog
+  EXPECT_EQ(run_on_loop(), 0) << "allocations for " << coroutines * rounds << " posts";
+  (void)run_on_pool();
+  EXPECT_EQ(run_on_pool(), 0) << "allocations for " << coroutines * rounds << " posts";
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+TEST_F(executor_test, IdleExecutorsUseNoCpu) {
+  bp::thread_pool pool(4);
+  bp::run_loop loop;
+  std::thread loop_thread([&] { loop.run(); });
+  std::atomic<int> warm{0};
+  for (int i = 0; i < 100; ++i) pool.get_executor().post([&] { warm.fetch_add(1); });
+  ASSERT_TRUE(bp::test::eventually([&] { return warm.load() == 100; }));
+  std::this_thread::sleep_for(20ms);  // let the threads park
+  const double t0 = process_cpu_seconds();
+  std::this_thread::sleep_for(300ms);
+  const double used = process_cpu_seconds() - t0;
+  loop.finish();
+  loop_thread.join();
+  // Five idle threads (and the watchdog) for 300 ms: a spinning one would burn 300 ms alone.
+  EXPECT_LT(used, 0.03);
+}
+
+}  // namespace
