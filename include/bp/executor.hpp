@@ -108,6 +108,7 @@ class work_queue {
   // Waits for an item (true) or for close() with nothing left (false). Parks at once rather than
   // spinning: the queue is behind a mutex, and retrying would fight the posters for it.
   [[nodiscard]] bool pop_wait(work_item& out) {
+    if (try_pop(out)) return true;  // the busy case: no registration on the event count
     bool got = false;
     auto attempt = [&] {
       std::lock_guard lock(m_);
