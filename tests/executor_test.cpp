@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <ctime>
 #include <exception>
 #include <mutex>
 #include <set>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "counting_allocator.hpp"
+#include "cpu_time.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -166,6 +166,9 @@ TEST_F(executor_test, RunLoopRunOncePollAndRearm) {
   auto ex = loop.get_executor();
   int n = 0;
   EXPECT_EQ(loop.poll(), 0u);
+  EXPECT_FALSE(ex.running_in_this_thread());
+  ex.post([&] { EXPECT_TRUE(ex.running_in_this_thread()); });
+  EXPECT_EQ(loop.poll(), 1u);
   ex.post([&] { ++n; });
   ex.post([&] { ++n; });
   EXPECT_TRUE(loop.run_once());
@@ -217,42 +220,35 @@ TEST_F(executor_test, PostingHandlesDoesNotAllocate) {
   constexpr int coroutines = 100, rounds = 1000;
   bp::run_loop loop;
   bp::thread_pool pool(2);
-  auto run_on_loop = [&] {
+  // Posts `coroutines` hopping coroutines to `ex`, lets `drive` run them to the end; returns the
+  // allocations made from the first post on.
+  auto allocations_for = [&](auto ex, auto drive) {
     std::atomic<long> resumed{0};
     std::atomic<int> finished{0};
     std::vector<std::coroutine_handle<>> hs;
     hs.reserve(coroutines);
-    for (int c = 0; c < coroutines; ++c)
-      hs.push_back(hop(loop.get_executor(), rounds, resumed, finished).handle);
+    for (int c = 0; c < coroutines; ++c) hs.push_back(hop(ex, rounds, resumed, finished).handle);
     const long before = bp::test::allocations();
-    for (auto h : hs) loop.get_executor().post(h);
-    while (loop.poll() != 0) {
-    }
+    for (auto h : hs) ex.post(h);
+    drive(finished);
     EXPECT_EQ(finished.load(), coroutines);
     return bp::test::allocations() - before;
   };
+  auto run_on_loop = [&] {
+    return allocations_for(loop.get_executor(), [&](auto&) {
+      while (loop.poll() != 0) {
+      }
+    });
+  };
   auto run_on_pool = [&] {
-    std::atomic<long> resumed{0};
-    std::atomic<int> finished{0};
-    std::vector<std::coroutine_handle<>> hs;
-    hs.reserve(coroutines);
-    for (int c = 0; c < coroutines; ++c)
-      hs.push_back(hop(pool.get_executor(), rounds, resumed, finished).handle);
-    const long before = bp::test::allocations();
-    for (auto h : hs) pool.get_executor().post(h);
-    EXPECT_TRUE(bp::test::eventually([&] { return finished.load() == coroutines; }, 30s));
-    return bp::test::allocations() - before;
+    return allocations_for(pool.get_executor(), [&](std::atomic<int>& finished) {
+      EXPECT_TRUE(bp::test::eventually([&] { return finished.load() == coroutines; }, 30s));
+    });
   };
   (void)run_on_loop();  // grows the ring to the workload's backlog
   EXPECT_EQ(run_on_loop(), 0) << "allocations for " << coroutines * rounds << " posts";
   (void)run_on_pool();
   EXPECT_EQ(run_on_pool(), 0) << "allocations for " << coroutines * rounds << " posts";
-}
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 TEST_F(executor_test, IdleExecutorsUseNoCpu) {
@@ -263,9 +259,9 @@ TEST_F(executor_test, IdleExecutorsUseNoCpu) {
   for (int i = 0; i < 100; ++i) pool.get_executor().post([&] { warm.fetch_add(1); });
   ASSERT_TRUE(bp::test::eventually([&] { return warm.load() == 100; }));
   std::this_thread::sleep_for(20ms);  // let the threads park
-  const double t0 = process_cpu_seconds();
+  const double t0 = bp::test::cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
   std::this_thread::sleep_for(300ms);
-  const double used = process_cpu_seconds() - t0;
+  const double used = bp::test::cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - t0;
   loop.finish();
   loop_thread.join();
   // Five idle threads (and the watchdog) for 300 ms: a spinning one would burn 300 ms alone.

@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "counting_allocator.hpp"
+#include "cpu_time.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -163,12 +163,6 @@ TEST_F(task_test, AwaitsForeignAwaitables) {
   EXPECT_EQ(bp::sync_wait(on_pool()), 3);
 }
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
 TEST_F(task_test, SyncWaitParksWithoutCpu) {
   bp::thread_pool pool(1);
   auto slow = [&]() -> bp::task<int> {
@@ -176,9 +170,9 @@ TEST_F(task_test, SyncWaitParksWithoutCpu) {
     std::this_thread::sleep_for(300ms);
     co_return 1;
   };
-  const double t0 = thread_cpu_seconds();
+  const double t0 = bp::test::cpu_seconds();
   EXPECT_EQ(bp::sync_wait(slow()), 1);
-  EXPECT_LT(thread_cpu_seconds() - t0, 0.05);  // 300 ms of waiting; a spin would burn all of it
+  EXPECT_LT(bp::test::cpu_seconds() - t0, 0.05);  // 300 ms of waiting; a spin would burn all of it
 }
 
 TEST_F(task_test, SyncWaitWithRunLoop) {

@@ -156,6 +156,49 @@ struct schedule_awaiter {
   static constexpr void await_resume() noexcept {}
 };
 
+// Marks the calling thread as running `q`'s work for as long as it lives (nests: a loop run from
+// work of another restores the outer mark).
+class running_queue {
+ public:
+  explicit running_queue(const work_queue& q) noexcept : outer_(std::exchange(current(), &q)) {}
+  ~running_queue() { current() = outer_; }
+  running_queue(const running_queue&) = delete;
+  running_queue& operator=(const running_queue&) = delete;
+
+  static const work_queue*& current() noexcept {
+    static thread_local const work_queue* queue = nullptr;
+    return queue;
+  }
+
+ private:
+  const work_queue* outer_;
+};
+
+// The executor of a thread_pool or run_loop (`Owner`): a pointer to its queue.
+template <class Owner>
+class queue_executor {
+ public:
+  void post(std::coroutine_handle<> h) const noexcept { queue_->push(work_item::of(h)); }
+  // Allocates one node for the callable.
+  template <plain_callable F>
+  void post(F&& f) const {
+    queue_->push(work_item::of_callable(std::forward<F>(f)));
+  }
+  // `co_await ex.schedule()`: the same as `co_await bp::schedule(ex)`.
+  [[nodiscard]] schedule_awaiter<queue_executor> schedule() const noexcept { return {*this}; }
+  // True while the calling thread runs this executor's work (a pool thread; the thread inside
+  // a run_loop's run, run_once or poll).
+  [[nodiscard]] bool running_in_this_thread() const noexcept {
+    return running_queue::current() == queue_;
+  }
+  friend bool operator==(const queue_executor&, const queue_executor&) noexcept = default;
+
+ private:
+  friend Owner;
+  explicit queue_executor(work_queue& q) noexcept : queue_(&q) {}
+  work_queue* queue_;
+};
+
 }  // namespace detail
 
 // Runs everything at once on the posting thread. The default for resumptions: a coroutine
@@ -189,31 +232,11 @@ template <executor E>
 // Lifetime: the destructor closes the pool, lets its threads run everything already queued,
 // including work that queued work posts, then joins them. Posting from outside the pool after
 // the destructor has started is a bug (the pool is going away); posting from the pool's own
-// threads while it drains is fine. Do not destroy a pool from one of its own threads.
+// threads while it drains is fine. Do not destroy a pool from one of its own threads, nor while
+// a coroutine is suspended somewhere with the pool's executor as the place to resume it.
 class thread_pool {
  public:
-  class executor_type {
-   public:
-    void post(std::coroutine_handle<> h) const noexcept {
-      pool_->queue_.push(detail::work_item::of(h));
-    }
-    // Allocates one node for the callable.
-    template <detail::plain_callable F>
-    void post(F&& f) const {
-      pool_->queue_.push(detail::work_item::of_callable(std::forward<F>(f)));
-    }
-    [[nodiscard]] auto schedule() const noexcept { return bp::schedule(*this); }
-    // True on one of this pool's threads.
-    [[nodiscard]] bool running_in_this_thread() const noexcept {
-      return pool_->running_in_this_thread();
-    }
-    friend bool operator==(const executor_type&, const executor_type&) noexcept = default;
-
-   private:
-    friend class thread_pool;
-    explicit executor_type(thread_pool* p) noexcept : pool_(p) {}
-    thread_pool* pool_;
-  };
+  using executor_type = detail::queue_executor<thread_pool>;
 
   // `threads` = 0 means std::thread::hardware_concurrency() (at least 1).
   explicit thread_pool(std::size_t threads = 0) {
@@ -221,7 +244,7 @@ class thread_pool {
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
-        current() = this;
+        const detail::running_queue running(queue_);
         for (detail::work_item w; queue_.pop_wait(w);) w();
       });
     }
@@ -236,16 +259,14 @@ class thread_pool {
     for (auto& t : threads_) t.join();
   }
 
-  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(this); }
+  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(queue_); }
   [[nodiscard]] std::size_t size() const noexcept { return threads_.size(); }
-  [[nodiscard]] bool running_in_this_thread() const noexcept { return current() == this; }
-
- private:
-  static const thread_pool*& current() noexcept {
-    static thread_local const thread_pool* pool = nullptr;
-    return pool;
+  // True on one of this pool's threads.
+  [[nodiscard]] bool running_in_this_thread() const noexcept {
+    return detail::running_queue::current() == &queue_;
   }
 
+ private:
   detail::work_queue queue_;
   std::vector<std::thread> threads_;
 };
@@ -260,34 +281,18 @@ class thread_pool {
 // lost.
 class run_loop {
  public:
-  class executor_type {
-   public:
-    void post(std::coroutine_handle<> h) const noexcept {
-      loop_->queue_.push(detail::work_item::of(h));
-    }
-    // Allocates one node for the callable.
-    template <detail::plain_callable F>
-    void post(F&& f) const {
-      loop_->queue_.push(detail::work_item::of_callable(std::forward<F>(f)));
-    }
-    [[nodiscard]] auto schedule() const noexcept { return bp::schedule(*this); }
-    friend bool operator==(const executor_type&, const executor_type&) noexcept = default;
-
-   private:
-    friend class run_loop;
-    explicit executor_type(run_loop* l) noexcept : loop_(l) {}
-    run_loop* loop_;
-  };
+  using executor_type = detail::queue_executor<run_loop>;
 
   run_loop() = default;
   run_loop(const run_loop&) = delete;
   run_loop& operator=(const run_loop&) = delete;
   ~run_loop() { queue_.drain(); }
 
-  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(this); }
+  [[nodiscard]] executor_type get_executor() noexcept { return executor_type(queue_); }
 
   // Runs work until finish() was called and nothing is queued (see the class comment).
   void run() {
+    const detail::running_queue running(queue_);
     for (detail::work_item w; queue_.pop_wait(w);) w();
     queue_.reopen();
   }
@@ -295,6 +300,7 @@ class run_loop {
   // Runs one item, waiting for one if none is queued. Returns false, without waiting, if
   // finish() was called and nothing is queued (then the loop is re-armed, as after run()).
   bool run_once() {
+    const detail::running_queue running(queue_);
     detail::work_item w;
     if (!queue_.pop_wait(w)) {
       queue_.reopen();
@@ -306,6 +312,7 @@ class run_loop {
 
   // Runs what is queued now (and what that posts), never waits; returns how many items ran.
   std::size_t poll() {
+    const detail::running_queue running(queue_);
     std::size_t n = 0;
     for (detail::work_item w; queue_.try_pop(w); ++n) w();
     return n;
