@@ -172,22 +172,30 @@ struct driver {
   std::coroutine_handle<promise_type> handle;
 };
 
-// A one-shot flag another thread can wait for, parked on a futex.
+// A one-shot flag another thread can wait for, parked on a futex. Setting it makes a system
+// call only when the waiter is actually parked (a task that completed before sync_wait began
+// to wait costs none).
 class completion_flag {
  public:
   void set() noexcept {
-    word_.store(1, std::memory_order_release);
-    // The waiter may return (and this flag go out of scope) between the store and the wake: a
-    // private futex wake on a stack address that has moved on wakes nobody, or at worst causes
-    // a spurious wake-up, which every futex waiter tolerates.
-    futex_wake(word_, INT_MAX);
+    if (word_.exchange(done, std::memory_order_acq_rel) == parked) {
+      // The waiter may return (and this flag go out of scope) between the exchange and the
+      // wake: a private futex wake on a stack address that has moved on wakes nobody, or at
+      // worst causes a spurious wake-up, which every futex waiter tolerates.
+      futex_wake(word_, INT_MAX);
+    }
   }
   void wait() noexcept {
-    while (word_.load(std::memory_order_acquire) == 0) futex_wait(word_, 0);
+    std::uint32_t s = idle;
+    if (!word_.compare_exchange_strong(s, parked, std::memory_order_acquire)) return;  // done
+    do {
+      futex_wait(word_, parked);
+    } while (word_.load(std::memory_order_acquire) != done);
   }
 
  private:
-  std::atomic<std::uint32_t> word_{0};
+  static constexpr std::uint32_t idle = 0, parked = 1, done = 2;
+  std::atomic<std::uint32_t> word_{idle};
 };
 
 // The runtime's access to a task's handle and result.
