@@ -15,7 +15,7 @@ namespace {
 }
 
 bp::task<long> task_square(long x) {
-  co_return x* x;
+  co_return (x * x);
 }
 
 void BM_PlainFunctionCall(benchmark::State& state) {

@@ -10,15 +10,20 @@
 
 // A task is lazy: calling square() creates it, co_await (or sync_wait) runs it.
 bp::task<long> square(long x) {
-  co_return x* x;
+  co_return (x * x);
 }
 
-// Runs on the pool: co_await bp::schedule(ex) moves the rest of the coroutine there.
-bp::task<long> sum_of_squares_on(bp::thread_pool::executor_type ex, long from, long to) {
-  co_await bp::schedule(ex);
+// Awaiting a task that completes at once: no stack growth, no allocation beyond its frame.
+bp::task<long> sum_of_squares(long from, long to) {
   long sum = 0;
-  for (long i = from; i < to; ++i) sum += co_await square(i);  // no stack growth, no allocation
-  co_return sum;                                               // beyond square()'s frame
+  for (long i = from; i < to; ++i) sum += co_await square(i);
+  co_return sum;
+}
+
+// co_await bp::schedule(ex) moves the rest of the coroutine onto the pool.
+bp::task<long> on_pool(bp::thread_pool::executor_type ex, long from, long to) {
+  co_await bp::schedule(ex);  // from here on, on one of the pool's threads
+  co_return co_await sum_of_squares(from, to);
 }
 
 int main() {
@@ -27,15 +32,14 @@ int main() {
 
   // Two halves in parallel on the pool; when_all gives both results, in argument order.
   auto both = [&]() -> bp::task<long> {
-    auto [a, b] =
-        co_await bp::when_all(sum_of_squares_on(ex, 0, 500), sum_of_squares_on(ex, 500, 1000));
+    auto [a, b] = co_await bp::when_all(on_pool(ex, 0, 500), on_pool(ex, 500, 1000));
     co_return a + b;
   };
   const long total = bp::sync_wait(both());  // blocks main (parked) until done
 
   // Many halves: the vector form.
   std::vector<bp::task<long>> parts;
-  for (long i = 0; i < 10; ++i) parts.push_back(sum_of_squares_on(ex, i * 100, (i + 1) * 100));
+  for (long i = 0; i < 10; ++i) parts.push_back(on_pool(ex, i * 100, (i + 1) * 100));
   long total_again = 0;
   for (long v : bp::sync_wait(bp::when_all(std::move(parts)))) total_again += v;
 
