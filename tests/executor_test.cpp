@@ -76,6 +76,8 @@ TEST_F(executor_test, ExecutorsCompareByPool) {
   EXPECT_EQ(l.get_executor(), l.get_executor());
   EXPECT_NE(l.get_executor(), m.get_executor());
   EXPECT_EQ(a.size(), 1u);
+  bp::thread_pool wide;  // 0: one thread per hardware thread
+  EXPECT_GE(wide.size(), 1u);
 }
 
 // A million posted handles, each resumed exactly once, spread over the pool's threads.
@@ -159,6 +161,34 @@ TEST_F(executor_test, RunLoopFromSeveralPostingThreads) {
   finisher.join();
   EXPECT_EQ(ran, long{posters} * per_poster);
   EXPECT_TRUE(in_order);  // FIFO per poster
+}
+
+// Coroutine handles posted from several threads while the loop runs; the last coroutine to
+// finish ends the loop from inside it.
+TEST_F(executor_test, RunLoopResumesHandlesPostedFromSeveralThreads) {
+  constexpr int posters = 4, per_poster = 250, rounds = 100;
+  bp::run_loop loop;
+  auto ex = loop.get_executor();
+  std::atomic<long> resumed{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < posters; ++p) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < per_poster; ++i) ex.post(hop(ex, rounds, resumed, finished).handle);
+    });
+  }
+  std::thread finisher([&] {
+    for (auto& t : threads) t.join();
+    ex.post([&] {
+      // Every coroutine was posted before this callable; each re-posts itself until done, so
+      // the loop drains them all after finish().
+      loop.finish();
+    });
+  });
+  loop.run();
+  finisher.join();
+  EXPECT_EQ(finished.load(), posters * per_poster);
+  EXPECT_EQ(resumed.load(), long{posters} * per_poster * rounds);
 }
 
 TEST_F(executor_test, RunLoopRunOncePollAndRearm) {

@@ -189,11 +189,36 @@ TEST_F(task_test, SyncWaitWithRunLoop) {
   EXPECT_EQ(bp::sync_wait(loop, t()), 4);
 }
 
+TEST_F(task_test, ExceptionFromAnotherThread) {
+  bp::thread_pool pool(1);
+  auto t = [&]() -> bp::task<int> {
+    co_await bp::schedule(pool.get_executor());
+    throw std::out_of_range("on the pool");
+    co_return 0;
+  };
+  EXPECT_THROW(bp::sync_wait(t()), std::out_of_range);
+}
+
+// sync_wait inside a coroutine runs its own trampoline level: the inner work does not wait
+// for the outer coroutine to suspend.
+TEST_F(task_test, SyncWaitInsideACoroutine) {
+  auto outer = []() -> bp::task<long> {
+    const long inner = bp::sync_wait(depth(1000));
+    co_return inner + co_await depth(10);
+  };
+  EXPECT_EQ(bp::sync_wait(outer()), 1010);
+}
+
 TEST_F(task_test, WhenAllReturnsInArgumentOrder) {
   auto [a, v, b] = bp::sync_wait(bp::when_all(value(1), nothing(), value(2)));
   EXPECT_EQ(a, 1);
   EXPECT_EQ(v, std::monostate{});
   EXPECT_EQ(b, 2);
+
+  int target = 0;
+  auto ref = [&]() -> bp::task<int&> { co_return target; };
+  auto [r] = bp::sync_wait(bp::when_all(ref()));
+  EXPECT_EQ(&r, &target);
 
   // Completing in reverse order on a pool: results still in argument order.
   bp::thread_pool pool(3);
