@@ -325,10 +325,11 @@ detail::await_result_t<A> sync_wait(A&& a) {
   return detail::task_access::result(t);
 }
 
-// Runs `a` on the calling thread together with `loop`: the loop runs (its run_once) until `a`
-// has completed, so work `a` posts to the loop makes progress. The completion itself is
-// delivered through the loop, so this returns on the loop's thread with the loop idle or not.
-// If finish() was called on the loop before, that request is consumed (the loop is re-armed).
+// Runs `a` on the calling thread together with `loop`: the calling thread runs the loop's work
+// (run_once, one item at a time) until `a` has completed, so work `a` posts to the loop makes
+// progress. `a` may complete on any thread: its completion is posted to the loop as one last
+// item, so no second wake-up mechanism is needed. Work still queued then stays queued for the
+// next run. A finish() called on the loop before is consumed (the loop is re-armed).
 template <class A>
 detail::await_result_t<A> sync_wait(run_loop& loop, A&& a) {
   auto t = detail::as_task(std::forward<A>(a));
