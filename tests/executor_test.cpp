@@ -246,41 +246,52 @@ TEST_F(executor_test, RunLoopDestructorDrains) {
   EXPECT_EQ(ran, 10);
 }
 
-// Once the queue has grown to the backlog a workload needs, posting and resuming handles
-// allocates nothing: the same workload run again is counted.
+// Posts `coroutines` hopping coroutines (`rounds` posts each) to `ex`, lets `drive` run them to
+// the end; returns the allocations made from the first post on (the frames exist before).
+template <class E, class Drive>
+long allocations_for(E ex, int coroutines, int rounds, Drive drive) {
+  std::atomic<long> resumed{0};
+  std::atomic<int> finished{0};
+  std::vector<std::coroutine_handle<>> hs;
+  hs.reserve(static_cast<std::size_t>(coroutines));
+  for (int c = 0; c < coroutines; ++c) hs.push_back(hop(ex, rounds, resumed, finished).handle);
+  const long before = bp::test::allocations();
+  for (auto h : hs) ex.post(h);
+  drive(finished);
+  EXPECT_EQ(finished.load(), coroutines);
+  EXPECT_EQ(resumed.load(), long{coroutines} * rounds);
+  return bp::test::allocations() - before;
+}
+
+// A backlog within the queue's capacity: 100 000 posts (each of 100 coroutines re-posting
+// itself 1000 times, so at most 100 handles are queued at once) allocate nothing.
 TEST_F(executor_test, PostingHandlesDoesNotAllocate) {
   constexpr int coroutines = 100, rounds = 1000;
-  bp::run_loop loop;
-  bp::thread_pool pool(2);
-  // Posts `coroutines` hopping coroutines to `ex`, lets `drive` run them to the end; returns the
-  // allocations made from the first post on.
-  auto allocations_for = [&](auto ex, auto drive) {
-    std::atomic<long> resumed{0};
-    std::atomic<int> finished{0};
-    std::vector<std::coroutine_handle<>> hs;
-    hs.reserve(coroutines);
-    for (int c = 0; c < coroutines; ++c) hs.push_back(hop(ex, rounds, resumed, finished).handle);
-    const long before = bp::test::allocations();
-    for (auto h : hs) ex.post(h);
-    drive(finished);
-    EXPECT_EQ(finished.load(), coroutines);
-    return bp::test::allocations() - before;
+  bp::run_loop loop(coroutines);
+  EXPECT_EQ(allocations_for(loop.get_executor(), coroutines, rounds,
+                            [&](auto&) {
+                              while (loop.poll() != 0) {
+                              }
+                            }),
+            0);
+  bp::thread_pool pool(2, coroutines);
+  EXPECT_EQ(allocations_for(pool.get_executor(), coroutines, rounds,
+                            [&](std::atomic<int>& finished) {
+                              EXPECT_TRUE(bp::test::eventually(
+                                  [&] { return finished.load() == coroutines; }, 30s));
+                            }),
+            0);
+}
+
+// A backlog beyond the capacity grows the ring once per doubling, and the grown ring stays.
+TEST_F(executor_test, QueueGrowsByDoublingAndStays) {
+  bp::run_loop loop(16);
+  auto drain = [&](auto&) {
+    while (loop.poll() != 0) {
+    }
   };
-  auto run_on_loop = [&] {
-    return allocations_for(loop.get_executor(), [&](auto&) {
-      while (loop.poll() != 0) {
-      }
-    });
-  };
-  auto run_on_pool = [&] {
-    return allocations_for(pool.get_executor(), [&](std::atomic<int>& finished) {
-      EXPECT_TRUE(bp::test::eventually([&] { return finished.load() == coroutines; }, 30s));
-    });
-  };
-  (void)run_on_loop();  // grows the ring to the workload's backlog
-  EXPECT_EQ(run_on_loop(), 0) << "allocations for " << coroutines * rounds << " posts";
-  (void)run_on_pool();
-  EXPECT_EQ(run_on_pool(), 0) << "allocations for " << coroutines * rounds << " posts";
+  EXPECT_LE(allocations_for(loop.get_executor(), 1000, 1, drain), 6);  // 16 -> 1024
+  EXPECT_EQ(allocations_for(loop.get_executor(), 1000, 1, drain), 0);
 }
 
 clockid_t cpu_clock_of(pthread_t thread) {

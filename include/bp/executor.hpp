@@ -17,9 +17,10 @@
 //   };
 //   int v = bp::sync_wait(on_pool());  // bp/task.hpp
 //
-// Allocation: posting a coroutine handle allocates nothing once the queue has grown to the
-// largest backlog it has held (a ring of 16-byte entries that doubles when full and never
-// shrinks); a post that must grow the ring allocates once. Posting a callable allocates one node
+// Allocation: posting a coroutine handle allocates nothing while the backlog fits the queue
+// (a ring of 24-byte entries, pre-sized by the constructor, 1024 by default); a larger backlog
+// doubles the ring (one allocation per doubling) and it never shrinks, so the queue settles at
+// the largest backlog it has held. Posting a callable allocates one node
 // for it (a coroutine handle needs none: its frame is the operation state).
 //
 // Failure: post(coroutine_handle) is noexcept and never drops a handle; if the ring cannot grow
@@ -89,6 +90,8 @@ concept plain_callable = std::invocable < std::decay_t<F>
 // while nobody is parked costs one load beyond the lock.
 class work_queue {
  public:
+  explicit work_queue(std::size_t capacity) { ring_.reserve(capacity); }
+
   void push(work_item w) noexcept {
     {
       std::lock_guard lock(m_);
@@ -238,8 +241,11 @@ class thread_pool {
  public:
   using executor_type = detail::queue_executor<thread_pool>;
 
-  // `threads` = 0 means std::thread::hardware_concurrency() (at least 1).
-  explicit thread_pool(std::size_t threads = 0) {
+  // `threads` = 0 means std::thread::hardware_concurrency() (at least 1). `queue_capacity`
+  // entries (24 bytes each, rounded up to a power of two) are allocated now: a backlog
+  // up to that size never allocates; a larger one grows the queue once per doubling.
+  explicit thread_pool(std::size_t threads = 0, std::size_t queue_capacity = 1024)
+      : queue_(queue_capacity) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i) {
@@ -283,7 +289,8 @@ class run_loop {
  public:
   using executor_type = detail::queue_executor<run_loop>;
 
-  run_loop() = default;
+  // `queue_capacity`: as for thread_pool, the backlog that never allocates.
+  explicit run_loop(std::size_t queue_capacity = 1024) : queue_(queue_capacity) {}
   run_loop(const run_loop&) = delete;
   run_loop& operator=(const run_loop&) = delete;
   ~run_loop() { queue_.drain(); }

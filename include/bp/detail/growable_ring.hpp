@@ -24,19 +24,19 @@ class growable_ring {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
 
-  // Makes room for one more value; the only member that allocates (and may throw).
+  // Makes room for one more value; with reserve(), the only members that allocate (and may
+  // throw).
   void reserve_one() {
     if (size_ < capacity_) return;
-    const std::size_t cap = capacity_ ? capacity_ * 2 : 16;
-    auto slots = std::make_unique<std::optional<T>[]>(cap);
-    for (std::size_t i = 0; i < size_; ++i) {
-      auto& from = slots_[(head_ + i) & (capacity_ - 1)];
-      slots[i].emplace(std::move(*from));
-      from.reset();
-    }
-    slots_ = std::move(slots);
-    capacity_ = cap;
-    head_ = 0;
+    grow_to(capacity_ ? capacity_ * 2 : 16);
+  }
+
+  // Makes room for `n` values in all (rounded up to a power of two), so that a known backlog
+  // never allocates later.
+  void reserve(std::size_t n) {
+    std::size_t cap = capacity_ ? capacity_ : 16;
+    while (cap < n) cap *= 2;
+    if (cap != capacity_) grow_to(cap);
   }
 
   // Requires room (reserve_one() first).
@@ -56,6 +56,18 @@ class growable_ring {
   }
 
  private:
+  void grow_to(std::size_t cap) {
+    auto slots = std::make_unique<std::optional<T>[]>(cap);
+    for (std::size_t i = 0; i < size_; ++i) {
+      auto& from = slots_[(head_ + i) & (capacity_ - 1)];
+      slots[i].emplace(std::move(*from));
+      from.reset();
+    }
+    slots_ = std::move(slots);
+    capacity_ = cap;
+    head_ = 0;
+  }
+
   std::unique_ptr<std::optional<T>[]> slots_;
   std::size_t capacity_ = 0;  // 0 or a power of two
   std::size_t head_ = 0;
