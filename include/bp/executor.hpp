@@ -20,13 +20,13 @@
 // Allocation: posting a coroutine handle allocates nothing while the backlog fits the queue
 // (a ring of 24-byte entries, pre-sized by the constructor, 1024 by default); a larger backlog
 // doubles the ring (one allocation per doubling) and it never shrinks, so the queue settles at
-// the largest backlog it has held. Posting a callable allocates one node
-// for it (a coroutine handle needs none: its frame is the operation state).
+// the largest backlog it has held. Posting a callable allocates one node for it (a coroutine
+// handle needs none: its frame is the operation state).
 //
 // Failure: post(coroutine_handle) is noexcept and never drops a handle; if the ring cannot grow
-// (out of memory) the program terminates rather than lose a suspended coroutine. A callable that
-// throws on an executor's thread terminates the program too: there is nobody to hand the
-// exception to (a task's exception travels to its awaiter instead).
+// (out of memory) the program terminates rather than lose a suspended coroutine. A posted
+// callable that throws terminates the program too, on a run_loop as on a pool: there is nobody
+// to hand the exception to (a task's exception travels to its awaiter instead).
 #pragma once
 
 #include <algorithm>
@@ -61,10 +61,10 @@ namespace detail {
 // One unit of queued work: a function and its argument. A coroutine handle is stored as
 // (resume, address), a callable as (invoke-and-delete, node), so both share one queue.
 struct work_item {
-  void (*run)(void*) = nullptr;
+  void (*run)(void*) noexcept = nullptr;
   void* arg = nullptr;
 
-  static void resume_handle(void* address) {
+  static void resume_handle(void* address) noexcept {
     resume_flat(std::coroutine_handle<>::from_address(address));
   }
   static work_item of(std::coroutine_handle<> h) noexcept { return {&resume_handle, h.address()}; }
@@ -73,11 +73,11 @@ struct work_item {
   static work_item of_callable(F&& f) {
     using fn = std::decay_t<F>;
     auto node = std::make_unique<fn>(std::forward<F>(f));
-    return {[](void* p) { std::unique_ptr<fn>(static_cast<fn*>(p))->operator()(); },
+    return {[](void* p) noexcept { std::unique_ptr<fn>(static_cast<fn*>(p))->operator()(); },
             node.release()};
   }
 
-  void operator()() const { run(arg); }
+  void operator()() const noexcept { run(arg); }
 };
 
 template <class F>
