@@ -315,6 +315,21 @@ TEST_F(task_test, AsyncScopeOwnsSpawnedWork) {
   EXPECT_EQ(inline_scope.active(), 0u);
 }
 
+TEST_F(task_test, AsyncScopeDestructorWaits) {
+  std::atomic<int> ran{0};
+  bp::thread_pool pool(2);
+  {
+    bp::async_scope scope;
+    auto slow = [&]() -> bp::task<void> {
+      std::this_thread::sleep_for(20ms);
+      ran.fetch_add(1);
+      co_return;
+    };
+    for (int i = 0; i < 4; ++i) scope.spawn(pool.get_executor(), slow());
+  }  // no join(): the destructor waits, and the spawned frames are already gone
+  EXPECT_EQ(ran.load(), 4);
+}
+
 TEST_F(task_test, AsyncScopeNestedSpawnAndFailure) {
   bp::thread_pool pool(2);
   bp::async_scope scope;
