@@ -25,6 +25,7 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -146,6 +147,10 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
   [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
     return unwrap(ch_.recv_until(deadline));
   }
+  // std::nullopt when closed and drained, or when `stop` was stopped first.
+  [[nodiscard]] std::optional<T> recv(const std::stop_token& stop) {
+    return unwrap(ch_.recv(stop));
+  }
 
   // --- state -----------------------------------------------------------------------------------
 
@@ -173,7 +178,9 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
   }
 
   // range-for: receives until closed and drained.
-  using iterator = detail::recv_iterator<T, budgeted_channel, &budgeted_channel::recv>;
+  using iterator = detail::recv_iterator<T, budgeted_channel,
+                                         static_cast<std::optional<T> (budgeted_channel::*)()>(
+                                             &budgeted_channel::recv)>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 

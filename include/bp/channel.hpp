@@ -35,6 +35,7 @@
 #include <optional>
 #include <ranges>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -42,14 +43,18 @@
 #include <vector>
 
 #include "channel_fwd.hpp"
+#include "detail/async_op.hpp"
+#include "detail/channel_ops.hpp"
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/futex.hpp"
 #include "detail/recv_iterator.hpp"
+#include "detail/recv_verbs.hpp"
 #include "detail/rendezvous.hpp"
 #include "detail/ring.hpp"
 #include "detail/send_verbs.hpp"
 #include "detail/spin.hpp"
+#include "detail/stop.hpp"
 #include "send_permit.hpp"
 #include "status.hpp"
 
@@ -141,7 +146,8 @@ concept batch_range = std::ranges::forward_range<R> && std::ranges::sized_range<
 // allocation failure of the ring throws std::bad_alloc. No operation throws after that, except
 // what copying a `const T&` argument throws.
 template <channel_element T>
-class channel : public detail::send_verbs<channel<T>, T, status> {
+class channel : public detail::send_verbs<channel<T>, T, status>,
+                public detail::recv_verbs<channel<T>, T> {
  public:
   using value_type = T;
   using drop_handler = std::function<void(T&&)>;
@@ -195,39 +201,24 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   [[nodiscard]] send_n_result send_n_for(R&& values, std::chrono::duration<Rep, Period> timeout) {
     return send_n_impl(values, true, detail::deadline_after(timeout));
   }
+  // Cancellable: stops at the value it was waiting to send when `stop` is stopped (answer
+  // `cancelled`; that value and the ones after it are untouched).
+  template <class R>
+  requires batch_range<R, T>
+  [[nodiscard]] send_n_result send_n(R&& values, const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return send_n_impl(values, true, detail::forever()); });
+  }
 
   // --- receiving -------------------------------------------------------------------------------
-
-  // Waits while empty; std::nullopt once closed and drained.
-  [[nodiscard]] std::optional<T> recv() { return recv_impl(true, detail::forever()); }
-
-  // std::nullopt when nothing is buffered right now (on capacity 0: no sender is waiting).
-  [[nodiscard]] std::optional<T> try_recv() { return recv_impl(false, detail::forever()); }
-
-  // std::nullopt when closed and drained, or when the timeout passes first.
-  template <class Rep, class Period>
-  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
-    return recv_impl(true, detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return recv_impl(true, detail::to_steady(deadline));
-  }
-
-  // The same verbs answering a bp::status, for callers that must tell a timeout from the end:
-  // the value is moved into `out` on `ok`; otherwise `out` is untouched. recv(out): ok | closed;
-  // try_recv(out): ok | full (nothing buffered now) | closed; recv_for / recv_until:
-  // ok | timeout | closed. `closed` means closed and drained: no value will ever come.
-  [[nodiscard]] status recv(T& out) { return recv_into(out, true, detail::forever()); }
-  [[nodiscard]] status try_recv(T& out) { return recv_into(out, false, detail::forever()); }
-  template <class Rep, class Period>
-  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> timeout) {
-    return recv_into(out, true, detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> deadline) {
-    return recv_into(out, true, detail::to_steady(deadline));
-  }
+  // recv, try_recv, recv_for, recv_until: each as std::optional<T> (std::nullopt: closed and
+  // drained, nothing buffered now, or timeout) and as `status recv(T& out)` (ok | full |
+  // timeout | closed, where closed means closed and drained; on capacity 0 `full` means no
+  // sender is waiting), and cancellable with a trailing std::stop_token (`cancelled`), from
+  // detail::recv_verbs.
+  using detail::recv_verbs<channel<T>, T>::recv;
+  using detail::recv_verbs<channel<T>, T>::try_recv;
+  using detail::recv_verbs<channel<T>, T>::recv_for;
+  using detail::recv_verbs<channel<T>, T>::recv_until;
 
   // --- batch receiving -------------------------------------------------------------------------
   // Appends up to `max` values to `out` and returns how many. recv_many waits only until at least
@@ -246,6 +237,12 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   std::size_t recv_many_for(std::vector<T>& out, std::size_t max,
                             std::chrono::duration<Rep, Period> timeout) {
     return recv_many_impl(out, max, true, detail::deadline_after(timeout));
+  }
+  // Cancellable: 0 when `stop` is stopped before a value comes (check stop.stop_requested() to
+  // tell it from the end).
+  std::size_t recv_many(std::vector<T>& out, std::size_t max, const std::stop_token& stop) {
+    return detail::with_stop(stop,
+                             [&] { return recv_many_impl(out, max, true, detail::forever()); });
   }
 
   // --- lingering batch receive (Kafka's linger.ms) ---------------------------------------------
@@ -288,6 +285,33 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   [[nodiscard]] send_permit<T> reserve_for(std::size_t n,
                                            std::chrono::duration<Rep, Period> timeout) {
     return reserve_impl(n, true, detail::deadline_after(timeout));
+  }
+  // Cancellable: an empty permit answering `cancelled` once `stop` is stopped while waiting.
+  [[nodiscard]] send_permit<T> reserve(std::size_t n, const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return reserve_impl(n, true, detail::forever()); });
+  }
+
+  // --- awaiting (C++20 coroutines) -------------------------------------------------------------
+  // The same verbs for a coroutine: `co_await` suspends it instead of parking a thread, with the
+  // blocking verb's answers, plus `cancelled` when the options' std::stop_token is stopped
+  // first. The awaiter lives in the coroutine's frame (nothing is allocated per wait) and must
+  // be awaited at once, in the full-expression that made it. Where the coroutine resumes:
+  // inline on the thread that made room or sent the value (through a per-thread trampoline, so
+  // chains of hand-offs do not grow the stack), or on the executor named by bp::resume_on.
+  // Cancel safe: a cancelled or unchosen wait took nothing; an rvalue sent stays with the caller
+  // unless the answer is `ok`. See docs/async.md.
+
+  // ok | dropped | full | closed | cancelled, as send(). Suspends only where send() would wait.
+  [[nodiscard]] detail::channel_send_op<channel> async_send(T&& value, async_options opts = {}) {
+    return detail::channel_send_op<channel>(*this, value, std::move(opts));
+  }
+  // std::nullopt once closed and drained, or when cancelled.
+  [[nodiscard]] detail::channel_recv_op<channel, false> async_recv(async_options opts = {}) {
+    return detail::channel_recv_op<channel, false>(*this, nullptr, std::move(opts));
+  }
+  // ok | closed | cancelled; the value is moved into `out` on ok.
+  [[nodiscard]] detail::channel_recv_op<channel, true> async_recv(T& out, async_options opts = {}) {
+    return detail::channel_recv_op<channel, true>(*this, &out, std::move(opts));
   }
 
   // --- state -----------------------------------------------------------------------------------
@@ -343,9 +367,7 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
 
-  using iterator =
-      detail::recv_iterator<T, channel,
-                            static_cast<std::optional<T> (channel::*)()>(&channel::recv)>;
+  using iterator = detail::recv_iterator<T, channel, detail::recv_verbs<channel<T>, T>::next>;
 
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
@@ -507,7 +529,8 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
     // Room being freed right now (a pop half-way through, or given-back slots to pass) makes
     // no further notify: wait for it by yielding, not parking.
     auto settled = [&] { return ring_.settled_full() && !pass_tombstones(); };
-    if (!detail::wait_loop(not_full_, deadline, attempt, attempt, settled)) return status::timeout;
+    if (!detail::wait_loop(not_full_, deadline, attempt, attempt, settled))
+      return detail::gave_up();
     return *answer;
   }
 
@@ -518,7 +541,7 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
       case rendezvous_t::outcome::closed:
         return status::closed;
       case rendezvous_t::outcome::timeout:
-        return status::timeout;
+        return detail::gave_up();
       case rendezvous_t::outcome::empty:
         break;
     }
@@ -533,7 +556,7 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
     }
     const bool ended = capacity() == 0 ? rendezvous_.is_closed() : ring_.closed_and_drained();
     if (ended) return status::closed;
-    return may_wait ? status::timeout : status::full;
+    return may_wait ? detail::gave_up() : status::full;
   }
 
   std::optional<T> recv_impl(bool may_wait, detail::clock::time_point deadline) {
@@ -620,7 +643,12 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   friend class send_permit<T>;
   friend struct detail::send_permit_traits<channel>;
   friend class detail::send_verbs<channel<T>, T, status>;
+  friend class detail::recv_verbs<channel<T>, T>;
   friend class sender<T>;
+  template <class>
+  friend class detail::channel_send_op;
+  template <class, bool>
+  friend class detail::channel_recv_op;
 
   status send_value(T& value, bool may_wait, detail::clock::time_point deadline) {
     return send_impl(value, may_wait, deadline);
@@ -660,7 +688,7 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
       send_waits_.fetch_add(1, std::memory_order_relaxed);
       auto done = [&] { return static_cast<bool>(answer = attempt()); };
       auto settled = [&] { return ring_.settled_full(n) && !pass_tombstones(); };
-      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) answer = status::timeout;
+      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) answer = detail::gave_up();
     }
     const status a = answer.value_or(status::full);
     return send_permit<T>(a == status::ok ? this : nullptr, ticket, a == status::ok ? n : 0, a);
@@ -700,9 +728,9 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   using rendezvous_t = detail::rendezvous<T>;
 
   detail::ring<T> ring_;
-  detail::event_count not_empty_;  // receivers wait here
-  detail::event_count not_full_;   // block-policy senders wait here
-  rendezvous_t rendezvous_;        // used only when capacity() == 0
+  alignas(detail::cache_line) detail::event_count not_empty_;  // receivers wait here
+  alignas(detail::cache_line) detail::event_count not_full_;   // block-policy senders wait here
+  rendezvous_t rendezvous_;                                    // used only when capacity() == 0
   const overflow policy_;
   drop_handler on_undelivered_;
 

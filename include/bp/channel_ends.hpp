@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <utility>
 #include <vector>
 
@@ -105,6 +106,14 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders>,
                                            std::chrono::duration<Rep, Period> t) const {
     return ch() ? ch()->reserve_for(n, t) : send_permit<T>();
   }
+  [[nodiscard]] send_permit<T> reserve(std::size_t n, const std::stop_token& stop) const {
+    return ch() ? ch()->reserve(n, stop) : send_permit<T>();
+  }
+  template <class R>
+  requires batch_range<R, T>
+  [[nodiscard]] send_n_result send_n(R&& values, const std::stop_token& stop) const {
+    return ch() ? ch()->send_n(values, stop) : send_n_result{0, status::closed};
+  }
   template <class R>
   requires batch_range<R, T>
   [[nodiscard]] send_n_result send_n(R&& values) const {
@@ -163,6 +172,26 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   template <class Clock, class Duration>
   [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> d) const {
     return ch() ? ch()->recv_until(out, d) : status::closed;
+  }
+  // Cancellable, as channel's: `cancelled` once `stop` is stopped while waiting.
+  [[nodiscard]] std::optional<T> recv(const std::stop_token& stop) const {
+    return ch() ? ch()->recv(stop) : std::nullopt;
+  }
+  [[nodiscard]] status recv(T& out, const std::stop_token& stop) const {
+    return ch() ? ch()->recv(out, stop) : status::closed;
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> t,
+                                const std::stop_token& stop) const {
+    return ch() ? ch()->recv_for(out, t, stop) : status::closed;
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> d,
+                                  const std::stop_token& stop) const {
+    return ch() ? ch()->recv_until(out, d, stop) : status::closed;
+  }
+  std::size_t recv_many(std::vector<T>& out, std::size_t max, const std::stop_token& stop) const {
+    return ch() ? ch()->recv_many(out, max, stop) : 0;
   }
   std::size_t recv_many(std::vector<T>& out, std::size_t max) const {
     return ch() ? ch()->recv_many(out, max) : 0;

@@ -69,7 +69,7 @@ class manual_clock {
 
  private:
   std::atomic<std::int64_t> ns_;
-  mutable detail::event_count ticks_;
+  alignas(detail::cache_line) mutable detail::event_count ticks_;
 };
 
 // Which clock a primitive reads: std::chrono::steady_clock (default-constructed) or a

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <stop_token>
 #include <utility>
 #include <variant>
 
@@ -37,6 +38,7 @@
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/sleep.hpp"
+#include "detail/stop.hpp"
 #include "detail/wait.hpp"
 #include "grant.hpp"
 #include "limit_algorithms.hpp"
@@ -127,6 +129,12 @@ class concurrency_limiter {
   template <class Rep, class Period>
   [[nodiscard]] limiter_permit acquire_for(std::chrono::duration<Rep, Period> timeout);
 
+  // Cancellable: an empty permit answering `cancelled` once `stop` is stopped while waiting.
+  [[nodiscard]] inline limiter_permit acquire(const std::stop_token& stop);
+  template <class Rep, class Period>
+  [[nodiscard]] limiter_permit acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                           const std::stop_token& stop);
+
   void close() noexcept {
     closed_.store(true, std::memory_order_seq_cst);
     room_.notify_all();
@@ -187,7 +195,7 @@ class concurrency_limiter {
   alignas(detail::cache_line) std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::size_t> limit_{1};
   std::atomic<bool> closed_{false};
-  detail::event_count room_;
+  alignas(detail::cache_line) detail::event_count room_;
   mutable std::mutex m_;
   limit_algorithm algorithm_;
   double estimate_ = 1;
@@ -253,6 +261,16 @@ limiter_permit concurrency_limiter::acquire_for(std::chrono::duration<Rep, Perio
   return admit_waiting(detail::deadline_after(timeout));
 }
 
+inline limiter_permit concurrency_limiter::acquire(const std::stop_token& stop) {
+  return detail::with_stop(stop, [&] { return acquire(); });
+}
+
+template <class Rep, class Period>
+limiter_permit concurrency_limiter::acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                                const std::stop_token& stop) {
+  return detail::with_stop(stop, [&] { return acquire_for(timeout); });
+}
+
 inline limiter_permit concurrency_limiter::admit_waiting(detail::clock::time_point deadline) {
   std::size_t n = 0;
   bool closed = false;
@@ -263,7 +281,7 @@ inline limiter_permit concurrency_limiter::admit_waiting(detail::clock::time_poi
   if (attempt() || detail::wait_until(room_, deadline, attempt)) {
     return closed ? limiter_permit(status::closed) : limiter_permit(this, n);
   }
-  return limiter_permit(status::timeout);
+  return limiter_permit(detail::gave_up());
 }
 
 }  // namespace bp

@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <stop_token>
 
 #include "clock.hpp"
+#include "detail/stop.hpp"
 #include "reservation.hpp"
 #include "status.hpp"
 
@@ -84,6 +86,20 @@ class leaky_bucket {
     return acquire_for(n, deadline - Clock::now());
   }
 
+  // Cancellable: `cancelled` once `stop` is stopped while waiting; the tokens set aside for
+  // this call are given back.
+  result acquire(std::size_t n, const std::stop_token& stop) {
+    return detail::with_stop(
+        stop, [&] { return acquire_impl(n, detail::ns_forever, "bp::leaky_bucket::acquire"); });
+  }
+  template <class Rep, class Period>
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                     const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] {
+      return acquire_impl(n, detail::ns_after(0, timeout), "bp::leaky_bucket::acquire_for");
+    });
+  }
+
   [[nodiscard]] reservation reserve(std::size_t n = 1) {
     const auto k = checked(n, "bp::leaky_bucket::reserve");
     if (core_.closed()) return reservation(status::closed);
@@ -115,7 +131,7 @@ class leaky_bucket {
     if (k == 0) return status::ok;
     const auto c = core_.rate().try_claim(k, k, detail::gcra::unbounded, max_wait_ns);
     if (!c) return core_.closed() ? status::closed : status::timeout;
-    return core_.wait(*c, k, false) ? status::ok : status::closed;
+    return core_.wait(*c, k, false) ? status::ok : detail::closed_or_gave_up();
   }
 
   detail::bucket_core core_;

@@ -38,6 +38,7 @@
 #include <iterator>
 #include <ranges>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -45,6 +46,7 @@
 #include "detail/config.hpp"
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
+#include "detail/stop.hpp"
 #include "detail/wait.hpp"
 #include "grant.hpp"
 #include "status.hpp"
@@ -236,6 +238,11 @@ class memory_budget {
   template <class Clock, class Duration>
   [[nodiscard]] reservation reserve_until(std::size_t bytes,
                                           std::chrono::time_point<Clock, Duration> deadline);
+  [[nodiscard]] reservation reserve(std::size_t bytes, const std::stop_token& stop);
+  template <class Rep, class Period>
+  [[nodiscard]] reservation reserve_for(std::size_t bytes,
+                                        std::chrono::duration<Rep, Period> timeout,
+                                        const std::stop_token& stop);
 
   // Idempotent. Every waiting reservation answers `closed`, and so do later ones.
   void close() noexcept {
@@ -490,6 +497,16 @@ class memory_budget::stream {
     return state_ ? budget_->acquire(*state_, bytes, true, detail::to_steady(deadline))
                   : closed_answer();
   }
+  // Cancellable: an empty reservation answering `cancelled` once `stop` is stopped first.
+  [[nodiscard]] reservation reserve(std::size_t bytes, const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return reserve(bytes); });
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] reservation reserve_for(std::size_t bytes,
+                                        std::chrono::duration<Rep, Period> timeout,
+                                        const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return reserve_for(bytes, timeout); });
+  }
 
   // Idempotent: this stream's waiting and later reservations answer `closed`.
   void close() noexcept {
@@ -556,6 +573,18 @@ memory_permit memory_budget::reserve_until(std::size_t bytes,
   return acquire(default_stream_, bytes, true, detail::to_steady(deadline));
 }
 
+inline memory_budget::reservation memory_budget::reserve(std::size_t bytes,
+                                                         const std::stop_token& stop) {
+  return detail::with_stop(stop, [&] { return reserve(bytes); });
+}
+
+template <class Rep, class Period>
+memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
+                                                      std::chrono::duration<Rep, Period> timeout,
+                                                      const std::stop_token& stop) {
+  return detail::with_stop(stop, [&] { return reserve_for(bytes, timeout); });
+}
+
 inline memory_permit memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
                                             detail::clock::time_point deadline) {
   if (bytes > capacity_)
@@ -607,8 +636,10 @@ inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
     }
     return false;
   };
-  if (!detail::wait_until(room_, deadline, attempt))
+  if (!detail::wait_until(room_, deadline, attempt)) {
     timeouts_.fetch_add(1, std::memory_order_relaxed);
+    answer = detail::gave_up();
+  }
   if (needy) needy_.fetch_sub(1, std::memory_order_seq_cst);
   stream_sub(s, state::waiter_one);
   // Our leaving may let others go on: we no longer hold them back, and the share grew.

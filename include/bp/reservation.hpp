@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,7 @@
 #include "detail/event_count.hpp"
 #include "detail/gcra.hpp"
 #include "detail/sleep.hpp"
+#include "detail/stop.hpp"
 #include "status.hpp"
 
 namespace bp {
@@ -54,7 +56,7 @@ class bucket_core {
  private:
   gcra gcra_;
   std::atomic<bool> closed_{false};
-  event_count ec_;
+  alignas(cache_line) event_count ec_;
 };
 
 inline double validated_rate(double rate_per_second, const char* who) {
@@ -133,7 +135,13 @@ class reservation {
     if (!core_) return answer_;
     if (core_->wait(claim_, n_, partial_restore_)) return status::ok;
     core_ = nullptr;
-    return answer_ = status::closed;
+    return answer_ = detail::closed_or_gave_up();
+  }
+
+  // Cancellable: `cancelled` once `stop` is stopped first; the units are then given back and
+  // the reservation is no longer ok.
+  result wait(const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return wait(); });
   }
 
   // Gives the units back unless the reserved moment has already come; afterwards !ok().

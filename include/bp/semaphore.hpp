@@ -18,15 +18,20 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <utility>
 
+#include "detail/async_op.hpp"
 #include "detail/config.hpp"
 #include "detail/deadline.hpp"
+#include "detail/stop.hpp"
 #include "detail/waiter_queue.hpp"
 #include "grant.hpp"
 #include "status.hpp"
@@ -143,6 +148,18 @@ class semaphore {
     return acquire_impl(n, detail::to_steady(deadline));
   }
 
+  // Cancellable: `cancelled` once `stop` is stopped while waiting (no permit was taken, and the
+  // place in the queue is given up).
+  result acquire(std::size_t n, const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return acquire_impl(n, detail::forever()); });
+  }
+  template <class Rep, class Period>
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                     const std::stop_token& stop) {
+    const auto deadline = detail::deadline_after(timeout);
+    return detail::with_stop(stop, [&] { return acquire_impl(n, deadline); });
+  }
+
   // Gives n permits back (they need not have come from an acquire: this also raises the count).
   void release(std::size_t n = 1) {
     const auto k = checked(n, "n");
@@ -151,9 +168,18 @@ class semaphore {
     // Dekker pair with the waiter's `queued_` increment then re-check under the mutex: either
     // we see it queued, or it sees our permits.
     if (queued_.load(std::memory_order_seq_cst) == 0) return;
+    detail::trampoline_scope after_unlock;  // coroutines served here resume once m_ is free
     std::lock_guard lock(m_);
     dispatch();
   }
+
+  // --- awaiting (C++20 coroutines) -----------------------------------------------------------
+  // co_await sem.async_acquire(n[, options]): ok | closed | cancelled, in the same FIFO queue
+  // as waiting threads (no barging either way). The awaiter lives in the coroutine's frame
+  // and must be awaited at once. Cancel safe: a cancelled acquire holds no permit and leaves
+  // the queue. Resumes inline on the releasing thread or on bp::resume_on's executor.
+  class acquire_awaiter;
+  [[nodiscard]] inline acquire_awaiter async_acquire(std::size_t n = 1, async_options opts = {});
 
   // --- RAII permits --------------------------------------------------------------------------
 
@@ -161,6 +187,9 @@ class semaphore {
     return make_permit(n, try_acquire(n));
   }
   [[nodiscard]] permit acquire_permit(std::size_t n = 1) { return make_permit(n, acquire(n)); }
+  [[nodiscard]] permit acquire_permit(std::size_t n, const std::stop_token& stop) {
+    return make_permit(n, acquire(n, stop));
+  }
   template <class Rep, class Period>
   [[nodiscard]] permit acquire_permit_for(std::size_t n,
                                           std::chrono::duration<Rep, Period> timeout) {
@@ -176,6 +205,7 @@ class semaphore {
 
   // Idempotent; every waiter answers `closed`.
   void close() {
+    detail::trampoline_scope after_unlock;
     std::lock_guard lock(m_);
     if (closed_.exchange(true, std::memory_order_seq_cst)) return;
     while (node* w = queue_.pop()) {
@@ -255,10 +285,44 @@ class semaphore {
       case detail::served::waiting:
         break;
     }
-    // Timed out (and unlinked): the waiters behind us may fit now.
+    // Timed out or cancelled (and unlinked): the waiters behind us may fit now.
     queued_.fetch_sub(1, std::memory_order_relaxed);
     dispatch();
-    return status::timeout;
+    return detail::gave_up();
+  }
+
+  // The first half of an acquire for a waiter that is not a thread: ok or closed at once, or
+  // std::nullopt with `self` queued.
+  std::optional<status> start_acquire(node& self, std::int64_t k) {
+    if (closed_.load(std::memory_order_seq_cst)) return status::closed;
+    if (k == 0) return status::ok;
+    if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return status::ok;
+    std::lock_guard lock(m_);
+    if (closed_.load(std::memory_order_relaxed)) return status::closed;
+    queued_.fetch_add(1, std::memory_order_seq_cst);
+    if (queue_.empty() && take(k)) {
+      queued_.fetch_sub(1, std::memory_order_relaxed);
+      return status::ok;
+    }
+    self.n = k;
+    queue_.push(self);
+    return std::nullopt;
+  }
+  // The second half: the answer once `self` was served, or `cancelled` (it leaves the queue).
+  status finish_acquire(node& self) {
+    detail::trampoline_scope after_unlock;
+    std::lock_guard lock(m_);
+    switch (queue_.settle(self)) {
+      case detail::served::granted:
+        return status::ok;
+      case detail::served::closed:
+        return status::closed;
+      case detail::served::waiting:
+        break;
+    }
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    dispatch();
+    return status::cancelled;
   }
 
   alignas(detail::cache_line) std::atomic<std::int64_t> permits_;
@@ -270,6 +334,30 @@ class semaphore {
 
 inline void detail::permit_traits::give_back(held& h) noexcept {
   h.sem->release(h.n);
+}
+
+class semaphore::acquire_awaiter {
+ public:
+  acquire_awaiter(semaphore& s, std::int64_t k, async_options opts) noexcept
+      : sem_(&s), k_(k), wait_(node_, std::move(opts)) {}
+
+  bool await_ready() {
+    answer_ = sem_->start_acquire(node_, k_);
+    return answer_.has_value();
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept { return wait_.await_suspend(h); }
+  result await_resume() { return answer_ ? *answer_ : sem_->finish_acquire(node_); }
+
+ private:
+  semaphore* sem_;
+  std::int64_t k_;
+  node node_;
+  std::optional<status> answer_;
+  detail::served_op<node> wait_;
+};
+
+inline semaphore::acquire_awaiter semaphore::async_acquire(std::size_t n, async_options opts) {
+  return acquire_awaiter(*this, checked(n, "n"), std::move(opts));
 }
 
 }  // namespace bp

@@ -2,20 +2,22 @@
 //
 //   bp::overflow  what a bounded buffer does when it is full (block, drop_newest, drop_oldest,
 //                 reject): wait, or lose something on purpose and count it.
-//   bp::status    the answer of every waiting verb: ok, dropped, full, closed, timeout. Full,
-//                 closed and timeout are different answers on purpose (tokio's TrySendError,
-//                 P0260's conqueue_errc): the caller decides what each means for its data.
+//   bp::status    the answer of every waiting verb: ok, dropped, full, closed, timeout,
+//                 cancelled. Full, closed, timeout and cancelled are different answers on
+//                 purpose (tokio's TrySendError, P0260's conqueue_errc): the caller decides
+//                 what each means for its data.
 //   bp::result    a bp::status that also tests as bool (true only for ok): the answer of the
 //                 verbs that take credit without handing over a value (semaphore, throttles),
 //                 so `if (sem.acquire_for(1, 10ms))` reads naturally and `timeout` and
 //                 `closed` stay apart.
 //
 //   switch (ch.send(std::move(v))) {
-//     case bp::status::ok:      break;
-//     case bp::status::dropped: ++lost; break;          // drop_newest: v is still ours
-//     case bp::status::full:    retry_later(v); break;  // reject: v is still ours
-//     case bp::status::closed:  return;
-//     case bp::status::timeout: break;                  // send_for ran out of time
+//     case bp::status::ok:        break;
+//     case bp::status::dropped:   ++lost; break;          // drop_newest: v is still ours
+//     case bp::status::full:      retry_later(v); break;  // reject: v is still ours
+//     case bp::status::closed:    return;
+//     case bp::status::timeout:   break;                  // send_for ran out of time
+//     case bp::status::cancelled: return;                 // its std::stop_token was stopped
 //   }
 #pragma once
 
@@ -34,11 +36,12 @@ enum class overflow {
 
 // The answer of a waiting verb (for a send: what happened to the value).
 enum class status {
-  ok,       // done: the value or the credit was taken
-  dropped,  // drop_newest (or drop_oldest with nothing evictable): the value was not taken
-  full,     // reject (or a try_ verb): no room or no credit now, nothing was taken
-  closed,   // the primitive is closed: nothing was taken
-  timeout,  // a _for/_until verb ran out of time: nothing was taken
+  ok,         // done: the value or the credit was taken
+  dropped,    // drop_newest (or drop_oldest with nothing evictable): the value was not taken
+  full,       // reject (or a try_ verb): no room or no credit now, nothing was taken
+  closed,     // the primitive is closed: nothing was taken
+  timeout,    // a _for/_until verb ran out of time: nothing was taken
+  cancelled,  // a std::stop_token given to the verb was stopped while it waited: nothing was taken
 };
 
 // A status that converts to bool (true only for `ok`), for the verbs whose only success is
@@ -85,6 +88,8 @@ class [[nodiscard]] result {
       return "closed";
     case status::timeout:
       return "timeout";
+    case status::cancelled:
+      return "cancelled";
   }
   return "invalid";
 }

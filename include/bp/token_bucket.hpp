@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <stop_token>
 
 #include "clock.hpp"
+#include "detail/stop.hpp"
 #include "reservation.hpp"
 #include "status.hpp"
 
@@ -105,6 +107,20 @@ class token_bucket {
     return acquire_for(n, deadline - Clock::now());
   }
 
+  // Cancellable: `cancelled` once `stop` is stopped while waiting; the tokens set aside for
+  // this call are given back.
+  result acquire(std::size_t n, const std::stop_token& stop) {
+    return detail::with_stop(
+        stop, [&] { return acquire_impl(n, detail::ns_forever, "bp::token_bucket::acquire"); });
+  }
+  template <class Rep, class Period>
+  result acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                     const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] {
+      return acquire_impl(n, detail::ns_after(0, timeout), "bp::token_bucket::acquire_for");
+    });
+  }
+
   // Sets n tokens aside now, possibly in the future; the reservation tells how long to wait.
   // Not ok() only when the bucket is closed.
   [[nodiscard]] reservation reserve(std::size_t n = 1) {
@@ -137,7 +153,7 @@ class token_bucket {
     if (k == 0) return status::ok;
     const auto c = core_.rate().try_claim(k, slack(), detail::gcra::unbounded, max_wait_ns);
     if (!c) return core_.closed() ? status::closed : status::timeout;
-    return core_.wait(*c, k, true) ? status::ok : status::closed;
+    return core_.wait(*c, k, true) ? status::ok : detail::closed_or_gave_up();
   }
 
   detail::bucket_core core_;

@@ -37,6 +37,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -45,6 +46,7 @@
 #include "detail/event_count.hpp"
 #include "detail/growable_ring.hpp"
 #include "detail/recv_iterator.hpp"
+#include "detail/recv_verbs.hpp"
 #include "detail/send_verbs.hpp"
 #include "detail/wait.hpp"
 #include "status.hpp"
@@ -116,9 +118,12 @@ struct unbounded_channel_options {
 // Errors: invalid options throw std::invalid_argument naming the option. A send that must grow
 // the buffer may throw std::bad_alloc; the value is then not taken.
 template <channel_element T>
-class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, status> {
+class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, status>,
+                          public detail::recv_verbs<unbounded_channel<T>, T> {
   using verbs = detail::send_verbs<unbounded_channel<T>, T, status>;
+  using recv_verbs = detail::recv_verbs<unbounded_channel<T>, T>;
   friend verbs;
+  friend recv_verbs;
 
  public:
   using value_type = T;
@@ -153,33 +158,14 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   using verbs::try_send;
 
   // --- receiving -------------------------------------------------------------------------------
-
-  // Waits while empty; std::nullopt once closed and drained.
-  [[nodiscard]] std::optional<T> recv() { return recv_impl(true, detail::forever()); }
-  // std::nullopt when nothing is buffered right now.
-  [[nodiscard]] std::optional<T> try_recv() { return recv_impl(false, detail::forever()); }
-  // std::nullopt when closed and drained, or when the timeout passes first.
-  template <class Rep, class Period>
-  [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
-    return recv_impl(true, detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] std::optional<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return recv_impl(true, detail::to_steady(deadline));
-  }
-
-  // The value is moved into `out` on `ok`; otherwise `out` is untouched. `closed` means closed
-  // and drained.
-  [[nodiscard]] status recv(T& out) { return recv_into(out, true, detail::forever()); }
-  [[nodiscard]] status try_recv(T& out) { return recv_into(out, false, detail::forever()); }
-  template <class Rep, class Period>
-  [[nodiscard]] status recv_for(T& out, std::chrono::duration<Rep, Period> timeout) {
-    return recv_into(out, true, detail::deadline_after(timeout));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> deadline) {
-    return recv_into(out, true, detail::to_steady(deadline));
-  }
+  // recv, try_recv, recv_for, recv_until: each as std::optional<T> (std::nullopt: closed and
+  // drained, nothing buffered now, or timeout) and as `status recv(T& out)` (ok | full |
+  // timeout | closed, where closed means closed and drained), and cancellable with a trailing
+  // std::stop_token (`cancelled`), from detail::recv_verbs.
+  using recv_verbs::recv;
+  using recv_verbs::recv_for;
+  using recv_verbs::recv_until;
+  using recv_verbs::try_recv;
 
   // --- state -----------------------------------------------------------------------------------
 
@@ -209,9 +195,7 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   }
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
-  using iterator = detail::recv_iterator<T, unbounded_channel,
-                                         static_cast<std::optional<T> (unbounded_channel::*)()>(
-                                             &unbounded_channel::recv)>;
+  using iterator = detail::recv_iterator<T, unbounded_channel, recv_verbs::next>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
@@ -303,7 +287,7 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
     // While spinning, look at the size first: an empty queue is seen without the lock.
     const auto probe = [&] { return size_hint_.load(std::memory_order_relaxed) != 0 && attempt(); };
     if (!detail::wait_loop(not_empty_, deadline, attempt, probe, detail::always_settled{}))
-      return status::timeout;
+      return detail::gave_up();
     return answer;
   }
 
@@ -335,7 +319,7 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   std::atomic<std::size_t> size_hint_{0};
   std::atomic<bool> closed_hint_{false};
   std::mutex callback_m_;  // serializes on_threshold calls
-  detail::event_count not_empty_;
+  alignas(detail::cache_line) detail::event_count not_empty_;
 };
 
 }  // namespace bp

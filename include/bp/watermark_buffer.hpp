@@ -30,6 +30,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -37,6 +38,7 @@
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
 #include "detail/growable_ring.hpp"
+#include "detail/stop.hpp"
 #include "detail/wait.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
@@ -201,6 +203,16 @@ class watermark_buffer {
   template <class Clock, class Duration>
   [[nodiscard]] status wait_drain_until(std::chrono::time_point<Clock, Duration> deadline) {
     return wait_drain_impl(detail::to_steady(deadline));
+  }
+  // Cancellable: `cancelled` once `stop` is stopped first.
+  [[nodiscard]] status wait_drain(const std::stop_token& stop) {
+    return detail::with_stop(stop, [&] { return wait_drain_impl(detail::forever()); });
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] status wait_drain_for(std::chrono::duration<Rep, Period> timeout,
+                                      const std::stop_token& stop) {
+    const auto deadline = detail::deadline_after(timeout);
+    return detail::with_stop(stop, [&] { return wait_drain_impl(deadline); });
   }
 
   // --- reading ---------------------------------------------------------------------------------
@@ -368,7 +380,7 @@ class watermark_buffer {
     };
     if (attempt()) return answer;
     if (!detail::wait_loop(drained_, deadline, attempt, detail::no_spin, detail::always_settled{}))
-      return status::timeout;
+      return detail::gave_up();
     return answer;
   }
 
@@ -379,8 +391,9 @@ class watermark_buffer {
   memory_budget::stream stream_;  // declared before ring_: items die first, then the stream
 
   mutable std::mutex m_;
-  detail::event_count readable_;  // notified by writes and close()
-  detail::event_count drained_;   // notified when the buffer drains to the low mark, and close()
+  alignas(detail::cache_line) detail::event_count readable_;  // notified by writes and close()
+  alignas(detail::cache_line)
+      detail::event_count drained_;  // notified when the buffer drains to the low mark, and close()
   detail::growable_ring<entry> ring_;
   std::size_t bytes_ = 0;
   bool need_drain_ = false;

@@ -511,6 +511,9 @@ void tally_refusal(chan_shared& sh, item& v, status s, bool& closed) {
       break;
     case status::ok:
       break;
+    case status::cancelled:  // the soak gives no stop_token
+      SOAK_EXPECT(false, "a send without a stop_token answered cancelled");
+      break;
   }
 }
 
@@ -1196,6 +1199,9 @@ void budget_produce(budget_cycle_state& s, std::int64_t until) {
         break;
       case status::closed:
         t.closed.fetch_add(1);
+        break;
+      case status::cancelled:  // the soak gives no stop_token
+        SOAK_EXPECT(false, "a budgeted send without a stop_token answered cancelled");
         break;
     }
     if (answer != status::ok) {

@@ -57,7 +57,7 @@ struct byte_sender::impl {
   // on `changed` after it is made (senders and flush wait there for acknowledgements, the
   // retrier for its moment).
   std::mutex mu;
-  bp::detail::event_count changed;
+  alignas(bp::detail::cache_line) bp::detail::event_count changed;
   std::size_t in_flight = 0;
   std::deque<natsMsg*> refused;
   clock::time_point retry_at{};

@@ -148,7 +148,7 @@ struct rate_impl {
   // Waiting calls park on `wait_ec` until their moment or the close. seq_cst: `closed` is the
   // change a waiter re-checks after registering.
   std::atomic<bool> closed{false};
-  bp::detail::event_count wait_ec;
+  alignas(bp::detail::cache_line) bp::detail::event_count wait_ec;
 
   void close() noexcept {
     closed.store(true);

@@ -20,12 +20,25 @@
 //
 // Pending signals: `state_` also counts wake-ups issued but not yet consumed by a waiter, so a
 // notify only wakes when more threads wait than have already been signalled.
+//
+// Suspended coroutines (async waiters) wait here too, without a thread. An async waiter is a
+// node in the awaiting coroutine's frame: it registers and re-checks exactly as a thread does,
+// then, instead of parking on the futex, links itself into this event count's list
+// (park_async). A notifier that owes wake-ups takes nodes off the list before it wakes
+// threads, accounts for them as the waiters leaving, and calls each node's on_wake after
+// everything else (no lock held), typically to re-run the attempt and resume the coroutine.
+// The epoch plays the futex's part: a node whose key is stale when it links (a notify came
+// after its registration) is not linked but retried, as a futex wait with a stale key returns
+// at once. The list's lock is only taken by waiters that suspend and by notifiers that find
+// the list non-empty; threads-only use pays one extra load on the wake path, none on the
+// no-waiter path.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <thread>
 
 #include "config.hpp"
 #include "futex.hpp"
@@ -46,6 +59,17 @@ inline void full_fence() noexcept {
 #pragma GCC diagnostic pop
 #endif
 }
+
+// A waiter without a thread: linked into one event count at a time. `on_wake` is called by the
+// notifier that took it off the list (the waiter count already accounted for), once per park.
+struct async_waiter {
+  async_waiter* next = nullptr;
+  async_waiter* prev = nullptr;
+  void (*on_wake)(async_waiter&) noexcept = nullptr;
+  bool linked = false;  // guarded by the event count's list lock
+};
+
+enum class park_result { parked, retry, aborted };
 
 class event_count {
  public:
@@ -93,8 +117,69 @@ class event_count {
       add = std::min<std::uint64_t>(static_cast<std::uint64_t>(count), waiting - signalled);
       if (state_.compare_exchange_weak(s, s + add, std::memory_order_seq_cst)) break;
     }
-    epoch_.fetch_add(1, std::memory_order_release);
-    futex_wake(epoch_, static_cast<int>(add));
+    // The epoch moves before the list is looked at: an async waiter that links after this
+    // notify looked sees the new epoch and retries instead of staying linked with its signal
+    // spent (seq_cst on both sides: a store-buffer pair with park_async).
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    int threads = static_cast<int>(add);
+    async_waiter* woken = nullptr;
+    if (async_head_.load(std::memory_order_seq_cst) != nullptr)
+      threads -= take_async(threads, woken);
+    if (threads > 0) futex_wake(epoch_, threads);
+    while (woken != nullptr) {
+      async_waiter* w = woken;
+      woken = w->next;  // read first: on_wake may end the waiter's life
+      w->on_wake(*w);
+    }
+  }
+
+  // --- async waiters -------------------------------------------------------------------------
+  // Protocol: key = prepare_wait(); re-check; then park_async(w, key, abort) or cancel_wait().
+  //   parked   w is linked; a notifier (or unpark_async) will take it off
+  //   retry    a notify came since `key`: w is not linked and no longer counts; re-check again
+  //   aborted  abort() said so (checked under the list lock): w was not linked, no longer counts
+  template <class Abort>
+  park_result park_async(async_waiter& w, std::uint32_t key, Abort&& abort) noexcept {
+    lock_list();
+    if (abort()) {
+      unlock_list();
+      leave();
+      return park_result::aborted;
+    }
+    // Link first, then look at the epoch: a store-buffer pair with wake_if_waiting's epoch
+    // increment and head load (all seq_cst). Either the notifier sees this node on the list, or
+    // this load sees its increment and the node is taken back off.
+    w.next = nullptr;
+    w.prev = async_tail_;
+    w.linked = true;
+    if (async_tail_ != nullptr) {
+      async_tail_->next = &w;
+    } else {
+      async_head_.store(&w, std::memory_order_seq_cst);
+    }
+    async_tail_ = &w;
+    if (epoch_.load(std::memory_order_seq_cst) != key) {
+      unlink(w);
+      unlock_list();
+      leave();
+      return park_result::retry;
+    }
+    unlock_list();
+    return park_result::parked;
+  }
+
+  // Takes `w` off the list if it is still there (it leaves the waiter count): true. False when a
+  // notifier has already taken it and will call (or is calling) its on_wake.
+  bool unpark_async(async_waiter& w) noexcept {
+    lock_list();
+    if (!w.linked) {
+      unlock_list();
+      return false;
+    }
+    unlink(w);
+    unlock_list();
+    leave();
+    return true;
   }
 
   // Some thread was woken (signalled) and has not run far enough to take its signal yet: it is
@@ -124,9 +209,57 @@ class event_count {
     }
   }
 
+  void lock_list() noexcept {
+    for (int spins = 0; list_lock_.exchange(true, std::memory_order_acquire);) {
+      // Held for a few pointer writes: pause, and yield if its holder was preempted.
+      if (++spins < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  void unlock_list() noexcept { list_lock_.store(false, std::memory_order_release); }
+
+  void unlink(async_waiter& w) noexcept {  // under the list lock
+    if (w.prev != nullptr) {
+      w.prev->next = w.next;
+    } else {
+      async_head_.store(w.next, std::memory_order_seq_cst);
+    }
+    (w.next != nullptr ? w.next->prev : async_tail_) = w.prev;
+    w.next = w.prev = nullptr;
+    w.linked = false;
+  }
+
+  // Takes up to `max` async waiters off the list, oldest first, each leaving the waiter count
+  // with the signal just issued for it; returns how many, chained through `next` into `out`.
+  int take_async(int max, async_waiter*& out) noexcept {
+    int taken = 0;
+    async_waiter* last = nullptr;
+    lock_list();
+    while (taken < max) {
+      async_waiter* w = async_head_.load(std::memory_order_relaxed);
+      if (w == nullptr) break;
+      unlink(*w);
+      (last != nullptr ? last->next : out) = w;
+      last = w;
+      ++taken;
+    }
+    unlock_list();
+    for (int i = 0; i < taken; ++i) leave();
+    return taken;
+  }
+
   // High half: registered waiters. Low half: wake-ups issued that no waiter has consumed yet.
-  alignas(cache_line) std::atomic<std::uint64_t> state_{0};
+  // Not aligned here: an event count inside a waiter's node lives in a stack frame or a
+  // coroutine frame (whose allocation ignores over-alignment); primitives that share one
+  // between cores declare it `alignas(detail::cache_line)`.
+  std::atomic<std::uint64_t> state_{0};
   std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<bool> list_lock_{false};
+  std::atomic<async_waiter*> async_head_{nullptr};
+  async_waiter* async_tail_ = nullptr;
 };
 
 }  // namespace bp::detail

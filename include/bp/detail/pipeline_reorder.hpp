@@ -85,7 +85,8 @@ class reorder_window {
   };
 
   std::mutex m_;
-  event_count room_;  // notified when the oldest result is emitted, and by wake()
+  alignas(cache_line)
+      event_count room_;  // notified when the oldest result is emitted, and by wake()
   std::vector<slot> slots_;
   std::uint64_t next_ = 0;     // next number to assign (take mutex)
   std::uint64_t emitted_ = 0;  // numbers below this were emitted (m_)

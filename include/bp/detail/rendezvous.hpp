@@ -24,10 +24,16 @@ class rendezvous {
  public:
   enum class outcome { done, empty, closed, timeout };
 
+  struct node : waiter_node<node> {
+    T* src = nullptr;                  // sender: the caller's value
+    std::optional<T>* dest = nullptr;  // receiver: where the value goes
+  };
+
   // Sender side. `wait == false` is try_send: succeeds only if a receiver is already waiting.
   // A sender about to park counts itself in `send_waits` first (visible while it waits).
   outcome send(T& v, bool wait, clock::time_point deadline,
                std::atomic<std::uint64_t>& send_waits) {
+    trampoline_scope after_unlock;  // a coroutine served here resumes once m_ is free
     std::unique_lock lock(m_);
     if (closed_) return outcome::closed;
     if (node* r = receivers_.pop()) {
@@ -46,6 +52,7 @@ class rendezvous {
 
   // Receiver side. `wait == false` is try_recv: succeeds only if a sender is already waiting.
   outcome recv(std::optional<T>& out, bool wait, clock::time_point deadline) {
+    trampoline_scope after_unlock;
     std::unique_lock lock(m_);
     if (node* s = senders_.pop()) {
       out.emplace(std::move(*s->src));
@@ -63,6 +70,7 @@ class rendezvous {
 
   // Every parked sender answers `closed` (value untouched), every parked receiver the end.
   bool close() {
+    trampoline_scope after_unlock;
     std::lock_guard lock(m_);
     if (closed_) return false;
     closed_ = true;
@@ -79,11 +87,53 @@ class rendezvous {
     return handed_.load(std::memory_order_relaxed);
   }
 
+  // The halves of send and recv for a waiter that is not a thread (a coroutine waiting on
+  // `self.ready` until waiter_queue::is_served(self)). start_send / start_recv answer done or
+  // closed at once, or `empty` with `self` queued; finish() answers after the wait: done,
+  // closed, or timeout when `self` was never served (it is unlinked: the value untouched).
+  outcome start_send(node& self, T& v, std::atomic<std::uint64_t>& send_waits) {
+    trampoline_scope after_unlock;
+    std::lock_guard lock(m_);
+    if (closed_) return outcome::closed;
+    if (node* r = receivers_.pop()) {
+      r->dest->emplace(std::move(v));
+      ++handed_;
+      queue::serve(*r, served::granted);
+      return outcome::done;
+    }
+    self.src = &v;
+    senders_.push(self);
+    send_waits.fetch_add(1, std::memory_order_relaxed);
+    return outcome::empty;
+  }
+  outcome start_recv(node& self, std::optional<T>& out) {
+    trampoline_scope after_unlock;
+    std::lock_guard lock(m_);
+    if (node* s = senders_.pop()) {
+      out.emplace(std::move(*s->src));
+      ++handed_;
+      queue::serve(*s, served::granted);
+      return outcome::done;
+    }
+    if (closed_) return outcome::closed;
+    self.dest = &out;
+    receivers_.push(self);
+    return outcome::empty;
+  }
+  outcome finish(node& self) {
+    std::lock_guard lock(m_);
+    switch ((self.src ? senders_ : receivers_).settle(self)) {
+      case served::granted:
+        return outcome::done;
+      case served::closed:
+        return outcome::closed;
+      case served::waiting:
+        break;
+    }
+    return outcome::timeout;
+  }
+
  private:
-  struct node : waiter_node<node> {
-    T* src = nullptr;                  // sender: the caller's value
-    std::optional<T>* dest = nullptr;  // receiver: where the value goes
-  };
   using queue = waiter_queue<node>;
 
   outcome park(node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {

@@ -8,14 +8,17 @@
 //
 // It moves from `value` only when it answers `ok`; `may_wait == false` is try_send; a deadline
 // of forever() is send. Faces whose send_value is const (handles such as bp::sender) get const
-// verbs as well.
+// verbs as well. The waiting verbs also come with a trailing std::stop_token: they answer
+// `cancelled` when it is stopped while they wait, and the value stays with the caller.
 #pragma once
 
 #include <chrono>
 #include <concepts>
+#include <stop_token>
 #include <utility>
 
 #include "deadline.hpp"
+#include "stop.hpp"
 
 namespace bp::detail {
 
@@ -99,6 +102,75 @@ class send_verbs {
       const requires std::copy_constructible<T> && const_face<Face> {
     T copy(value);
     return cself().send_value(copy, true, to_steady(deadline));
+  }
+
+  // Cancellable: as above, `cancelled` when `stop` is stopped while waiting.
+  [[nodiscard]] Status send(T&& value, const std::stop_token& stop) {
+    return with_stop(stop, [&] { return self().send_value(value, true, forever()); });
+  }
+  [[nodiscard]] Status send(T&& value,
+                            const std::stop_token& stop) const requires const_face<Face> {
+    return with_stop(stop, [&] { return cself().send_value(value, true, forever()); });
+  }
+  [[nodiscard]] Status send(const T& value,
+                            const std::stop_token& stop) requires std::copy_constructible<T> {
+    T copy(value);
+    return with_stop(stop, [&] { return self().send_value(copy, true, forever()); });
+  }
+  [[nodiscard]] Status send(const T& value, const std::stop_token& stop)
+      const requires std::copy_constructible<T> && const_face<Face> {
+    T copy(value);
+    return with_stop(stop, [&] { return cself().send_value(copy, true, forever()); });
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] Status send_for(T&& value, std::chrono::duration<Rep, Period> timeout,
+                                const std::stop_token& stop) {
+    const auto deadline = deadline_after(timeout);
+    return with_stop(stop, [&] { return self().send_value(value, true, deadline); });
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] Status send_for(T&& value, std::chrono::duration<Rep, Period> timeout,
+                                const std::stop_token& stop) const requires const_face<Face> {
+    const auto deadline = deadline_after(timeout);
+    return with_stop(stop, [&] { return cself().send_value(value, true, deadline); });
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] Status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline,
+                                  const std::stop_token& stop) {
+    const auto steady = to_steady(deadline);
+    return with_stop(stop, [&] { return self().send_value(value, true, steady); });
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] Status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline,
+                                  const std::stop_token& stop) const requires const_face<Face> {
+    const auto steady = to_steady(deadline);
+    return with_stop(stop, [&] { return cself().send_value(value, true, steady); });
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] Status send_for(const T& value, std::chrono::duration<Rep, Period> timeout,
+                                const std::stop_token& stop) requires std::copy_constructible<T> {
+    T copy(value);
+    return send_for(std::move(copy), timeout, stop);
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] Status send_for(
+      const T& value, std::chrono::duration<Rep, Period> timeout,
+      const std::stop_token& stop) const requires std::copy_constructible<T> && const_face<Face> {
+    T copy(value);
+    return send_for(std::move(copy), timeout, stop);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] Status send_until(const T& value, std::chrono::time_point<Clock, Duration> deadline,
+                                  const std::stop_token& stop) requires std::copy_constructible<T> {
+    T copy(value);
+    return send_until(std::move(copy), deadline, stop);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] Status send_until(
+      const T& value, std::chrono::time_point<Clock, Duration> deadline,
+      const std::stop_token& stop) const requires std::copy_constructible<T> && const_face<Face> {
+    T copy(value);
+    return send_until(std::move(copy), deadline, stop);
   }
 
  protected:

@@ -29,7 +29,7 @@ void wake_sleepers(const Clock& clock, event_count& ec) noexcept {
 
 // Parks the calling thread until `until_ns` on `clock`, or until `stop()` holds (the
 // primitive's close, notified on `ec`), whichever comes first. Returns true when `until_ns`
-// was reached, false when `stop()` ended the wait.
+// was reached, false when `stop()` (or the calling verb's std::stop_token) ended the wait.
 template <class Clock, class Stop>
 bool sleep_until_ns(const Clock& clock, event_count& ec, std::int64_t until_ns, Stop stop) {
   const bool manual = clock.is_manual();
@@ -42,7 +42,10 @@ bool sleep_until_ns(const Clock& clock, event_count& ec, std::int64_t until_ns, 
     if (stop()) return stopped = true;
     return clock.now_ns() >= until_ns;
   };
-  (void)wait_loop(wait_on, park_deadline, attempt, no_spin, always_settled{});
+  // A stop_token of the calling verb (detail/stop.hpp) ends the sleep early as well: `false`.
+  if (!wait_loop(wait_on, park_deadline, attempt, no_spin, always_settled{}) &&
+      current_stop.stopped)
+    return false;
   return !stopped;
 }
 

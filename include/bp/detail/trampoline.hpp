@@ -55,4 +55,71 @@ inline void transfer(std::coroutine_handle<> h) {
   resume_flat(h);
 }
 
+// The primitives' trampoline: a FIFO of jobs per thread (wake an awaiter, resume a coroutine).
+// A waker (a sender, a releaser, a close) may wake many awaiters, and a woken awaiter's attempt
+// may wake others: each job runs after the one in progress instead of inside it, so the stack
+// stays flat however long the chain, and trampoline_scope holds jobs back while the waker holds
+// a lock. Resumptions go through resume_flat, so a resumed task's transfers stay bounded too.
+// A unit of work for the trampoline: wake an awaiter, or resume a coroutine.
+struct trampoline_job {
+  trampoline_job* next_job = nullptr;
+  void (*run)(trampoline_job&) noexcept = nullptr;
+};
+
+struct trampoline_queue {
+  bool running = false;
+  trampoline_job* head = nullptr;
+  trampoline_job* tail = nullptr;
+
+  void drain() noexcept {
+    while (head != nullptr) {
+      trampoline_job* j = head;
+      head = j->next_job;  // read first: running may end the job's life
+      if (head == nullptr) tail = nullptr;
+      j->run(*j);
+    }
+  }
+};
+
+inline trampoline_queue& this_thread_trampoline() noexcept {
+  static thread_local trampoline_queue q;
+  return q;
+}
+
+// Runs `job` now, or after the job this thread is running when there is one.
+inline void run_on_trampoline(trampoline_job& job) noexcept {
+  trampoline_queue& q = this_thread_trampoline();
+  job.next_job = nullptr;
+  if (q.running) {
+    (q.tail != nullptr ? q.tail->next_job : q.head) = &job;
+    q.tail = &job;
+    return;
+  }
+  q.running = true;
+  job.run(job);
+  q.drain();
+  q.running = false;
+}
+
+// Holds back the coroutines this thread wakes until the scope ends. A primitive that serves
+// waiters under its mutex opens one before taking the mutex (so it closes after the unlock): a
+// coroutine resumed inline must not run while its waker holds a lock the coroutine may take.
+class trampoline_scope {
+ public:
+  trampoline_scope() noexcept : q_(this_thread_trampoline()), outer_(q_.running) {
+    q_.running = true;
+  }
+  trampoline_scope(const trampoline_scope&) = delete;
+  trampoline_scope& operator=(const trampoline_scope&) = delete;
+  ~trampoline_scope() {
+    if (outer_) return;
+    q_.drain();
+    q_.running = false;
+  }
+
+ private:
+  trampoline_queue& q_;
+  bool outer_;
+};
+
 }  // namespace bp::detail

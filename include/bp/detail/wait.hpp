@@ -22,14 +22,22 @@
 //
 // A wait for a moment in time rather than for another thread (the throttles' sleep) passes
 // `no_spin`: spinning cannot make time pass sooner.
+//
+// Cancellation: when the calling verb runs inside a stop_scope (detail/stop.hpp), the loop
+// registers a std::stop_callback that notifies `ec`, and gives up (false, as for the deadline)
+// once the token is stopped; the scope then says `cancelled`. The attempt is always made
+// before the token is looked at, so credit handed to a woken waiter is taken, not lost.
 #pragma once
 
+#include <optional>
+#include <stop_token>
 #include <thread>
 #include <type_traits>
 
 #include "deadline.hpp"
 #include "event_count.hpp"
 #include "spin.hpp"
+#include "stop.hpp"
 
 namespace bp::detail {
 
@@ -44,12 +52,24 @@ inline constexpr no_spin_t no_spin{};
 // when attempt() reads lines other cores write (the channel's receive does not look for the end
 // while spinning); `no_spin` to park at once. Returns true when attempt() (or probe()) said done,
 // false when `deadline` passed first.
+// Wakes the waiters of one event count when a stop is requested.
+struct notify_on_stop {
+  event_count* ec;
+  void operator()() const noexcept { ec->notify_all(); }
+};
+
 template <class Attempt, class Probe, class Settled>
 [[nodiscard]] bool wait_loop(event_count& ec, clock::time_point deadline, Attempt&& attempt,
                              Probe&& probe, Settled&& settled) {
+  const std::stop_token* stop = stop_to_watch();
+  std::optional<std::stop_callback<notify_on_stop>> on_stop;
+  if (stop != nullptr) [[unlikely]]
+    on_stop.emplace(*stop, notify_on_stop{&ec});
   for (;;) {
     if constexpr (!std::is_same_v<std::decay_t<Probe>, no_spin_t>) {
-      if (spin_for_budget([&] { return static_cast<bool>(probe()); }, deadline)) return true;
+      if (stop == nullptr || !stop->stop_requested()) {
+        if (spin_for_budget([&] { return static_cast<bool>(probe()); }, deadline)) return true;
+      }
     }
     const auto key = ec.prepare_wait();
     if (attempt()) {
@@ -58,6 +78,11 @@ template <class Attempt, class Probe, class Settled>
     }
     if (expired(deadline)) {
       ec.cancel_wait();
+      return false;
+    }
+    if (stop != nullptr && stop->stop_requested()) {
+      ec.cancel_wait();
+      current_stop.stopped = true;
       return false;
     }
     if (!settled()) {  // the credit is being made right now: retry, don't sleep

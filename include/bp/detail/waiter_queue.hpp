@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "async_op.hpp"
 #include "deadline.hpp"
 #include "event_count.hpp"
 #include "wait.hpp"
@@ -69,9 +70,18 @@ class waiter_queue {
   // unlinked and the caller answers `timeout`.
   served wait(Node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {
     lock.unlock();
-    (void)wait_until(self.ready, deadline,
-                     [&] { return self.mark.load(std::memory_order_seq_cst) != served::waiting; });
+    (void)wait_until(self.ready, deadline, [&] { return is_served(self); });
     lock.lock();  // the server, if any, is done with `self` once we hold the mutex
+    return settle(self);
+  }
+
+  // The halves of wait() for a waiter that is not a thread (a coroutine waits on `self.ready`
+  // for is_served, detail/async_op.hpp): under the owner's mutex after the wait, settle()
+  // returns the mark and unlinks `self` if it was never served (cancelled, timed out).
+  static bool is_served(const Node& self) noexcept {
+    return self.mark.load(std::memory_order_seq_cst) != served::waiting;
+  }
+  served settle(Node& self) noexcept {
     const served how = self.mark.load(std::memory_order_relaxed);
     if (how == served::waiting) unlink(self);
     return how;
@@ -80,6 +90,19 @@ class waiter_queue {
  private:
   Node* head_ = nullptr;
   Node* tail_ = nullptr;
+};
+
+// A coroutine's wait for its node to be served: the node's own event count, is_served.
+template <class Node>
+class served_op : public async_op<served_op<Node>> {
+ public:
+  served_op(Node& n, async_options opts) noexcept
+      : async_op<served_op<Node>>(n.ready, std::move(opts)), node_(&n) {}
+  bool attempt() const noexcept { return waiter_queue<Node>::is_served(*node_); }
+  using async_op<served_op<Node>>::cancelled;
+
+ private:
+  Node* node_;
 };
 
 }  // namespace bp::detail

@@ -67,7 +67,7 @@ class worker {
     std::mutex m;
     // The worker waits for a task in the library's one wait loop (without its spin: the queue
     // is guarded by a mutex, and retrying would fight the posters for it).
-    bp::detail::event_count ready;
+    alignas(bp::detail::cache_line) bp::detail::event_count ready;
     std::deque<std::function<void()>> tasks;
     bool stopping = false;
     bool stopped = false;

@@ -245,7 +245,7 @@ class channel_source final : public subscription {
   std::atomic<std::int64_t> requested_{0};
   std::atomic<std::int64_t> bad_{1};
   std::atomic<bool> cancelled_{false};
-  bp::detail::event_count wake_;
+  alignas(bp::detail::cache_line) bp::detail::event_count wake_;
 };
 
 // Adapts a receiver<T> to the pointer-like interface channel_source uses.

@@ -95,7 +95,7 @@ class done_latch {
 
  private:
   std::atomic<bool> done_{false};
-  bp::detail::event_count ec_;
+  alignas(bp::detail::cache_line) bp::detail::event_count ec_;
 };
 
 template <class T, class F>

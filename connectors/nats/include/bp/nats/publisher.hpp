@@ -106,7 +106,7 @@ class pull_subscription final : public bp::rs::subscription {
   std::atomic<std::int64_t> demand_{0};
   std::atomic<std::int64_t> bad_n_{no_bad_request};
   std::atomic<bool> cancelled_{false};
-  bp::detail::event_count ec_;
+  alignas(bp::detail::cache_line) bp::detail::event_count ec_;
 };
 
 // The publisher core shared by publisher<T> (AutoAck: on_next, then ack) and

@@ -1,0 +1,171 @@
+// Internal: the awaiters of bp::channel's async verbs (co_await ch.async_send(v), ...). Each
+// lives in the awaiting coroutine's frame and allocates nothing. A buffered channel's awaiter
+// waits on the channel's event counts with the same attempt as the blocking verb
+// (detail/async_op.hpp); a capacity-0 channel's awaiter queues a hand-off node, as a thread
+// does, and waits for it to be served.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <optional>
+#include <utility>
+
+#include "../status.hpp"
+#include "async_op.hpp"
+#include "rendezvous.hpp"
+#include "waiter_queue.hpp"
+
+namespace bp::detail {
+
+// What the send and receive awaiters share: the rendezvous node and the wait on it.
+template <class Channel>
+class channel_op_base {
+ protected:
+  using T = typename Channel::value_type;
+  using rv_node = typename rendezvous<T>::node;
+
+  explicit channel_op_base(Channel& ch) noexcept : ch_(&ch) {}
+
+  Channel* ch_;
+  rv_node node_;  // used by capacity-0 channels only
+};
+
+// co_await ch.async_send(value[, options]): the blocking send's answers (ok | dropped | full |
+// closed), or `cancelled`. Only a full `block` channel (or a capacity-0 channel with no receiver)
+// suspends; every other answer is given at once. The value is moved from only on `ok`.
+template <class Channel>
+class channel_send_op : private channel_op_base<Channel>,
+                        public async_op<channel_send_op<Channel>> {
+  using base = channel_op_base<Channel>;
+  using op = async_op<channel_send_op<Channel>>;
+  using T = typename base::T;
+  friend op;
+
+ public:
+  channel_send_op(Channel& ch, T& value, async_options opts) noexcept
+      : base(ch), op(ch.not_full_, std::move(opts)), value_(&value) {}
+
+  bool await_ready() {
+    Channel& ch = *this->ch_;
+    if (ch.capacity() == 0) {
+      switch (ch.rendezvous_.start_send(this->node_, *value_, ch.send_waits_)) {
+        case rendezvous<T>::outcome::done:
+          answer_ = status::ok;
+          return true;
+        case rendezvous<T>::outcome::closed:
+          answer_ = status::closed;
+          return true;
+        default:
+          this->wait_on(this->node_.ready);
+          return false;
+      }
+    }
+    if (ch.policy_ != overflow::block) {  // never waits: the policy answers now
+      answer_ = ch.send_impl(*value_, true, forever());
+      return true;
+    }
+    if (attempt()) return true;
+    if (ch.pass_tombstones() && attempt()) return true;
+    ch.send_waits_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  status await_resume() {
+    if (this->ch_->capacity() == 0 && !answer_) {
+      switch (this->ch_->rendezvous_.finish(this->node_)) {
+        case rendezvous<T>::outcome::done:
+          return status::ok;
+        case rendezvous<T>::outcome::closed:
+          return status::closed;
+        default:
+          return status::cancelled;  // never served: the value is untouched
+      }
+    }
+    return this->cancelled() ? status::cancelled : *answer_;
+  }
+
+ private:
+  bool attempt() {
+    if (this->ch_->capacity() == 0)
+      return waiter_queue<typename base::rv_node>::is_served(this->node_);
+    return static_cast<bool>(answer_ = this->ch_->push_once(*value_));
+  }
+  bool settled() {
+    if (this->ch_->capacity() == 0) return true;
+    return this->ch_->ring_.settled_full() && !this->ch_->pass_tombstones();
+  }
+
+  T* value_;
+  std::optional<status> answer_;
+};
+
+// co_await ch.async_recv(): std::optional<T>, std::nullopt once closed and drained (or
+// cancelled); with `T& out`: ok | closed | cancelled, the value moved into `out` on ok.
+template <class Channel, bool AnswerStatus>
+class channel_recv_op : private channel_op_base<Channel>,
+                        public async_op<channel_recv_op<Channel, AnswerStatus>> {
+  using base = channel_op_base<Channel>;
+  using op = async_op<channel_recv_op<Channel, AnswerStatus>>;
+  using T = typename base::T;
+  friend op;
+
+ public:
+  channel_recv_op(Channel& ch, T* out, async_options opts) noexcept
+      : base(ch), op(ch.not_empty_, std::move(opts)), out_(out) {}
+
+  bool await_ready() {
+    Channel& ch = *this->ch_;
+    if (ch.capacity() == 0) {
+      switch (ch.rendezvous_.start_recv(this->node_, value_)) {
+        case rendezvous<T>::outcome::done:
+        case rendezvous<T>::outcome::closed:
+          ended_ = !value_;
+          return true;
+        default:
+          this->wait_on(this->node_.ready);
+          return false;
+      }
+    }
+    return attempt();
+  }
+
+  auto await_resume() {
+    Channel& ch = *this->ch_;
+    status answer = status::ok;
+    if (ch.capacity() == 0 && !ended_ && !value_) {
+      switch (ch.rendezvous_.finish(this->node_)) {
+        case rendezvous<T>::outcome::done:
+          break;
+        case rendezvous<T>::outcome::closed:
+          answer = status::closed;
+          break;
+        default:
+          answer = status::cancelled;
+          break;
+      }
+    } else if (!value_) {
+      answer = this->cancelled() && !ended_ ? status::cancelled : status::closed;
+    }
+    if constexpr (AnswerStatus) {
+      if (value_) *out_ = std::move(*value_);
+      return answer;
+    } else {
+      return std::move(value_);
+    }
+  }
+
+ private:
+  bool attempt() {
+    Channel& ch = *this->ch_;
+    if (ch.capacity() == 0) return waiter_queue<typename base::rv_node>::is_served(this->node_);
+    if ((value_ = ch.pop_one())) return true;
+    return ended_ = ch.ring_.closed_and_drained();
+  }
+  bool settled() { return this->ch_->capacity() == 0 || this->ch_->ring_.settled_empty(); }
+
+  T* out_;
+  std::optional<T> value_;
+  bool ended_ = false;
+};
+
+}  // namespace bp::detail
