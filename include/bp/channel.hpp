@@ -645,6 +645,7 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
   friend class detail::send_verbs<channel<T>, T, status>;
   friend class detail::recv_verbs<channel<T>, T>;
   friend class sender<T>;
+  friend struct detail::select_access;
   template <class>
   friend class detail::channel_send_op;
   template <class, bool>

@@ -23,4 +23,8 @@ class sender;
 template <channel_element T>
 class receiver;
 
+namespace detail {
+struct select_access;  // bp/select.hpp
+}  // namespace detail
+
 }  // namespace bp

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
-#include <cstdlib>
 #include <exception>
 #include <new>
 
@@ -19,10 +18,9 @@ struct detached {
   struct promise_type {
     static void* operator new(std::size_t n) {
       last_frame_size.store(n, std::memory_order_relaxed);
-      if (void* p = std::malloc(n)) return p;
-      throw std::bad_alloc();
+      return ::operator new(n);
     }
-    static void operator delete(void* p) noexcept { std::free(p); }
+    static void operator delete(void* p) noexcept { ::operator delete(p); }
 
     promise_type() noexcept { live.fetch_add(1, std::memory_order_relaxed); }
     ~promise_type() { live.fetch_sub(1, std::memory_order_release); }

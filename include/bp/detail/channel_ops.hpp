@@ -122,6 +122,7 @@ class channel_recv_op : private channel_op_base<Channel>,
           ended_ = !value_;
           return true;
         default:
+          queued_ = true;
           this->wait_on(this->node_.ready);
           return false;
       }
@@ -132,7 +133,10 @@ class channel_recv_op : private channel_op_base<Channel>,
   auto await_resume() {
     Channel& ch = *this->ch_;
     status answer = status::ok;
-    if (ch.capacity() == 0 && !ended_ && !value_) {
+    // A queued node is settled under the rendezvous' mutex even when its value has arrived:
+    // the sender that served it may still be notifying the node's event count, and locking
+    // the mutex waits for it to be done before the node (in this frame) goes away.
+    if (queued_) {
       switch (ch.rendezvous_.finish(this->node_)) {
         case rendezvous<T>::outcome::done:
           break;
@@ -166,6 +170,7 @@ class channel_recv_op : private channel_op_base<Channel>,
   T* out_;
   std::optional<T> value_;
   bool ended_ = false;
+  bool queued_ = false;  // capacity 0: our node went into the rendezvous' queue
 };
 
 }  // namespace bp::detail
