@@ -15,7 +15,7 @@
 //   auto r = reg.add("orders", orders);               // a bp::channel
 //   auto c = std::make_shared<bp::prometheus::collectable>(reg);
 //   prometheus::Exposer exposer{"127.0.0.1:9464"};    // prometheus-cpp-pull
-//   exposer.RegisterCollectable(c);                   // GET /metrics
+//   exposer.RegisterCollectable(c);                   // GET /metrics; held weakly: keep c
 //
 // The names and what they count: docs/metrics.md.
 #pragma once
