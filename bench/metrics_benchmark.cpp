@@ -1,0 +1,130 @@
+// What the statistics cost. The hot path (operations that complete at once) registered in a
+// bp::metrics::registry and not; the slow path (a capacity-1 channel whose every operation may
+// wait, so the wait timers run); recording into a wait histogram; and a snapshot of a registry
+// of eight primitives. Built with -DBP_BENCH_BASELINE against the headers of a commit without
+// statistics, the same hot-path benchmarks give the "before" column of docs/metrics.md.
+#include <bp/channel.hpp>
+#include <bp/semaphore.hpp>
+#include <bp/token_bucket.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#ifndef BP_BENCH_BASELINE
+#include <bp/metrics.hpp>
+#endif
+
+namespace {
+
+#ifndef BP_BENCH_BASELINE
+// range(0) == 1: the primitive is registered (and a snapshot taken once) while it runs.
+template <class P>
+std::optional<bp::metrics::registration> maybe_register(bp::metrics::registry& reg,
+                                                        const benchmark::State& state, const P& p) {
+  if (state.range(0) == 0) return std::nullopt;
+  auto r = reg.add("bench", p);
+  benchmark::DoNotOptimize(reg.snapshot());
+  return r;
+}
+#define BP_MAYBE_REGISTER(p) \
+  bp::metrics::registry reg; \
+  auto registration = maybe_register(reg, state, p)
+#define BP_REGISTERED_ARGS ->Arg(0)->Arg(1)
+#else
+#define BP_MAYBE_REGISTER(p) (void)0
+#define BP_REGISTERED_ARGS ->Arg(0)
+#endif
+
+void BM_ChannelTrySendTryRecv(benchmark::State& state) {
+  bp::channel<std::uint64_t> ch(1024);
+  BP_MAYBE_REGISTER(ch);
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ch.try_send(i++));
+    benchmark::DoNotOptimize(ch.try_recv());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ChannelTrySendTryRecv) BP_REGISTERED_ARGS;
+
+void BM_SemaphoreTryAcquireRelease(benchmark::State& state) {
+  bp::semaphore sem(4);
+  BP_MAYBE_REGISTER(sem);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(sem.try_acquire());
+    sem.release();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SemaphoreTryAcquireRelease) BP_REGISTERED_ARGS;
+
+void BM_TokenBucketAcquire(benchmark::State& state) {
+  bp::token_bucket bucket(1e9, 1 << 20);  // never empty: every acquire is granted at once
+  BP_MAYBE_REGISTER(bucket);
+  for (auto _ : state) benchmark::DoNotOptimize(bucket.acquire());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TokenBucketAcquire) BP_REGISTERED_ARGS;
+
+// Capacity 1, one producer, one consumer: most operations find the channel full or empty and
+// go through the wait loop, so the wait timers (two clock reads per wait) are on this path.
+void BM_ChannelSpscCapacity1(benchmark::State& state) {
+  constexpr std::uint64_t n = 1 << 16;
+  for (auto _ : state) {
+    bp::channel<std::uint64_t> ch(1);
+    std::thread producer([&] {
+      for (std::uint64_t i = 0; i < n; ++i) (void)ch.send(i);
+      ch.close();
+    });
+    std::uint64_t sum = 0;
+    while (auto v = ch.recv()) sum += *v;
+    producer.join();
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+BENCHMARK(BM_ChannelSpscCapacity1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+#ifndef BP_BENCH_BASELINE
+void BM_WaitHistogramRecord(benchmark::State& state) {
+  bp::wait_histogram h;
+  std::uint64_t ns = 1;
+  for (auto _ : state) {
+    h.record_ns(ns);
+    ns = (ns * 7 + 13) % 20'000'000'000ULL;  // spread over the buckets
+  }
+  benchmark::DoNotOptimize(h.snapshot());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WaitHistogramRecord);
+
+void BM_RegistrySnapshot(benchmark::State& state) {
+  bp::channel<int> ch(4);
+  bp::unbounded_channel<int> uch;
+  bp::semaphore sem(2);
+  bp::token_bucket tb(100.0, 5);
+  bp::leaky_bucket lb(100.0, 5);
+  bp::concurrency_limiter lim;
+  bp::memory_budget mb(1024);
+  bp::watermark_buffer<int> wb(bp::watermark_buffer_options<int>{});
+  bp::metrics::registry reg;
+  auto r1 = reg.add("a", ch);
+  auto r2 = reg.add("a", uch);
+  auto r3 = reg.add("a", sem);
+  auto r4 = reg.add("a", tb);
+  auto r5 = reg.add("a", lb);
+  auto r6 = reg.add("a", lim);
+  auto r7 = reg.add("a", mb);
+  auto r8 = reg.add("a", wb);
+  for (auto _ : state) benchmark::DoNotOptimize(reg.snapshot());
+}
+BENCHMARK(BM_RegistrySnapshot)->Unit(benchmark::kMicrosecond);
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();
