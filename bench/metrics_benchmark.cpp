@@ -30,12 +30,19 @@ std::optional<bp::metrics::registration> maybe_register(bp::metrics::registry& r
   benchmark::DoNotOptimize(reg.snapshot());
   return r;
 }
-#define BP_MAYBE_REGISTER(p) \
-  bp::metrics::registry reg; \
-  auto registration = maybe_register(reg, state, p)
+// One registry for the program, as an application would have.
+bp::metrics::registry& bench_registry() {
+  static bp::metrics::registry reg;
+  return reg;
+}
+#define BP_MAYBE_REGISTER(p)    \
+  benchmark::DoNotOptimize(&p); \
+  const auto registration = maybe_register(bench_registry(), state, p)
 #define BP_REGISTERED_ARGS ->Arg(0)->Arg(1)
 #else
-#define BP_MAYBE_REGISTER(p) (void)0
+// The same escape of the primitive's address as registering makes: both builds give the
+// compiler the same freedom.
+#define BP_MAYBE_REGISTER(p) benchmark::DoNotOptimize(&p)
 #define BP_REGISTERED_ARGS ->Arg(0)
 #endif
 

@@ -555,17 +555,26 @@ class channel : public detail::send_verbs<channel<T>, T, status> {
   }
 
   std::optional<T> recv_impl(bool may_wait, detail::clock::time_point deadline) {
-    if (capacity() == 0) {
-      std::optional<T> out;
-      if (rendezvous_.recv(out, may_wait, deadline, recv_waits_, recv_wait_) ==
-          rendezvous_t::outcome::timeout)
-        timeouts_.fetch_add(1, std::memory_order_relaxed);
-      return out;
-    }
+    if (capacity() == 0) return recv_rendezvous(may_wait, deadline);
     std::optional<T> v = pop_one();
     if (v || !may_wait || ring_.closed_and_drained()) return v;
+    return recv_waiting(deadline);
+  }
+
+  // The blocking branches live in functions of their own, so that the path that completes at
+  // once stays small enough to be inlined into every receive verb.
+  std::optional<T> recv_rendezvous(bool may_wait, detail::clock::time_point deadline) {
+    std::optional<T> out;
+    if (rendezvous_.recv(out, may_wait, deadline, recv_waits_, recv_wait_) ==
+        rendezvous_t::outcome::timeout)
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
+    return out;
+  }
+
+  std::optional<T> recv_waiting(detail::clock::time_point deadline) {
     recv_waits_.fetch_add(1, std::memory_order_relaxed);
     const detail::wait_timer timer(recv_wait_);
+    std::optional<T> v;
     // The spin only pops: looking for the end on each retry would pull the producers' line.
     auto probe = [&] { return (v = pop_one()).has_value(); };
     auto attempt = [&] { return probe() || ring_.closed_and_drained(); };
