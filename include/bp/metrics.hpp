@@ -9,7 +9,8 @@
 //                              for an exporter (bp/prometheus/exporter.hpp) or a test.
 //   bp::metrics::writer        what a source writes its numbers into.
 //   bp::metrics::source<P>     how a primitive type P is read; specialized here for every
-//                              primitive of the library, and open to the user's own types.
+//                              primitive of the library (and bp::rs::operator_stats, what a
+//                              Reactive Streams operator counts), open to the user's own types.
 //
 // Example (examples/metrics.cpp):
 //
@@ -45,6 +46,7 @@
 #include "concurrency_limiter.hpp"
 #include "leaky_bucket.hpp"
 #include "memory_budget.hpp"
+#include "rs/operator_stats.hpp"
 #include "semaphore.hpp"
 #include "token_bucket.hpp"
 #include "unbounded_channel.hpp"
@@ -345,6 +347,26 @@ struct source<watermark_buffer<T>> {
                 b.read_wait_times().snapshot());
     w.histogram("bp_watermark_buffer_drain_wait_seconds", "Time wait_drain waited.",
                 b.drain_wait_times().snapshot());
+  }
+};
+
+template <>
+struct source<rs::operator_stats> {
+  static constexpr const char* kind = "rs_operator";
+  static void collect(const rs::operator_stats& st, writer& w) {
+    using detail::num;
+    const rs::operator_stats_snapshot s = st.snapshot();
+    w.counter("bp_rs_operator_received_total", "Elements upstream signalled.", num(s.received));
+    w.counter("bp_rs_operator_delivered_total", "Elements passed downstream.", num(s.delivered));
+    w.counter("bp_rs_operator_dropped_total", "Elements refused.", num(s.dropped));
+    w.counter("bp_rs_operator_evicted_total", "Buffered elements evicted by newer ones.",
+              num(s.evicted));
+    w.counter("bp_rs_operator_rejected_total", "Elements that overflowed a rejecting buffer.",
+              num(s.rejected));
+    w.counter("bp_rs_operator_discarded_total", "Buffered elements thrown away at cancel.",
+              num(s.discarded));
+    w.counter("bp_rs_operator_requested_total", "Demand requested upstream.", num(s.requested));
+    w.gauge("bp_rs_operator_buffered", "Elements held by the operator now.", num(s.buffered()));
   }
 };
 
