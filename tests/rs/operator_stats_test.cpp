@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "rs/probe.hpp"
+#include "probe.hpp"
 
 namespace {
 
