@@ -16,6 +16,8 @@
 
 #ifndef BP_BENCH_BASELINE
 #include <bp/metrics.hpp>
+
+#include "all_primitives.hpp"
 #endif
 
 namespace {
@@ -110,23 +112,9 @@ void BM_WaitHistogramRecord(benchmark::State& state) {
 BENCHMARK(BM_WaitHistogramRecord);
 
 void BM_RegistrySnapshot(benchmark::State& state) {
-  bp::channel<int> ch(4);
-  bp::unbounded_channel<int> uch;
-  bp::semaphore sem(2);
-  bp::token_bucket tb(100.0, 5);
-  bp::leaky_bucket lb(100.0, 5);
-  bp::concurrency_limiter lim;
-  bp::memory_budget mb(1024);
-  bp::watermark_buffer<int> wb(bp::watermark_buffer_options<int>{});
+  const bp::test::all_primitives all;
   bp::metrics::registry reg;
-  auto r1 = reg.add("a", ch);
-  auto r2 = reg.add("a", uch);
-  auto r3 = reg.add("a", sem);
-  auto r4 = reg.add("a", tb);
-  auto r5 = reg.add("a", lb);
-  auto r6 = reg.add("a", lim);
-  auto r7 = reg.add("a", mb);
-  auto r8 = reg.add("a", wb);
+  const auto regs = all.register_all(reg, "a");
   for (auto _ : state) benchmark::DoNotOptimize(reg.snapshot());
 }
 BENCHMARK(BM_RegistrySnapshot)->Unit(benchmark::kMicrosecond);

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "all_primitives.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -164,33 +165,20 @@ TEST(Metrics, WatermarkBufferTimesReads) {
 // --- the registry ------------------------------------------------------------------------------
 
 TEST(Metrics, SnapshotHasEveryPrimitive) {
-  bp::channel<int> ch(4);
-  bp::unbounded_channel<int> uch;
-  bp::semaphore sem(2);
-  bp::token_bucket tb(100.0, 5);
-  bp::leaky_bucket lb(100.0, 5);
-  bp::concurrency_limiter lim;
-  bp::memory_budget mb(1024);
-  bp::watermark_buffer<std::string> wb({.high_watermark = 8, .low_watermark = 2});
+  bp::test::all_primitives all;
+  auto& ch = all.ch;
   bp::metrics::registry reg;
-  auto r1 = reg.add("orders", ch);
-  auto r2 = reg.add("log", uch);
-  auto r3 = reg.add("db", sem);
-  auto r4 = reg.add("api", tb);
-  auto r5 = reg.add("pace", lb);
-  auto r6 = reg.add("backend", lim);
-  auto r7 = reg.add("heap", mb);
-  auto r8 = reg.add("socket", wb);
+  const auto regs = all.register_all(reg, "x");
   EXPECT_EQ(reg.size(), 8u);
   (void)ch.send(1);
   (void)ch.send(2);
   const auto s = reg.snapshot();
-  EXPECT_EQ(s.value("bp_channel_sent_total", "orders"), 2.0);
-  EXPECT_EQ(s.value("bp_channel_size", "orders"), 2.0);
-  EXPECT_EQ(s.value("bp_channel_capacity", "orders"), 4.0);
-  EXPECT_EQ(s.value("bp_semaphore_available", "db"), 2.0);
-  EXPECT_EQ(s.value("bp_token_bucket_burst", "api"), 5.0);
-  EXPECT_EQ(s.value("bp_memory_budget_capacity_bytes", "heap"), 1024.0);
+  EXPECT_EQ(s.value("bp_channel_sent_total", "x"), 2.0);
+  EXPECT_EQ(s.value("bp_channel_size", "x"), 2.0);
+  EXPECT_EQ(s.value("bp_channel_capacity", "x"), 4.0);
+  EXPECT_EQ(s.value("bp_semaphore_available", "x"), 2.0);
+  EXPECT_EQ(s.value("bp_token_bucket_burst", "x"), 5.0);
+  EXPECT_EQ(s.value("bp_memory_budget_capacity_bytes", "x"), 1024.0);
   for (const char* name :
        {"bp_channel_send_wait_seconds", "bp_unbounded_channel_recv_wait_seconds",
         "bp_semaphore_wait_seconds", "bp_token_bucket_wait_seconds", "bp_leaky_bucket_wait_seconds",
@@ -207,7 +195,7 @@ TEST(Metrics, SnapshotHasEveryPrimitive) {
   ASSERT_NE(sent, nullptr);
   EXPECT_EQ(sent->type, bp::metrics::metric_type::counter);
   ASSERT_EQ(sent->samples[0].labels.size(), 1u);
-  EXPECT_EQ(sent->samples[0].labels[0], (bp::metrics::label{"channel", "orders"}));
+  EXPECT_EQ(sent->samples[0].labels[0], (bp::metrics::label{"channel", "x"}));
   // Prometheus conventions: counters end in _total, nothing else does.
   for (const auto& f : s.families) {
     EXPECT_EQ(f.name.rfind("bp_", 0), 0u) << f.name;

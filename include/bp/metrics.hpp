@@ -39,6 +39,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -240,22 +241,28 @@ struct source<semaphore> {
   }
 };
 
+namespace detail {
+// What both buckets report beside their level: sleeps, refusals and the sleeps' durations.
+template <class Stats>
+void bucket_waits(writer& w, const std::string& prefix, const Stats& s, const wait_histogram& h) {
+  w.counter(prefix + "_waits_total", "Acquires that slept for their turn.", num(s.waits));
+  w.counter(prefix + "_timeouts_total", "acquire_for answers timeout.", num(s.timeouts));
+  w.counter(prefix + "_rejected_total", "try_acquire answers full.", num(s.rejected));
+  w.histogram(prefix + "_wait_seconds", "Time acquires slept for their turn.", h.snapshot());
+}
+}  // namespace detail
+
 template <>
 struct source<token_bucket> {
   static constexpr const char* kind = "token_bucket";
   static void collect(const token_bucket& b, writer& w) {
-    using detail::num;
     const token_bucket_stats s = b.stats();
     w.gauge("bp_token_bucket_available", "Tokens in the bucket now.",
             static_cast<double>(s.available));
     w.gauge("bp_token_bucket_rate", "Tokens added per second.", b.rate());
     w.gauge("bp_token_bucket_burst", "Most tokens the bucket holds.",
             static_cast<double>(b.burst()));
-    w.counter("bp_token_bucket_waits_total", "Acquires that slept for their tokens.", num(s.waits));
-    w.counter("bp_token_bucket_timeouts_total", "acquire_for answers timeout.", num(s.timeouts));
-    w.counter("bp_token_bucket_rejected_total", "try_acquire answers full.", num(s.rejected));
-    w.histogram("bp_token_bucket_wait_seconds", "Time acquires slept for their tokens.",
-                b.wait_times().snapshot());
+    detail::bucket_waits(w, "bp_token_bucket", s, b.wait_times());
   }
 };
 
@@ -263,17 +270,12 @@ template <>
 struct source<leaky_bucket> {
   static constexpr const char* kind = "leaky_bucket";
   static void collect(const leaky_bucket& b, writer& w) {
-    using detail::num;
     const leaky_bucket_stats s = b.stats();
     w.gauge("bp_leaky_bucket_queued", "Units queued ahead of a new request.",
             static_cast<double>(s.queued));
     w.gauge("bp_leaky_bucket_rate", "Units let out per second.", b.rate());
     w.gauge("bp_leaky_bucket_capacity", "Most units queued.", static_cast<double>(b.capacity()));
-    w.counter("bp_leaky_bucket_waits_total", "Acquires that slept for their turn.", num(s.waits));
-    w.counter("bp_leaky_bucket_timeouts_total", "acquire_for answers timeout.", num(s.timeouts));
-    w.counter("bp_leaky_bucket_rejected_total", "try_acquire answers full.", num(s.rejected));
-    w.histogram("bp_leaky_bucket_wait_seconds", "Time acquires slept for their turn.",
-                b.wait_times().snapshot());
+    detail::bucket_waits(w, "bp_leaky_bucket", s, b.wait_times());
   }
 };
 
