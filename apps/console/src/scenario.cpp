@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 
 engine::scenario::scenario(engine& e, const settings& s) : eng(e), cfg(s) {
   strat = make_strategy(s, hooks());
-  metric_regs = strat->register_metrics(e.metrics_, std::string(to_string(s.strategy)));
   for (int i = 0; i < s.producers; ++i) slots.push_back(std::make_unique<producer_slot>());
 }
 
