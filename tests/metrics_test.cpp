@@ -126,7 +126,7 @@ TEST(Metrics, LeakyBucketStats) {
 
 TEST(Metrics, ConcurrencyLimiterStats) {
   watchdog dog(60s);
-  bp::concurrency_limiter l(bp::fixed_limit(1));
+  bp::concurrency_limiter l(bp::fixed_limit{1});
   auto p = l.try_acquire();
   ASSERT_TRUE(p);
   EXPECT_FALSE(l.try_acquire());

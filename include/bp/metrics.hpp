@@ -225,6 +225,18 @@ struct source<unbounded_channel<T>> {
   }
 };
 
+namespace detail {
+// What every primitive with an acquire reports beside its level: the acquires that waited, those
+// that answered timeout, try_acquire's refusals, and how long the waits took.
+template <class Stats>
+void acquire_waits(writer& w, const std::string& prefix, const Stats& s, const wait_histogram& h) {
+  w.counter(prefix + "_waits_total", "Acquires that waited.", num(s.waits));
+  w.counter(prefix + "_timeouts_total", "Acquires that answered timeout.", num(s.timeouts));
+  w.counter(prefix + "_rejected_total", "try_acquire answers full.", num(s.rejected));
+  w.histogram(prefix + "_wait_seconds", "Time acquires waited.", h.snapshot());
+}
+}  // namespace detail
+
 template <>
 struct source<semaphore> {
   static constexpr const char* kind = "semaphore";
@@ -234,23 +246,9 @@ struct source<semaphore> {
     w.gauge("bp_semaphore_available", "Free permits now.", static_cast<double>(s.available));
     w.gauge("bp_semaphore_waiting", "Threads queued for permits now.",
             static_cast<double>(s.waiting));
-    w.counter("bp_semaphore_waits_total", "Acquires that queued.", num(s.waits));
-    w.counter("bp_semaphore_timeouts_total", "Acquires that answered timeout.", num(s.timeouts));
-    w.counter("bp_semaphore_rejected_total", "try_acquire answers full.", num(s.rejected));
-    w.histogram("bp_semaphore_wait_seconds", "Time acquires queued.", sem.wait_times().snapshot());
+    detail::acquire_waits(w, "bp_semaphore", s, sem.wait_times());
   }
 };
-
-namespace detail {
-// What both buckets report beside their level: sleeps, refusals and the sleeps' durations.
-template <class Stats>
-void bucket_waits(writer& w, const std::string& prefix, const Stats& s, const wait_histogram& h) {
-  w.counter(prefix + "_waits_total", "Acquires that slept for their turn.", num(s.waits));
-  w.counter(prefix + "_timeouts_total", "acquire_for answers timeout.", num(s.timeouts));
-  w.counter(prefix + "_rejected_total", "try_acquire answers full.", num(s.rejected));
-  w.histogram(prefix + "_wait_seconds", "Time acquires slept for their turn.", h.snapshot());
-}
-}  // namespace detail
 
 template <>
 struct source<token_bucket> {
@@ -262,7 +260,7 @@ struct source<token_bucket> {
     w.gauge("bp_token_bucket_rate", "Tokens added per second.", b.rate());
     w.gauge("bp_token_bucket_burst", "Most tokens the bucket holds.",
             static_cast<double>(b.burst()));
-    detail::bucket_waits(w, "bp_token_bucket", s, b.wait_times());
+    detail::acquire_waits(w, "bp_token_bucket", s, b.wait_times());
   }
 };
 
@@ -275,7 +273,7 @@ struct source<leaky_bucket> {
             static_cast<double>(s.queued));
     w.gauge("bp_leaky_bucket_rate", "Units let out per second.", b.rate());
     w.gauge("bp_leaky_bucket_capacity", "Most units queued.", static_cast<double>(b.capacity()));
-    detail::bucket_waits(w, "bp_leaky_bucket", s, b.wait_times());
+    detail::acquire_waits(w, "bp_leaky_bucket", s, b.wait_times());
   }
 };
 
@@ -288,16 +286,9 @@ struct source<concurrency_limiter> {
     w.gauge("bp_concurrency_limiter_limit", "The current limit.", static_cast<double>(s.limit));
     w.gauge("bp_concurrency_limiter_in_flight", "Requests admitted and not completed.",
             static_cast<double>(s.in_flight));
-    w.counter("bp_concurrency_limiter_waits_total", "Acquires that waited for a slot.",
-              num(s.waits));
-    w.counter("bp_concurrency_limiter_timeouts_total", "Acquires that answered timeout.",
-              num(s.timeouts));
-    w.counter("bp_concurrency_limiter_rejected_total", "try_acquire answers full.",
-              num(s.rejected));
     w.counter("bp_concurrency_limiter_dropped_total", "Requests answered on_dropped.",
               num(s.dropped));
-    w.histogram("bp_concurrency_limiter_wait_seconds", "Time acquires waited for a slot.",
-                l.wait_times().snapshot());
+    detail::acquire_waits(w, "bp_concurrency_limiter", s, l.wait_times());
   }
 };
 

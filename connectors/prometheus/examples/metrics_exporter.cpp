@@ -46,7 +46,7 @@ struct workload {
   bp::semaphore db{2};
   bp::token_bucket api{200.0, 2};
   bp::leaky_bucket pace{200.0, 4};
-  bp::concurrency_limiter backend{bp::fixed_limit(2)};
+  bp::concurrency_limiter backend{bp::fixed_limit{2}};
   bp::memory_budget heap{4096};
   bp::watermark_buffer<std::string> socket{socket_options()};
   std::vector<std::jthread> threads;

@@ -250,12 +250,11 @@ struct drop_op : stage_tag {
   }
   template <class T>
   auto apply(publisher_ptr<T> up) const {
-    return lift<T>(std::move(up),
-                   [on_drop = on_drop, st = stats](std::shared_ptr<subscriber<T>> d) {
-                     std::function<void(T &&)> fn;
-                     if constexpr (!std::is_same_v<D, std::nullptr_t>) fn = on_drop;
-                     return std::make_shared<drop_stage<T>>(std::move(d), std::move(fn), st);
-                   });
+    return lift<T>(std::move(up), [c = *this](std::shared_ptr<subscriber<T>> d) {
+      std::function<void(T &&)> fn;
+      if constexpr (!std::is_same_v<D, std::nullptr_t>) fn = c.on_drop;
+      return std::make_shared<drop_stage<T>>(std::move(d), std::move(fn), c.stats);
+    });
   }
 };
 
