@@ -72,7 +72,8 @@ struct channel_stats {
   std::size_t high_watermark = 0;  // largest size() seen
   std::uint64_t send_waits = 0;    // sends that had to wait for room (or for a receiver)
   std::uint64_t recv_waits = 0;    // receives that had to wait for a value (or a sender)
-  std::uint64_t timeouts = 0;      // waits (send, receive, reserve) that answered `timeout`
+  std::uint64_t timeouts = 0;      // waits (send, receive, reserve) that answered `timeout`;
+                                   // a batch receive's linger window running out counts too
 };
 
 // The answer to a batch send (send_n, try_send_n, send_n_for): the first `count` values of the
