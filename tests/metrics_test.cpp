@@ -204,6 +204,22 @@ TEST(Metrics, SnapshotHasEveryPrimitive) {
   }
 }
 
+// A budgeted channel answers the channel's series, plus the bytes its values hold.
+TEST(Metrics, BudgetedChannelIsAChannelWithBytes) {
+  bp::memory_budget budget(1024);
+  bp::budgeted_channel<std::string> ch(budget, 4);
+  bp::metrics::registry reg;
+  auto r = reg.add("frames", ch);
+  ASSERT_EQ(ch.send(std::string(100, 'x')), bp::status::ok);
+  EXPECT_FALSE(ch.recv_for(1ms).has_value() && ch.recv_for(1ms).has_value());
+  const auto s = reg.snapshot();
+  EXPECT_EQ(s.value("bp_channel_sent_total", "frames"), 1.0);
+  EXPECT_EQ(s.value("bp_channel_recv_wait_seconds", "frames"), 1.0);  // the second receive
+  EXPECT_EQ(s.value("bp_channel_budget_bytes", "frames"), 0.0);
+  bp::channel<int> plain(1);
+  EXPECT_THROW((void)reg.add("frames", plain), std::invalid_argument);  // the same label
+}
+
 TEST(Metrics, HistogramIsCumulativeInSeconds) {
   bp::channel<int> ch(1);
   bp::metrics::registry reg;

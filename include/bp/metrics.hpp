@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "budgeted_channel.hpp"
 #include "channel.hpp"
 #include "concurrency_limiter.hpp"
 #include "leaky_bucket.hpp"
@@ -174,30 +175,45 @@ inline double num(std::uint64_t v) noexcept {
 }
 }  // namespace detail
 
+namespace detail {
+// A channel's families; a budgeted channel answers the same (its budget refusals and
+// evictions are in its stats()), plus its bytes.
+template <class Channel>
+void channel_families(const Channel& ch, writer& w) {
+  const channel_stats s = ch.stats();
+  w.counter("bp_channel_sent_total", "Values accepted by the channel.", num(s.sent));
+  w.counter("bp_channel_received_total", "Values delivered to receivers.", num(s.received));
+  w.counter("bp_channel_dropped_total", "Values refused by a dropping policy.", num(s.dropped));
+  w.counter("bp_channel_evicted_total", "Buffered values evicted by drop_oldest.", num(s.evicted));
+  w.counter("bp_channel_rejected_total", "Sends answered full.", num(s.rejected));
+  w.counter("bp_channel_send_waits_total", "Sends that waited for room.", num(s.send_waits));
+  w.counter("bp_channel_recv_waits_total", "Receives that waited for a value.", num(s.recv_waits));
+  w.counter("bp_channel_timeouts_total", "Waits that answered timeout.", num(s.timeouts));
+  w.gauge("bp_channel_size", "Values buffered now.", static_cast<double>(ch.size()));
+  w.gauge("bp_channel_capacity", "Slots of the buffer.", static_cast<double>(ch.capacity()));
+  w.gauge("bp_channel_high_watermark", "Largest number of values buffered.",
+          static_cast<double>(s.high_watermark));
+  w.histogram("bp_channel_send_wait_seconds", "Time sends waited for room.",
+              ch.send_wait_times().snapshot());
+  w.histogram("bp_channel_recv_wait_seconds", "Time receives waited for a value.",
+              ch.recv_wait_times().snapshot());
+}
+}  // namespace detail
+
 template <class T>
 struct source<channel<T>> {
   static constexpr const char* kind = "channel";
-  static void collect(const channel<T>& ch, writer& w) {
-    using detail::num;
-    const channel_stats s = ch.stats();
-    w.counter("bp_channel_sent_total", "Values accepted by the channel.", num(s.sent));
-    w.counter("bp_channel_received_total", "Values delivered to receivers.", num(s.received));
-    w.counter("bp_channel_dropped_total", "Values refused by a dropping policy.", num(s.dropped));
-    w.counter("bp_channel_evicted_total", "Buffered values evicted by drop_oldest.",
-              num(s.evicted));
-    w.counter("bp_channel_rejected_total", "Sends answered full.", num(s.rejected));
-    w.counter("bp_channel_send_waits_total", "Sends that waited for room.", num(s.send_waits));
-    w.counter("bp_channel_recv_waits_total", "Receives that waited for a value.",
-              num(s.recv_waits));
-    w.counter("bp_channel_timeouts_total", "Waits that answered timeout.", num(s.timeouts));
-    w.gauge("bp_channel_size", "Values buffered now.", static_cast<double>(ch.size()));
-    w.gauge("bp_channel_capacity", "Slots of the buffer.", static_cast<double>(ch.capacity()));
-    w.gauge("bp_channel_high_watermark", "Largest number of values buffered.",
-            static_cast<double>(s.high_watermark));
-    w.histogram("bp_channel_send_wait_seconds", "Time sends waited for room.",
-                ch.send_wait_times().snapshot());
-    w.histogram("bp_channel_recv_wait_seconds", "Time receives waited for a value.",
-                ch.recv_wait_times().snapshot());
+  static void collect(const channel<T>& ch, writer& w) { detail::channel_families(ch, w); }
+};
+
+// Registered under the label `channel`: the same series as a plain channel, plus its bytes.
+template <class T>
+struct source<budgeted_channel<T>> {
+  static constexpr const char* kind = "channel";
+  static void collect(const budgeted_channel<T>& ch, writer& w) {
+    detail::channel_families(ch, w);
+    w.gauge("bp_channel_budget_bytes", "Budget bytes held by the buffered values.",
+            static_cast<double>(ch.bytes()));
   }
 };
 
@@ -432,6 +448,10 @@ class registry {
     return add_source(source<P>::kind, std::move(name),
                       [&primitive](writer& w) { source<P>::collect(primitive, w); });
   }
+
+  // A temporary would be read after it is gone (and a temporary shared_ptr is gone at once).
+  template <class P>
+  registration add(std::string name, const P&& primitive) = delete;
 
   // Registers a shared primitive: read while it lives (the registry holds it weakly), so the
   // handle may be dropped early; it still removes the entry when destroyed.
