@@ -289,7 +289,8 @@ TEST(Metrics, BadNamesThrowNamingTheArgument) {
   auto r = reg.add("x", a);
   EXPECT_THROW((void)reg.add("x", b), std::invalid_argument);
   auto rc = reg.add("x", c);  // another kind: another label, no clash
-  EXPECT_THROW((void)reg.add("y", std::shared_ptr<bp::semaphore>()), std::invalid_argument);
+  const std::shared_ptr<bp::semaphore> none;
+  EXPECT_THROW((void)reg.add("y", none), std::invalid_argument);
 }
 
 // Snapshots while the primitives run and registrations come and go (TSan-clean).
