@@ -189,8 +189,12 @@ async function main() {
     throw new Error(`${e.message}; missing: ${[...expected].filter((n) => !stored.has(n)).join(' ')}`);
   });
   void missing;
-  const kinds = new Set([...expected].map((n) => n.replace(/^bp_/, '').split('_')[0]));
-  console.log(`prometheus_scrape: ${expected.size} series names stored, primitives: ${[...kinds].join(' ')}`);
+  // Every primitive of the library among them (the exporter runs one of each).
+  const primitives = ['channel', 'unbounded_channel', 'semaphore', 'token_bucket', 'leaky_bucket',
+                      'concurrency_limiter', 'memory_budget', 'watermark_buffer'];
+  const absent = primitives.filter((p) => ![...expected].some((n) => n.startsWith(`bp_${p}_`)));
+  if (absent.length) throw new Error(`no series of: ${absent.join(' ')}`);
+  console.log(`prometheus_scrape: ${expected.size} series names stored, of ${primitives.join(' ')}`);
 
   // And a histogram that moved: the exporter's channel makes its producer wait.
   const q = encodeURIComponent('bp_channel_send_wait_seconds_count{job="exporter",channel="orders"}');
