@@ -191,7 +191,7 @@ async function main() {
   void missing;
   // Every primitive of the library among them (the exporter runs one of each).
   const primitives = ['channel', 'unbounded_channel', 'semaphore', 'token_bucket', 'leaky_bucket',
-                      'concurrency_limiter', 'memory_budget', 'watermark_buffer'];
+                      'concurrency_limiter', 'memory_budget', 'watermark_buffer', 'rs_operator'];
   const absent = primitives.filter((p) => ![...expected].some((n) => n.startsWith(`bp_${p}_`)));
   if (absent.length) throw new Error(`no series of: ${absent.join(' ')}`);
   console.log(`prometheus_scrape: ${expected.size} series names stored, of ${primitives.join(' ')}`);

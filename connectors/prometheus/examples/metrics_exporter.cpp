@@ -8,13 +8,16 @@
 // family (counters, gauges and wait-time histograms) moves: a channel whose consumer is slower
 // than its producer, a semaphore and a concurrency limiter with more threads than slots, a token
 // and a leaky bucket asked for more than their rate, a memory budget shared by three writers, an
-// unbounded channel and a watermark buffer whose readers wait for items.
+// unbounded channel and a watermark buffer whose readers wait for items, and a Reactive Streams
+// buffer (bp::rs::operator_stats) in front of a consumer that pulls 8 at a time.
 #include <prometheus/exposer.h>
 #include <bp/metrics.hpp>
 #include <bp/prometheus/exporter.hpp>
+#include <bp/streams.hpp>
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -49,6 +52,7 @@ struct workload {
   bp::concurrency_limiter backend{bp::fixed_limit{2}};
   bp::memory_budget heap{4096};
   bp::watermark_buffer<std::string> socket{socket_options()};
+  std::shared_ptr<bp::rs::operator_stats> stream = std::make_shared<bp::rs::operator_stats>();
   std::vector<std::jthread> threads;
 
   template <class F>
@@ -93,6 +97,13 @@ struct workload {
       std::this_thread::sleep_for(1ms);
     });
     loop([this] { (void)socket.read_for(100ms); });
+    loop([this] {
+      auto pub = bp::rs::range(0, 256) |
+                 bp::rs::on_backpressure_buffer(16, bp::overflow::drop_oldest).with_stats(stream);
+      std::int64_t sum = 0;
+      for (std::int64_t v : bp::rs::to_iterable(pub, 8)) sum += v;
+      std::this_thread::sleep_for(5ms);
+    });
   }
 
   void stop() {
@@ -144,6 +155,7 @@ int main(int argc, char** argv) {
   regs.push_back(reg.add("backend", w.backend));
   regs.push_back(reg.add("heap", w.heap));
   regs.push_back(reg.add("socket", w.socket));
+  regs.push_back(reg.add("numbers", w.stream));
   w.start();
 
   if (quick) {
