@@ -6,7 +6,9 @@
 //                              handle is destroyed (or reset), never after.
 //   bp::metrics::snapshot      families of counters, gauges and wait-time histograms, named
 //                              the Prometheus way (bp_channel_sent_total{channel="orders"}),
-//                              for an exporter (bp/prometheus/exporter.hpp) or a test.
+//                              for an exporter (bp/prometheus/exporter.hpp) or a test; made of
+//                              bp::metrics::family, sample, label, histogram_data and
+//                              metric_type, plain data.
 //   bp::metrics::writer        what a source writes its numbers into.
 //   bp::metrics::source<P>     how a primitive type P is read; specialized here for every
 //                              primitive of the library (and bp::rs::operator_stats, what a
