@@ -35,6 +35,7 @@
 #include "detail/send_verbs.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -175,6 +176,14 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
     s.dropped += budget_dropped_.load(std::memory_order_relaxed);
     s.rejected += budget_rejected_.load(std::memory_order_relaxed);
     return s;
+  }
+  // The channel's wait times: sends that waited for a slot (a wait for bytes is the memory
+  // budget's: memory_budget::wait_times()), receives that waited for a value.
+  [[nodiscard]] const wait_histogram& send_wait_times() const noexcept {
+    return ch_.send_wait_times();
+  }
+  [[nodiscard]] const wait_histogram& recv_wait_times() const noexcept {
+    return ch_.recv_wait_times();
   }
 
   // range-for: receives until closed and drained.

@@ -5,7 +5,8 @@
 //                           channel).
 //   bp::channel_options<T>  capacity, policy and the drop handler, for designated initializers.
 //   bp::channel_stats       counters: sent, received, dropped, evicted, rejected,
-//                           high_watermark, send_waits.
+//                           high_watermark, send_waits, recv_waits, timeouts; the wait
+//                           times are in send_wait_times() / recv_wait_times().
 //   bp::send_permit<T>      slots claimed ahead by reserve() (bp/send_permit.hpp).
 //   bp::sender<T>,          copyable ends of one channel with ownership-based closing: the
 //   bp::receiver<T>         channel closes when the last sender or the last receiver is gone
@@ -55,8 +56,10 @@
 #include "detail/send_verbs.hpp"
 #include "detail/spin.hpp"
 #include "detail/stop.hpp"
+#include "detail/wait_timer.hpp"
 #include "send_permit.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -73,6 +76,9 @@ struct channel_stats {
   std::uint64_t rejected = 0;      // `full` answers to send / try_send
   std::size_t high_watermark = 0;  // largest size() seen
   std::uint64_t send_waits = 0;    // sends that had to wait for room (or for a receiver)
+  std::uint64_t recv_waits = 0;    // receives that had to wait for a value (or a sender)
+  std::uint64_t timeouts = 0;      // waits (send, receive, reserve) that answered `timeout`;
+                                   // a batch receive's linger window running out counts too
 };
 
 // The answer to a batch send (send_n, try_send_n, send_n_for): the first `count` values of the
@@ -362,8 +368,16 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
     s.rejected = rejected_.load(std::memory_order_relaxed);
     s.high_watermark = high_watermark_.load(std::memory_order_relaxed);
     s.send_waits = send_waits_.load(std::memory_order_relaxed);
+    s.recv_waits = recv_waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
     return s;
   }
+
+  // How long the sends (and reservations) that waited for room waited, and the receives that
+  // waited for a value. Only waits are recorded: an operation that completes at once reads no
+  // clock. Counts equal stats().send_waits and recv_waits at rest.
+  [[nodiscard]] const wait_histogram& send_wait_times() const noexcept { return send_wait_; }
+  [[nodiscard]] const wait_histogram& recv_wait_times() const noexcept { return recv_wait_; }
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
 
@@ -524,24 +538,26 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
 
   status send_waiting(T& value, detail::clock::time_point deadline) {
     send_waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(send_wait_);
     std::optional<status> answer;
     auto attempt = [&] { return static_cast<bool>(answer = push_once(value)); };
     // Room being freed right now (a pop half-way through, or given-back slots to pass) makes
     // no further notify: wait for it by yielding, not parking.
     auto settled = [&] { return ring_.settled_full() && !pass_tombstones(); };
-    if (!detail::wait_loop(not_full_, deadline, attempt, attempt, settled))
-      return detail::gave_up();
+    if (!detail::wait_loop(not_full_, deadline, attempt, attempt, settled)) {
+      return detail::gave_up(timeouts_);
+    }
     return *answer;
   }
 
   status send_rendezvous(T& value, bool may_wait, detail::clock::time_point deadline) {
-    switch (rendezvous_.send(value, may_wait, deadline, send_waits_)) {
+    switch (rendezvous_.send(value, may_wait, deadline, send_waits_, send_wait_)) {
       case rendezvous_t::outcome::done:
         return status::ok;
       case rendezvous_t::outcome::closed:
         return status::closed;
       case rendezvous_t::outcome::timeout:
-        return detail::gave_up();
+        return detail::gave_up(timeouts_);
       case rendezvous_t::outcome::empty:
         break;
     }
@@ -560,18 +576,32 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
   }
 
   std::optional<T> recv_impl(bool may_wait, detail::clock::time_point deadline) {
-    if (capacity() == 0) {
-      std::optional<T> out;
-      rendezvous_.recv(out, may_wait, deadline);
-      return out;
-    }
+    if (capacity() == 0) return recv_rendezvous(may_wait, deadline);
     std::optional<T> v = pop_one();
     if (v || !may_wait || ring_.closed_and_drained()) return v;
+    return recv_waiting(deadline);
+  }
+
+  // The blocking branches live in functions of their own, so that the path that completes at
+  // once stays small enough to be inlined into every receive verb.
+  std::optional<T> recv_rendezvous(bool may_wait, detail::clock::time_point deadline) {
+    std::optional<T> out;
+    if (rendezvous_.recv(out, may_wait, deadline, recv_waits_, recv_wait_) ==
+        rendezvous_t::outcome::timeout)
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
+    return out;
+  }
+
+  std::optional<T> recv_waiting(detail::clock::time_point deadline) {
+    recv_waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(recv_wait_);
+    std::optional<T> v;
     // The spin only pops: looking for the end on each retry would pull the producers' line.
     auto probe = [&] { return (v = pop_one()).has_value(); };
     auto attempt = [&] { return probe() || ring_.closed_and_drained(); };
     auto settled = [&] { return ring_.settled_empty(); };  // else a push is publishing its value
-    (void)detail::wait_loop(not_empty_, deadline, attempt, probe, settled);
+    if (!detail::wait_loop(not_empty_, deadline, attempt, probe, settled))
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
     return v;
   }
 
@@ -687,9 +717,12 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
     auto answer = attempt();
     if (!answer && may_wait) {
       send_waits_.fetch_add(1, std::memory_order_relaxed);
+      const detail::wait_timer timer(send_wait_);
       auto done = [&] { return static_cast<bool>(answer = attempt()); };
       auto settled = [&] { return ring_.settled_full(n) && !pass_tombstones(); };
-      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) answer = detail::gave_up();
+      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) {
+        answer = detail::gave_up(timeouts_);
+      }
     }
     const status a = answer.value_or(status::full);
     return send_permit<T>(a == status::ok ? this : nullptr, ticket, a == status::ok ? n : 0, a);
@@ -743,6 +776,11 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
   std::atomic<std::size_t> high_watermark_{0};
   std::atomic<std::uint64_t> reserved_{0};     // tickets claimed by reservations
   std::atomic<std::uint64_t> permit_sent_{0};  // values published through reservations
+  // Written only by operations that waited.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> recv_waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  wait_histogram send_wait_;
+  wait_histogram recv_wait_;
 };
 
 }  // namespace bp

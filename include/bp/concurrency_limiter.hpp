@@ -13,6 +13,8 @@
 //                                   the algorithms (options: bp::aimd_options, ...), from
 //                                   bp/limit_algorithms.hpp.
 //   bp::limit_sample                what a completed request tells its algorithm.
+//   bp::concurrency_limiter_stats   limit, in flight, waits, timeouts, rejected, dropped;
+//                                   wait_times() the waits.
 //
 // Example (examples/concurrency_limits.cpp):
 //
@@ -40,9 +42,11 @@
 #include "detail/sleep.hpp"
 #include "detail/stop.hpp"
 #include "detail/wait.hpp"
+#include "detail/wait_timer.hpp"
 #include "grant.hpp"
 #include "limit_algorithms.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -103,6 +107,16 @@ struct limiter_permit_traits {
 };
 }  // namespace detail
 
+// Counters of one limiter (best effort while requests are in flight, exact at rest).
+struct concurrency_limiter_stats {
+  std::size_t limit = 0;       // the current limit
+  std::size_t in_flight = 0;   // requests admitted and not completed
+  std::uint64_t waits = 0;     // acquires that had to wait for a slot
+  std::uint64_t timeouts = 0;  // of those, the ones that answered `timeout`
+  std::uint64_t rejected = 0;  // try_acquire answers `full`
+  std::uint64_t dropped = 0;   // permits answered on_dropped (the downstream was overloaded)
+};
+
 class concurrency_limiter {
  public:
   using permit = limiter_permit;
@@ -155,6 +169,19 @@ class concurrency_limiter {
   }
   [[nodiscard]] clock_ref clock() const noexcept { return clock_; }
 
+  [[nodiscard]] concurrency_limiter_stats stats() const noexcept {
+    concurrency_limiter_stats s;
+    s.limit = limit();
+    s.in_flight = in_flight();
+    s.waits = waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
+    s.rejected = rejected_.load(std::memory_order_relaxed);
+    s.dropped = dropped_.load(std::memory_order_relaxed);
+    return s;
+  }
+  // How long the acquires that waited for a slot waited (only waits are recorded).
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return wait_; }
+
  private:
   static std::size_t to_limit(double e) noexcept {
     return e < 1.0 ? 1 : static_cast<std::size_t>(e);
@@ -188,6 +215,7 @@ class concurrency_limiter {
       estimate_ = std::visit([&](auto& a) { return a.update(s, estimate_); }, algorithm_);
       limit_.store(to_limit(estimate_), std::memory_order_seq_cst);
     }
+    if (dropped) dropped_.fetch_add(1, std::memory_order_relaxed);
     in_flight_.fetch_sub(1, std::memory_order_seq_cst);
     room_.notify_all();  // a raised limit may admit several
   }
@@ -201,6 +229,12 @@ class concurrency_limiter {
   double estimate_ = 1;
   bool fixed_ = false;  // no samples to feed: completions skip the mutex
   clock_ref clock_;
+  // Written only on the paths that refuse, wait or drop: a slot admitted at once adds nothing.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  wait_histogram wait_;
 };
 
 // The grant of one admitted request. Answer it once: on_success (latency measured from
@@ -248,7 +282,10 @@ inline void detail::limiter_permit_traits::give_back(held& h) noexcept {
 inline limiter_permit concurrency_limiter::try_acquire() {
   std::size_t n = 0;
   if (closed_.load(std::memory_order_relaxed)) return limiter_permit(status::closed);
-  if (!try_admit(n)) return limiter_permit(status::full);
+  if (!try_admit(n)) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return limiter_permit(status::full);
+  }
   return limiter_permit(this, n);
 }
 
@@ -278,10 +315,13 @@ inline limiter_permit concurrency_limiter::admit_waiting(detail::clock::time_poi
     if (is_closed()) return closed = true;
     return try_admit(n);
   };
-  if (attempt() || detail::wait_until(room_, deadline, attempt)) {
+  if (attempt()) return closed ? limiter_permit(status::closed) : limiter_permit(this, n);
+  waits_.fetch_add(1, std::memory_order_relaxed);
+  const detail::wait_timer timer(wait_);
+  if (detail::wait_until(room_, deadline, attempt)) {
     return closed ? limiter_permit(status::closed) : limiter_permit(this, n);
   }
-  return limiter_permit(detail::gave_up());
+  return limiter_permit(detail::gave_up(timeouts_));
 }
 
 }  // namespace bp

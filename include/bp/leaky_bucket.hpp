@@ -4,6 +4,7 @@
 //                             1/rate: smooth outflow, a queue of at most `capacity` units
 //                             (nginx limit_req, traffic shapers).
 //   bp::leaky_bucket_options  the same arguments, for designated initializers.
+//   bp::leaky_bucket_stats    queued, waits, timeouts, rejected; wait_times() the waits.
 //
 // See bp/rate.hpp for when to throttle and when to use backpressure instead.
 #pragma once
@@ -17,6 +18,7 @@
 #include "detail/stop.hpp"
 #include "reservation.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -50,6 +52,15 @@ struct leaky_bucket_options {
 // Example:
 //   bp::leaky_bucket pace(1000.0, 64);     // one unit per millisecond, 64 may queue
 //   for (auto& pkt : packets) { if (!pace.acquire()) break; send(pkt); }
+// Counters of one leaky bucket (best effort while in use, exact at rest). Grants made at once
+// are not counted: that would add a shared write to the path that must stay cheapest.
+struct leaky_bucket_stats {
+  std::size_t queued = 0;      // units queued ahead of a new request now
+  std::uint64_t waits = 0;     // acquires (and reservation waits) that slept for their turn
+  std::uint64_t timeouts = 0;  // acquire_for answers `timeout` (the turn was too far away)
+  std::uint64_t rejected = 0;  // try_acquire answers `full`
+};
+
 class leaky_bucket {
  public:
   leaky_bucket(double rate_per_second, std::size_t capacity, clock_ref clock = {})
@@ -68,7 +79,9 @@ class leaky_bucket {
     const auto k = checked(n, "bp::leaky_bucket::try_acquire");
     if (core_.closed()) return status::closed;
     if (k == 0) return status::ok;
-    return core_.rate().try_claim(k, k, bound(), 0) ? status::ok : status::full;
+    if (core_.rate().try_claim(k, k, bound(), 0)) return status::ok;
+    core_.note_rejected();
+    return status::full;
   }
 
   result acquire(std::size_t n = 1) {
@@ -119,6 +132,12 @@ class leaky_bucket {
   [[nodiscard]] double rate() const noexcept { return rate_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
+  [[nodiscard]] leaky_bucket_stats stats() const noexcept {
+    return {queued(), core_.waits(), core_.timeouts(), core_.rejected()};
+  }
+  // How long the acquires that slept for their turn slept, on the bucket's clock.
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return core_.wait_times(); }
+
  private:
   std::int64_t bound() const noexcept { return static_cast<std::int64_t>(capacity_); }
   std::int64_t checked(std::size_t n, const char* who) const {
@@ -130,7 +149,11 @@ class leaky_bucket {
     if (core_.closed()) return status::closed;
     if (k == 0) return status::ok;
     const auto c = core_.rate().try_claim(k, k, detail::gcra::unbounded, max_wait_ns);
-    if (!c) return core_.closed() ? status::closed : status::timeout;
+    if (!c) {
+      if (core_.closed()) return status::closed;
+      core_.note_timeout();
+      return status::timeout;
+    }
     return core_.wait(*c, k, false) ? status::ok : detail::closed_or_gave_up();
   }
 

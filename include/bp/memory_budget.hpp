@@ -48,8 +48,10 @@
 #include "detail/event_count.hpp"
 #include "detail/stop.hpp"
 #include "detail/wait.hpp"
+#include "detail/wait_timer.hpp"
 #include "grant.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -65,6 +67,7 @@ struct memory_budget_stats {
   std::uint64_t waits = 0;         // reservations that had to wait
   std::uint64_t timeouts = 0;      // waits that answered `timeout`
   std::uint64_t refused = 0;       // try_reserve answers `full`
+  // Reservations that waited and how long: memory_budget::wait_times().
 };
 
 // The bytes an item counts for when no size function is given: a contiguous range (std::string,
@@ -280,6 +283,9 @@ class memory_budget {
     s.refused = refused_.load(std::memory_order_relaxed);
     return s;
   }
+  // How long the reservations that had to wait waited (only those are recorded); its count
+  // equals stats().waits at rest.
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return wait_; }
 
  private:
   static std::size_t validated_capacity(std::size_t capacity) {
@@ -360,6 +366,7 @@ class memory_budget {
   std::atomic<std::uint64_t> waits_{0};
   std::atomic<std::uint64_t> timeouts_{0};
   std::atomic<std::uint64_t> refused_{0};
+  wait_histogram wait_;
 };
 
 // A grant of bytes from a memory_budget, given back when destroyed. Move-only.
@@ -609,6 +616,7 @@ inline memory_permit memory_budget::acquire(state& s, std::size_t bytes, bool ma
 inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
                                                  detail::clock::time_point deadline) {
   waits_.fetch_add(1, std::memory_order_relaxed);
+  const detail::wait_timer timer(wait_);
   stream_add(s, state::waiter_one);
   bool needy = false;
   bp::status answer = bp::status::timeout;

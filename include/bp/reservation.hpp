@@ -7,6 +7,7 @@
 //   detail::bucket_core  the bucket's rate state (GCRA) and its sleepers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -18,11 +19,13 @@
 #include <utility>
 
 #include "clock.hpp"
+#include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/gcra.hpp"
 #include "detail/sleep.hpp"
 #include "detail/stop.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -43,12 +46,39 @@ class bucket_core {
     if (!closed_.exchange(true, std::memory_order_seq_cst)) wake_sleepers(gcra_.clock(), ec_);
   }
 
-  // Parks until the claim acts; false (units given back) if the bucket closes first.
+  // Parks until the claim acts; false (units given back) if the bucket closes first. A claim
+  // granted at once passes straight through: only a claim in the future is a wait, counted
+  // and timed on the bucket's clock.
   bool wait(const gcra::claim& c, std::int64_t n, bool partial_restore) {
-    if (sleep_until_ns(gcra_.clock(), ec_, c.act_ns, [this] { return closed(); })) return true;
+    std::int64_t start_ns = 0;
+    if (c.wait_ns > 0) {
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      start_ns = gcra_.clock().now_ns();
+    }
+    const bool acted = sleep_until_ns(gcra_.clock(), ec_, c.act_ns, [this] { return closed(); });
+    if (c.wait_ns > 0) {
+      const std::int64_t waited = gcra_.clock().now_ns() - start_ns;
+      wait_.record_ns(waited > 0 ? static_cast<std::uint64_t>(waited) : 0);
+    }
+    if (acted) return true;
     gcra_.cancel(c, n, partial_restore);
     return false;
   }
+
+  // The statistics both buckets report: waits (and their times), acquire_for refusals (the
+  // grant was further away than the timeout), try_acquire refusals.
+  void note_timeout() noexcept { timeouts_.fetch_add(1, std::memory_order_relaxed); }
+  void note_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t waits() const noexcept {
+    return waits_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t timeouts() const noexcept {
+    return timeouts_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t rejected() const noexcept {
+    return rejected_.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return wait_; }
 
   gcra& rate() noexcept { return gcra_; }
   const gcra& rate() const noexcept { return gcra_; }
@@ -57,6 +87,11 @@ class bucket_core {
   gcra gcra_;
   std::atomic<bool> closed_{false};
   alignas(cache_line) event_count ec_;
+  // Written only by waits and refusals, on a line of their own.
+  alignas(cache_line) std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  wait_histogram wait_;
 };
 
 inline double validated_rate(double rate_per_second, const char* who) {

@@ -5,6 +5,8 @@
 //                  waiter.
 //   bp::permit     move-only RAII ownership of n permits, given back on destruction (tokio's
 //                  SemaphorePermit); a bp::grant like every permit of the library.
+//   bp::semaphore_stats  available, waiting, waits, timeouts, rejected; wait_times() the
+//                  waits.
 //
 // Example (examples/semaphore_limit.cpp):
 //
@@ -32,9 +34,11 @@
 #include "detail/config.hpp"
 #include "detail/deadline.hpp"
 #include "detail/stop.hpp"
+#include "detail/wait_timer.hpp"
 #include "detail/waiter_queue.hpp"
 #include "grant.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -114,6 +118,16 @@ class permit : public grant<detail::permit_traits> {
 // Example:
 //   bp::semaphore sem(4);
 //   if (auto p = sem.acquire_permit_for(2, 100ms)) use_two(); else shed_load();
+// Counters of one semaphore (best effort while it is in use, exact at rest). Acquires granted
+// at once are not counted: that would put a shared write on the path that must stay cheapest.
+struct semaphore_stats {
+  std::size_t available = 0;   // free permits now
+  std::size_t waiting = 0;     // threads queued now
+  std::uint64_t waits = 0;     // acquires that had to queue
+  std::uint64_t timeouts = 0;  // of those, the ones that answered `timeout`
+  std::uint64_t rejected = 0;  // try_acquire answers `full`
+};
+
 class semaphore {
  public:
   static constexpr std::size_t max_count = std::size_t{1} << 62;
@@ -130,8 +144,9 @@ class semaphore {
     const auto k = checked(n, "n");
     if (closed_.load(std::memory_order_seq_cst)) return status::closed;
     if (k == 0) return status::ok;
-    if (queued_.load(std::memory_order_seq_cst) != 0) return status::full;  // no barging
-    return take(k) ? status::ok : status::full;
+    if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return status::ok;
+    rejected_.fetch_add(1, std::memory_order_relaxed);  // full; or someone queues: no barging
+    return status::full;
   }
 
   // Waits for n permits: ok | closed.
@@ -224,6 +239,18 @@ class semaphore {
     return queued_.load(std::memory_order_relaxed);
   }
 
+  [[nodiscard]] semaphore_stats stats() const noexcept {
+    semaphore_stats s;
+    s.available = available();
+    s.waiting = waiting();
+    s.waits = waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
+    s.rejected = rejected_.load(std::memory_order_relaxed);
+    return s;
+  }
+  // How long the acquires that queued waited (only those are recorded).
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return wait_; }
+
  private:
   struct node : detail::waiter_node<node> {
     std::int64_t n = 0;
@@ -272,11 +299,14 @@ class semaphore {
     }
     if (detail::expired(deadline)) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
       return status::timeout;
     }
     node self;
     self.n = k;
     queue_.push(self);
+    waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(wait_);
     switch (queue_.wait(self, lock, deadline)) {
       case detail::served::granted:
         return status::ok;
@@ -287,6 +317,7 @@ class semaphore {
     }
     // Timed out or cancelled (and unlinked): the waiters behind us may fit now.
     queued_.fetch_sub(1, std::memory_order_relaxed);
+    timeouts_.fetch_add(1, std::memory_order_relaxed);
     dispatch();
     return detail::gave_up();
   }
@@ -330,6 +361,11 @@ class semaphore {
   std::atomic<bool> closed_{false};
   std::mutex m_;
   queue queue_;
+  // Written only by refused or queued acquires.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  wait_histogram wait_;
 };
 
 inline void detail::permit_traits::give_back(held& h) noexcept {

@@ -4,6 +4,7 @@
 //                             caps the average (Guava RateLimiter, golang.org/x/time/rate,
 //                             tower's RateLimit).
 //   bp::token_bucket_options  the same arguments, for designated initializers.
+//   bp::token_bucket_stats    available, waits, timeouts, rejected; wait_times() the waits.
 //
 // See bp/rate.hpp for when to throttle and when to use backpressure instead.
 #pragma once
@@ -17,6 +18,7 @@
 #include "detail/stop.hpp"
 #include "reservation.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -66,6 +68,15 @@ struct token_bucket_options {
 // Example:
 //   bp::token_bucket api(50.0, 20);                    // 50/s, bursts of 20
 //   if (!api.acquire_for(1, 200ms)) return busy();     // `timeout` at once if > 200 ms away
+// Counters of one token bucket (best effort while in use, exact at rest). Grants made at once
+// are not counted: that would add a shared write to the path that must stay cheapest.
+struct token_bucket_stats {
+  std::size_t available = 0;   // tokens in the bucket now
+  std::uint64_t waits = 0;     // acquires (and reservation waits) that slept for their tokens
+  std::uint64_t timeouts = 0;  // acquire_for answers `timeout` (the grant was too far away)
+  std::uint64_t rejected = 0;  // try_acquire answers `full`
+};
+
 class token_bucket {
  public:
   token_bucket(double rate_per_second, std::size_t burst, clock_ref clock = {})
@@ -85,8 +96,9 @@ class token_bucket {
     const auto k = checked(n, "bp::token_bucket::try_acquire");
     if (core_.closed()) return status::closed;
     if (k == 0) return status::ok;
-    return core_.rate().try_claim(k, slack(), detail::gcra::unbounded, 0) ? status::ok
-                                                                          : status::full;
+    if (core_.rate().try_claim(k, slack(), detail::gcra::unbounded, 0)) return status::ok;
+    core_.note_rejected();
+    return status::full;
   }
 
   // Parks until n tokens are granted: ok | closed.
@@ -141,6 +153,12 @@ class token_bucket {
   [[nodiscard]] double rate() const noexcept { return rate_; }
   [[nodiscard]] std::size_t burst() const noexcept { return burst_; }
 
+  [[nodiscard]] token_bucket_stats stats() const noexcept {
+    return {available(), core_.waits(), core_.timeouts(), core_.rejected()};
+  }
+  // How long the acquires that slept for their tokens slept, on the bucket's clock.
+  [[nodiscard]] const wait_histogram& wait_times() const noexcept { return core_.wait_times(); }
+
  private:
   std::int64_t slack() const noexcept { return static_cast<std::int64_t>(burst_); }
   std::int64_t checked(std::size_t n, const char* who) const {
@@ -152,7 +170,11 @@ class token_bucket {
     if (core_.closed()) return status::closed;
     if (k == 0) return status::ok;
     const auto c = core_.rate().try_claim(k, slack(), detail::gcra::unbounded, max_wait_ns);
-    if (!c) return core_.closed() ? status::closed : status::timeout;
+    if (!c) {
+      if (core_.closed()) return status::closed;
+      core_.note_timeout();
+      return status::timeout;
+    }
     return core_.wait(*c, k, true) ? status::ok : detail::closed_or_gave_up();
   }
 

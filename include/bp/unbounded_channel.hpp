@@ -7,7 +7,8 @@
 //                                     function), its re-arm mark and the callback fired when the
 //                                     size crosses it upward; for designated initializers.
 //   bp::unbounded_channel_stats       counters: sent, received, size, high_watermark,
-//                                     threshold_crossings, bytes, high_watermark_bytes.
+//                                     threshold_crossings, bytes, high_watermark_bytes,
+//                                     recv_waits, timeouts; recv_wait_times() the waits.
 //
 // Example:
 //
@@ -49,7 +50,9 @@
 #include "detail/recv_verbs.hpp"
 #include "detail/send_verbs.hpp"
 #include "detail/wait.hpp"
+#include "detail/wait_timer.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -63,6 +66,8 @@ struct unbounded_channel_stats {
   std::uint64_t threshold_crossings = 0;  // upward crossings of the threshold (callbacks fired)
   std::size_t bytes = 0;                  // sum of size_of over buffered values (0 without it)
   std::size_t high_watermark_bytes = 0;   // largest `bytes` seen
+  std::uint64_t recv_waits = 0;           // receives that had to wait for a value
+  std::uint64_t timeouts = 0;             // of those, the ones that answered `timeout`
 };
 
 // Options, to be written with designated initializers:
@@ -190,9 +195,17 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   }
 
   [[nodiscard]] unbounded_channel_stats stats() const {
-    std::lock_guard lock(m_);
-    return stats_;
+    std::unique_lock lock(m_);
+    unbounded_channel_stats s = stats_;
+    lock.unlock();
+    s.recv_waits = recv_waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
+    return s;
   }
+
+  // How long the receives that waited for a value waited (sends never wait). Only waits are
+  // recorded; its count equals stats().recv_waits at rest.
+  [[nodiscard]] const wait_histogram& recv_wait_times() const noexcept { return recv_wait_; }
 
   // --- range-for: `for (T v : ch)` receives until closed and drained ----------------------------
   using iterator = detail::recv_iterator<T, unbounded_channel, recv_verbs::next>;
@@ -280,14 +293,17 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   status take(std::optional<T>& out, bool may_wait, detail::clock::time_point deadline) {
     status answer = try_take(out);
     if (answer != status::full || !may_wait) return answer;
+    recv_waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(recv_wait_);
     const auto attempt = [&] {
       answer = try_take(out);
       return answer != status::full;
     };
     // While spinning, look at the size first: an empty queue is seen without the lock.
     const auto probe = [&] { return size_hint_.load(std::memory_order_relaxed) != 0 && attempt(); };
-    if (!detail::wait_loop(not_empty_, deadline, attempt, probe, detail::always_settled{}))
-      return detail::gave_up();
+    if (!detail::wait_loop(not_empty_, deadline, attempt, probe, detail::always_settled{})) {
+      return detail::gave_up(timeouts_);
+    }
     return answer;
   }
 
@@ -320,6 +336,9 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   std::atomic<bool> closed_hint_{false};
   std::mutex callback_m_;  // serializes on_threshold calls
   alignas(detail::cache_line) detail::event_count not_empty_;
+  std::atomic<std::uint64_t> recv_waits_{0};  // written only by receives that wait
+  std::atomic<std::uint64_t> timeouts_{0};
+  wait_histogram recv_wait_;
 };
 
 }  // namespace bp

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -40,8 +41,10 @@
 #include "detail/growable_ring.hpp"
 #include "detail/stop.hpp"
 #include "detail/wait.hpp"
+#include "detail/wait_timer.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
+#include "wait_histogram.hpp"
 
 namespace bp {
 
@@ -92,6 +95,9 @@ struct watermark_buffer_stats {
   std::uint64_t refused = 0;       // writes not buffered: full, timeout or closed
   std::size_t buffered_bytes = 0;  // bytes buffered now
   std::size_t peak_bytes = 0;      // largest buffered_bytes seen
+  std::uint64_t read_waits = 0;    // reads that had to wait for an item
+  std::uint64_t drain_waits = 0;   // wait_drain calls that had to wait for the low mark
+  std::uint64_t timeouts = 0;      // of those waits, the ones that answered `timeout`
 };
 
 template <class T>
@@ -278,8 +284,17 @@ class watermark_buffer {
     std::lock_guard lock(m_);
     watermark_buffer_stats s = stats_;
     s.buffered_bytes = bytes_;
+    s.read_waits = read_waits_.load(std::memory_order_relaxed);
+    s.drain_waits = drain_waits_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
     return s;
   }
+
+  // How long the reads that waited for an item, and the wait_drain calls that waited for the
+  // low mark, waited (only waits are recorded). A writer's wait is the memory budget's: see
+  // memory_budget::wait_times().
+  [[nodiscard]] const wait_histogram& read_wait_times() const noexcept { return read_wait_; }
+  [[nodiscard]] const wait_histogram& drain_wait_times() const noexcept { return drain_wait_; }
 
  private:
   struct entry {
@@ -341,9 +356,11 @@ class watermark_buffer {
   std::optional<T> read_impl(bool may_wait, detail::clock::time_point deadline) {
     std::optional<T> out;
     auto attempt = [&] { return try_read(out); };
-    if (!attempt() && may_wait)
-      (void)detail::wait_loop(readable_, deadline, attempt, detail::no_spin,
-                              detail::always_settled{});
+    if (attempt() || !may_wait) return out;
+    read_waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(read_wait_);
+    if (!detail::wait_loop(readable_, deadline, attempt, detail::no_spin, detail::always_settled{}))
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
     return out;
   }
 
@@ -379,8 +396,12 @@ class watermark_buffer {
       return closed_;
     };
     if (attempt()) return answer;
-    if (!detail::wait_loop(drained_, deadline, attempt, detail::no_spin, detail::always_settled{}))
-      return detail::gave_up();
+    drain_waits_.fetch_add(1, std::memory_order_relaxed);
+    const detail::wait_timer timer(drain_wait_);
+    if (!detail::wait_loop(drained_, deadline, attempt, detail::no_spin,
+                           detail::always_settled{})) {
+      return detail::gave_up(timeouts_);
+    }
     return answer;
   }
 
@@ -400,6 +421,11 @@ class watermark_buffer {
   std::size_t drain_at_ = 0;  // the low mark of the current crossing
   bool closed_ = false;
   watermark_buffer_stats stats_;
+  std::atomic<std::uint64_t> read_waits_{0};  // written only by reads and drains that wait
+  std::atomic<std::uint64_t> drain_waits_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  wait_histogram read_wait_;
+  wait_histogram drain_wait_;
 };
 
 }  // namespace bp

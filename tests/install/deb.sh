@@ -90,9 +90,24 @@ echo "--- dpkg -i ${pkgs[*]}"
 dpkg_retry -i "${debs[@]}"
 
 has() { [[ " ${pkgs[*]} " == *" $1 "* ]]; }
+echo "--- static libraries in the multiarch directory, declared dependencies"
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+for p in libbp-nats-dev libbp-prometheus-dev; do
+  has "$p" || continue
+  lib=$(dpkg -L "$p" | grep -E '\.a$')
+  [[ $lib == /usr/lib/$multiarch/* ]] || { echo "$p installs $lib, not under /usr/lib/$multiarch"; exit 1; }
+  echo "$p: $lib"
+done
+depends=$(dpkg-query -W -f '${Depends}' libbp-dev)
+[[ -n $depends ]] || { echo "libbp-dev declares no Depends"; exit 1; }
+echo "libbp-dev Depends: $depends"
+
 echo "--- find_package(bp) from /usr"
+components=()
+has libbp-nats-dev && components+=(nats)
+has libbp-prometheus-dev && components+=(prometheus)
 args=()
-has libbp-nats-dev && args+=(-DBP_CONSUMER_COMPONENTS=nats)
+((${#components[@]})) && args+=("-DBP_CONSUMER_COMPONENTS=$(IFS=';'; echo "${components[*]}")")
 timeout 120 "$BP_CMAKE" -S "$BP_SOURCE_DIR/tests/install/consumer" -B "$tmp/consumer" -G "$generator" \
   -DCMAKE_CXX_COMPILER="$BP_CXX" "${args[@]}" >"$tmp/configure.log" 2>&1 ||
   { cat "$tmp/configure.log"; exit 1; }
@@ -101,6 +116,7 @@ grep -q 'from /usr/share/bp/cmake' "$tmp/configure.log" ||
   { echo "find_package(bp) did not use the packaged /usr/share/bp/cmake"; exit 1; }
 targets=(consumer)
 has libbp-nats-dev && targets+=(consumer_nats)
+has libbp-prometheus-dev && targets+=(consumer_prometheus)
 timeout 180 "$BP_CMAKE" --build "$tmp/consumer" --parallel 1 --target "${targets[@]}"
 for t in "${targets[@]}"; do "$tmp/consumer/$t"; done
 

@@ -15,6 +15,7 @@ mode=${1:?usage: run.sh package|subdirectory|fetchcontent|pkgconfig}
 : "${BP_SOURCE_DIR:?}" "${BP_BUILD_DIR:?}" "${BP_CMAKE:?}" "${BP_CXX:?}"
 generator=${BP_GENERATOR:-Unix Makefiles}
 with_nats=${BP_WITH_NATS:-0}
+with_prometheus=${BP_WITH_PROMETHEUS:-0}
 jobs=${BP_JOBS:-1}
 consumer_src="$BP_SOURCE_DIR/tests/install/consumer"
 
@@ -33,6 +34,7 @@ consumer() {
   grep -E '^-- consumer:' "$dir.configure.log" || true
   local targets=(consumer)
   [[ " $* " == *"=nats "* ]] && targets+=(consumer_nats)
+  [[ " $* " == *"=prometheus "* ]] && targets+=(consumer_prometheus)
   step "build ${targets[*]}"
   "$BP_CMAKE" --build "$dir" --parallel "$jobs" --target "${targets[@]}"
   for t in "${targets[@]}"; do
@@ -55,10 +57,11 @@ expect_failure() {
   grep -qF "$expected" "$log" || { cat "$log"; echo "no message saying: $expected"; return 1; }
   echo "failed as it should: $(tr '\n' ' ' <"$log" | grep -o "missing components: [^)]*)" | tr -s ' ')"
 }
-# Installs the components dev (and nats) of the build tree into $tmp/prefix.
+# Installs the components dev (and nats, prometheus) of the build tree into $tmp/prefix.
 install_prefix() {
   local components=(dev)
   ((with_nats)) && components+=(nats)
+  ((with_prometheus)) && components+=(prometheus)
   for c in "${components[@]}"; do
     step "cmake --install $BP_BUILD_DIR --prefix $tmp/prefix --component $c"
     "$BP_CMAKE" --install "$BP_BUILD_DIR" --prefix "$tmp/prefix" --component "$c" >/dev/null
@@ -82,6 +85,14 @@ package)
     consumer "$tmp/nats" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DBP_CONSUMER_COMPONENTS=nats
   else
     echo "(connector not built: COMPONENTS nats not tested)"
+  fi
+  if ((with_prometheus)); then
+    "$BP_CMAKE" --install "$BP_BUILD_DIR" --prefix "$tmp/dev-only" --component dev >/dev/null
+    expect_failure "prometheus not installed" "'prometheus' (not installed" \
+      -DCMAKE_PREFIX_PATH="$tmp/dev-only" -DBP_CONSUMER_COMPONENTS=prometheus
+    consumer "$tmp/prometheus" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DBP_CONSUMER_COMPONENTS=prometheus
+  else
+    echo "(exporter not built: COMPONENTS prometheus not tested)"
   fi
   ;;
 subdirectory)
@@ -112,6 +123,14 @@ pkgconfig)
     "$BP_CXX" $(pkg-config --cflags bp-nats) -Wall -Wextra -Wpedantic -Werror \
       "$consumer_src/nats_main.cpp" -o "$tmp/consumer_nats" $(pkg-config --libs bp-nats)
     "$tmp/consumer_nats"
+  fi
+  if ((with_prometheus)); then
+    step "c++ \$(pkg-config --cflags bp-prometheus) prometheus_main.cpp \$(pkg-config --libs bp-prometheus)"
+    # shellcheck disable=SC2046
+    "$BP_CXX" $(pkg-config --cflags bp-prometheus) -Wall -Wextra -Wpedantic -Werror \
+      "$consumer_src/prometheus_main.cpp" -o "$tmp/consumer_prometheus" \
+      $(pkg-config --libs bp-prometheus)
+    "$tmp/consumer_prometheus"
   fi
   ;;
 *)

@@ -79,6 +79,9 @@ void engine::rebuild_locked() {
     series_.clear();
   }
   old.reset();  // its threads are joined; destroyed outside state_m_ (a strategy may report)
+  // Registered once the previous scenario (and its registrations under the same names) is gone.
+  sc_->metric_regs =
+      sc_->strat->register_metrics(metrics_, std::string(to_string(settings_.strategy)));
   sc_->start_threads();
 }
 

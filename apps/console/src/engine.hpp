@@ -125,6 +125,10 @@ class engine {
   // pipeline; none otherwise.
   [[nodiscard]] std::optional<pipeline_report> pipeline_now() const;
 
+  // The running scenario's bp primitives (its channel, token bucket, ...), named after the
+  // strategy: bp_channel_sent_total{channel="block"}. Replaced with the scenario.
+  [[nodiscard]] const metrics::registry& metrics() const noexcept { return metrics_; }
+
   // Stops every thread; further control calls do nothing. Idempotent (the destructor calls it).
   void shutdown();
 
@@ -144,6 +148,7 @@ class engine {
   void rebuild_pipeline_locked();
 
   options opt_;
+  metrics::registry metrics_;     // before sc_: outlives the scenario's registrations
   mutable std::mutex control_m_;  // the control path: one verb at a time
   settings settings_;
   std::unique_ptr<scenario> sc_;

@@ -38,6 +38,9 @@ struct engine::scenario {
   engine& eng;
   settings cfg;
   std::unique_ptr<strategy> strat;
+  // The strategy's primitives in the engine's metrics registry (engine::rebuild_locked); dropped
+  // before `strat`.
+  std::vector<metrics::registration> metric_regs;
   clock_type::time_point started = clock_type::now();
 
   std::atomic<std::uint64_t> next_seq{1};

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include <bp/prometheus/exporter.hpp>
+
 #include "assets.hpp"
 #include "http_loop.hpp"
 #include "json_io.hpp"
@@ -114,6 +116,16 @@ struct http_server::impl {
     return r ? to_json(*r) : json(nullptr);
   }
 
+  // Prometheus's text exposition format of the scenario's primitives (docs/metrics.md).
+  http_response metrics_text() const {
+    http_response r;
+    r.status = 200;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.body = bp::prometheus::to_text(eng.metrics().snapshot());
+    return r;
+  }
+
   http_response route(const http_request& req) {
     const std::string& path = req.path;
     if (req.method == "GET") {
@@ -124,6 +136,7 @@ struct http_server::impl {
       if (path == "/api/series") return series(req);
       if (path == "/api/events") return events(req);
       if (path == "/api/stream") return stream();
+      if (path == "/metrics") return metrics_text();
       // Everything else: an embedded asset by its exact path, or 404. A Range header is
       // ignored (RFC 9110 allows it): the whole asset, once, is the only answer.
       const asset* a = find_asset(path == "/" ? "/index.html" : path);

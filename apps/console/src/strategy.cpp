@@ -92,6 +92,13 @@ class channel_strategy final : public strategy {
   std::size_t capacity() const noexcept override { return ch_.capacity(); }
   void close() noexcept override { ch_.close(); }
 
+  std::vector<metrics::registration> register_metrics(metrics::registry& reg,
+                                                      const std::string& name) const override {
+    std::vector<metrics::registration> r;
+    r.push_back(reg.add(name, ch_));
+    return r;
+  }
+
  private:
   strategy_kind kind_;
   channel<item> ch_;
@@ -131,6 +138,13 @@ class unbounded_strategy final : public strategy {
   std::size_t capacity() const noexcept override { return cap_bytes_ / item_bytes_; }
 
   void close() noexcept override { ch_.close(); }
+
+  std::vector<metrics::registration> register_metrics(metrics::registry& reg,
+                                                      const std::string& name) const override {
+    std::vector<metrics::registration> r;
+    r.push_back(reg.add(name, ch_));
+    return r;
+  }
 
  private:
   const std::size_t cap_bytes_;
@@ -188,6 +202,14 @@ class throttle_strategy final : public strategy {
   void close() noexcept override {
     bucket_.close();
     ch_.close();
+  }
+
+  std::vector<metrics::registration> register_metrics(metrics::registry& reg,
+                                                      const std::string& name) const override {
+    std::vector<metrics::registration> r;
+    r.push_back(reg.add(name, bucket_));
+    r.push_back(reg.add(name, ch_));
+    return r;
   }
 
  private:

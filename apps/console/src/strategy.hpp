@@ -18,8 +18,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
+
+#include <bp/metrics.hpp>
 
 #include "settings.hpp"
 
@@ -74,6 +77,14 @@ class strategy {
   [[nodiscard]] virtual std::size_t capacity() const noexcept = 0;
   // Wakes every waiter; offer() answers stopped and take() nothing from now on.
   virtual void close() noexcept = 0;
+  // Registers the bp primitives this strategy runs on (served at GET /metrics), each under
+  // `name`; the registrations must be dropped before the strategy is destroyed.
+  [[nodiscard]] virtual std::vector<metrics::registration> register_metrics(
+      metrics::registry& reg, const std::string& name) const {
+    (void)reg;
+    (void)name;
+    return {};
+  }
 };
 
 // What a strategy may report outside an offer() (from the consumer's thread).

@@ -437,3 +437,36 @@ TEST(Report, HeadlessRunAndCompareWriteSelfContainedFiles) {
 
 }  // namespace
 }  // namespace bp::console
+
+namespace bp::console {
+namespace {
+
+// The registry behind GET /metrics follows the scenario: a restart replaces its series (same
+// names or new ones), and the throttle's token bucket is there beside its channel.
+TEST(Metrics, RegistryFollowsTheScenario) {
+  bp::test::watchdog dog(30s);
+  engine e(settings{}, fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually(
+      [&] {
+        return e.metrics().snapshot().value("bp_channel_sent_total", "block").value_or(0) > 0;
+      },
+      5s));
+  e.reset();  // same strategy, same names: registered again, counters from zero
+  EXPECT_EQ(e.metrics().size(), 1u);
+  settings t = e.current();
+  t.strategy = strategy_kind::throttle;
+  ASSERT_EQ(e.configure(t), "");
+  const auto s = e.metrics().snapshot();
+  EXPECT_EQ(e.metrics().size(), 2u);
+  EXPECT_FALSE(s.value("bp_channel_sent_total", "block").has_value());
+  EXPECT_TRUE(s.value("bp_channel_sent_total", "throttle").has_value());
+  EXPECT_TRUE(s.value("bp_token_bucket_rate", "throttle").has_value());
+  t.strategy = strategy_kind::unbounded;
+  ASSERT_EQ(e.configure(t), "");
+  EXPECT_TRUE(e.metrics().snapshot().value("bp_unbounded_channel_sent_total", "unbounded"));
+  e.shutdown();
+}
+
+}  // namespace
+}  // namespace bp::console

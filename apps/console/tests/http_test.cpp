@@ -84,6 +84,27 @@ TEST_F(Http, UnknownPathsAre404WithAJsonReason) {
   EXPECT_EQ(r->status, 404);
 }
 
+// GET /metrics: the scenario's primitives in Prometheus's text format; like the other GET
+// routes, another method is 404 with a JSON reason.
+TEST_F(Http, MetricsAreServedInPrometheusTextFormat) {
+  auto c = client();
+  auto r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/plain; version=0.0.4"),
+            std::string::npos);
+  const std::string strategy = state()["settings"].value("strategy", "block");
+  EXPECT_NE(r->body.find("# TYPE bp_channel_sent_total counter\n"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("bp_channel_sent_total{channel=\"" + strategy + "\"}"), std::string::npos)
+      << r->body;
+  EXPECT_NE(r->body.find("# TYPE bp_channel_send_wait_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(r->body.find("le=\"+Inf\""), std::string::npos);
+  auto post = c.Post("/metrics", "", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 404);
+  EXPECT_EQ(json::parse(post->body).value("error", ""), "not found");
+}
+
 TEST_F(Http, NoPathTraversal) {
   auto c = client();
   for (const char* path : {"/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",

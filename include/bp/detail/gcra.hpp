@@ -51,6 +51,7 @@ class basic_gcra {
     std::int64_t tat_after;  // tat_ right after this claim (sub-units)
     std::int64_t act_sub;    // granted once sub_at(now) >= act_sub
     std::int64_t act_ns;     // the clock time of act_sub (<= now when granted at once)
+    std::int64_t wait_ns;    // act_ns - now at the claim: 0 when granted at once
   };
 
   // Claims n units if the queue bound holds (tat_after - now <= bound) and the grant comes
@@ -75,13 +76,13 @@ class basic_gcra {
       }
       // Relaxed: units carry no data; the CAS only orders claims among themselves.
       if (tat_.compare_exchange_weak(tat, after, std::memory_order_relaxed)) {
-        return claim{after, act, act_ns};
+        return claim{after, act, act_ns, act_ns - now_ns};
       }
     }
   }
 
   // A claim of no units: acts now, whatever is queued, and gives nothing back when cancelled.
-  [[nodiscard]] claim empty_claim() const noexcept { return claim{0, 0, clock_.now_ns()}; }
+  [[nodiscard]] claim empty_claim() const noexcept { return claim{0, 0, clock_.now_ns(), 0}; }
 
   // Gives the units of a claim that has not acted yet back, as far as that cannot let later
   // claims bunch up. Claims made after this one keep their moments, so only the units not

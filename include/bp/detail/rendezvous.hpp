@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "deadline.hpp"
+#include "wait_timer.hpp"
 #include "waiter_queue.hpp"
 
 namespace bp::detail {
@@ -30,9 +31,11 @@ class rendezvous {
   };
 
   // Sender side. `wait == false` is try_send: succeeds only if a receiver is already waiting.
-  // A sender about to park counts itself in `send_waits` first (visible while it waits).
-  outcome send(T& v, bool wait, clock::time_point deadline,
-               std::atomic<std::uint64_t>& send_waits) {
+  // A sender about to park counts itself in `send_waits` first (visible while it waits), and
+  // records how long it was parked in `wait_times` (a bp::wait_histogram).
+  template <class Histogram>
+  outcome send(T& v, bool wait, clock::time_point deadline, std::atomic<std::uint64_t>& send_waits,
+               Histogram& wait_times) {
     trampoline_scope after_unlock;  // a coroutine served here resumes once m_ is free
     std::unique_lock lock(m_);
     if (closed_) return outcome::closed;
@@ -47,11 +50,15 @@ class rendezvous {
     self.src = &v;
     senders_.push(self);
     send_waits.fetch_add(1, std::memory_order_relaxed);
+    const wait_timer<Histogram> timer(wait_times);
     return park(self, lock, deadline);
   }
 
   // Receiver side. `wait == false` is try_recv: succeeds only if a sender is already waiting.
-  outcome recv(std::optional<T>& out, bool wait, clock::time_point deadline) {
+  // Counts and times its parking as send() does.
+  template <class Histogram>
+  outcome recv(std::optional<T>& out, bool wait, clock::time_point deadline,
+               std::atomic<std::uint64_t>& recv_waits, Histogram& wait_times) {
     trampoline_scope after_unlock;
     std::unique_lock lock(m_);
     if (node* s = senders_.pop()) {
@@ -65,6 +72,8 @@ class rendezvous {
     node self;
     self.dest = &out;
     receivers_.push(self);
+    recv_waits.fetch_add(1, std::memory_order_relaxed);
+    const wait_timer<Histogram> timer(wait_times);
     return park(self, lock, deadline);
   }
 

@@ -13,7 +13,9 @@
 // Callbacks a verb runs (drop handlers) run inside the scope: a wait in them is cancelled too.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <utility>
@@ -53,6 +55,13 @@ inline const std::stop_token* stop_to_watch() noexcept {
 // The answer of a wait that gave up: `cancelled` when the stop token made it, else `timeout`.
 inline status gave_up() noexcept {
   return current_stop.stopped ? status::cancelled : status::timeout;
+}
+
+// The same, counting a timeout (not a cancellation) in a primitive's statistics.
+inline status gave_up(std::atomic<std::uint64_t>& timeouts) noexcept {
+  const status s = gave_up();
+  if (s == status::timeout) timeouts.fetch_add(1, std::memory_order_relaxed);
+  return s;
 }
 
 // The answer of a wait that may have ended by close or by the stop token: `cancelled` for the

@@ -18,6 +18,10 @@
 //                                   `prefetch` refilled at 75% (crossing threads, bounded)
 //   batch(n, max_wait)              std::vector<T> of up to n; a partial one after max_wait
 //
+// The flow-control stages (on_backpressure_buffer / _drop / _latest, limit_rate, observe_on)
+// take .with_stats(std::shared_ptr<bp::rs::operator_stats>): what they received, delivered,
+// dropped, evicted and requested, for a bp::metrics::registry (bp/rs/operator_stats.hpp).
+//
 // Each stage is created per subscription, so a pipeline is a reusable recipe (cold). Every
 // stage obeys the subscriber rules upstream and the publisher rules downstream.
 //
@@ -54,6 +58,7 @@
 #include "detail/relay.hpp"
 #include "executor.hpp"
 #include "interfaces.hpp"
+#include "operator_stats.hpp"
 
 namespace bp::rs {
 
@@ -152,8 +157,11 @@ class take_stage : public relay<T, T, take_stage<T>> {
 template <class T>
 class drop_stage : public relay<T, T, drop_stage<T>> {
  public:
-  drop_stage(std::shared_ptr<subscriber<T>> d, std::function<void(T&&)> on_drop)
-      : relay<T, T, drop_stage>(std::move(d)), on_drop_(std::move(on_drop)) {}
+  drop_stage(std::shared_ptr<subscriber<T>> d, std::function<void(T&&)> on_drop,
+             std::shared_ptr<operator_stats> stats)
+      : relay<T, T, drop_stage>(std::move(d)),
+        on_drop_(std::move(on_drop)),
+        stats_(std::move(stats)) {}
   void on_start() { this->upstream().request(unbounded); }
   void forward_request(std::int64_t n) {
     if (n <= 0)
@@ -162,9 +170,11 @@ class drop_stage : public relay<T, T, drop_stage<T>> {
       add_demand(requested_, n);
   }
   void next(T v) {
+    if (stats_) stats_->add_received();
     std::int64_t r = requested_.load(std::memory_order_acquire);
     for (;;) {
       if (r == 0) {
+        if (stats_) stats_->add_dropped();
         if (on_drop_) on_drop_(std::move(v));
         return;
       }
@@ -172,11 +182,13 @@ class drop_stage : public relay<T, T, drop_stage<T>> {
                                                              std::memory_order_acquire))
         break;
     }
+    if (stats_) stats_->add_delivered();
     this->emit(std::move(v));
   }
 
  private:
   std::function<void(T&&)> on_drop_;
+  std::shared_ptr<operator_stats> stats_;
   std::atomic<std::int64_t> requested_{0};
 };
 
@@ -229,12 +241,19 @@ struct take_op : stage_tag {
 template <class D>
 struct drop_op : stage_tag {
   D on_drop;
+  std::shared_ptr<operator_stats> stats{};
+  // The same operator, counting into `s` (bp/rs/operator_stats.hpp).
+  [[nodiscard]] drop_op with_stats(std::shared_ptr<operator_stats> s) const {
+    drop_op copy = *this;
+    copy.stats = std::move(s);
+    return copy;
+  }
   template <class T>
   auto apply(publisher_ptr<T> up) const {
-    return lift<T>(std::move(up), [on_drop = on_drop](std::shared_ptr<subscriber<T>> d) {
+    return lift<T>(std::move(up), [c = *this](std::shared_ptr<subscriber<T>> d) {
       std::function<void(T &&)> fn;
-      if constexpr (!std::is_same_v<D, std::nullptr_t>) fn = on_drop;
-      return std::make_shared<drop_stage<T>>(std::move(d), std::move(fn));
+      if constexpr (!std::is_same_v<D, std::nullptr_t>) fn = c.on_drop;
+      return std::make_shared<drop_stage<T>>(std::move(d), std::move(fn), c.stats);
     });
   }
 };
@@ -247,10 +266,17 @@ struct queue_op_desc : stage_tag {
   overflow policy;
   D on_drop;
   executor ex;
+  std::shared_ptr<operator_stats> stats{};
+  // The same operator, counting into `s` (bp/rs/operator_stats.hpp).
+  [[nodiscard]] queue_op_desc with_stats(std::shared_ptr<operator_stats> s) const {
+    queue_op_desc copy = *this;
+    copy.stats = std::move(s);
+    return copy;
+  }
   template <class T>
   auto apply(publisher_ptr<T> up) const {
     return lift<T>(std::move(up), [c = *this](std::shared_ptr<subscriber<T>> d) {
-      queue_config<T> cfg{c.capacity, c.prefetch, c.policy, {}, c.ex};
+      queue_config<T> cfg{c.capacity, c.prefetch, c.policy, {}, c.ex, c.stats};
       if constexpr (!std::is_same_v<D, std::nullptr_t>) cfg.on_drop = c.on_drop;
       return std::make_shared<queue_op<T>>(std::move(d), std::move(cfg));
     });

@@ -28,6 +28,7 @@
 #include "../../status.hpp"
 #include "../executor.hpp"
 #include "../interfaces.hpp"
+#include "../operator_stats.hpp"
 #include "emitter.hpp"
 
 namespace bp::rs {
@@ -46,8 +47,9 @@ struct queue_config {
   std::size_t capacity = 1;
   std::int64_t prefetch = unbounded;  // what is requested upstream at first; refills at 75%
   overflow policy = overflow::reject;
-  std::function<void(T&&)> on_drop{};  // drop_newest / drop_oldest victims
-  executor ex{};                       // empty: deliver on the signalling thread
+  std::function<void(T&&)> on_drop{};       // drop_newest / drop_oldest victims
+  executor ex{};                            // empty: deliver on the signalling thread
+  std::shared_ptr<operator_stats> stats{};  // counted into when set
 };
 
 template <channel_element T>
@@ -62,7 +64,8 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
         prefetch_(cfg.prefetch),
         limit_(cfg.prefetch == unbounded ? unbounded : cfg.prefetch - cfg.prefetch / 4),
         on_drop_(std::move(cfg.on_drop)),
-        ex_(std::move(cfg.ex)) {}
+        ex_(std::move(cfg.ex)),
+        stats_(std::move(cfg.stats)) {}
 
   // --- upstream side: upstream's signals are serial (rule 1.3) ---
   void on_subscribe(std::shared_ptr<subscription> s) override {
@@ -74,18 +77,22 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
     up_ = std::move(s);
     auto down = std::move(pending_down_);
     down->on_subscribe(this->shared_from_this());
+    if (stats_ && prefetch_ != unbounded) stats_->add_requested(prefetch_);
     up_->request(prefetch_);
   }
 
   void on_next(T v) override {
     if (done_.load(std::memory_order_relaxed)) return;
+    if (stats_) stats_->add_received();
     switch (q_.try_send(std::move(v))) {
       case status::ok:  // drop_oldest evictions went to on_drop inside the channel
         break;
       case status::dropped:  // drop_newest: v was not taken
+        if (stats_) stats_->add_dropped();
         if (on_drop_) on_drop_(std::move(v));
         return;
       default:  // full: reject, or an upstream exceeding its demand: fail, cancel upstream
+        if (stats_) stats_->add_rejected();
         error_ = std::make_exception_ptr(
             overflow_error("bp::rs: buffer of " + std::to_string(q_.capacity()) +
                            " is full (on_backpressure_buffer reject, or upstream broke rule 1.1)"));
@@ -114,7 +121,9 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
   // --- emitter hooks (run by the drain loop's owner) ---
   std::optional<T> poll() noexcept {
     if (overflowed_.load(std::memory_order_acquire)) return std::nullopt;  // error cuts ahead
-    return q_.try_recv();
+    auto v = q_.try_recv();
+    if (v && stats_) stats_->add_delivered();
+    return v;
   }
 
   std::optional<std::exception_ptr> terminal() noexcept {
@@ -131,6 +140,7 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
       // Not once upstream signalled its terminal: the buffer is draining what is left, and
       // upstream's subscription is over (rules 2.3, 2.4).
       if (upstream_ended_.load(std::memory_order_acquire)) return;
+      if (stats_) stats_->add_requested(limit_);
       up_->request(limit_);
     }
   }
@@ -142,6 +152,7 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
         !(done_.load(std::memory_order_acquire) && upstream_ended_.load(std::memory_order_relaxed)))
       up_->cancel();
     while (q_.try_recv()) {
+      if (stats_) stats_->add_discarded();
     }
   }
 
@@ -164,7 +175,13 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
     return p == overflow::drop_newest || p == overflow::drop_oldest ? p : overflow::reject;
   }
   static typename bp::channel<T>::drop_handler victim_handler(const queue_config<T>& cfg) {
-    if (cfg.policy == overflow::drop_oldest && cfg.on_drop) return cfg.on_drop;
+    if (cfg.policy != overflow::drop_oldest) return {};
+    if (cfg.stats)
+      return [stats = cfg.stats, on_drop = cfg.on_drop](T&& v) {
+        stats->add_evicted();
+        if (on_drop) on_drop(std::move(v));
+      };
+    if (cfg.on_drop) return cfg.on_drop;
     return {};
   }
 
@@ -175,6 +192,7 @@ class queue_op : public subscriber<T>, public emitter<T, queue_op<T>> {
   std::int64_t consumed_ = 0;  // drain loop only
   std::function<void(T&&)> on_drop_;
   executor ex_;
+  std::shared_ptr<operator_stats> stats_;
   std::shared_ptr<base> scheduled_self_;
   std::exception_ptr error_;  // written before done_ / overflowed_ (release)
   std::atomic<bool> done_{false};
