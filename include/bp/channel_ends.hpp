@@ -75,6 +75,20 @@ class channel_end {
 };
 }  // namespace detail
 
+namespace detail {
+// What the async verbs of an empty end (moved-from or default-constructed) await: a channel that
+// is closed from the start, so they answer `closed` at once, as the blocking verbs do.
+template <channel_element T>
+channel<T>& closed_channel() {
+  static channel<T>* const ch = [] {
+    static channel<T> c(1);
+    c.close();
+    return &c;
+  }();
+  return *ch;
+}
+}  // namespace detail
+
 // The sending end of a channel made by make_channel. Copyable: each copy is an owner; when the
 // last sender is destroyed (or reset()), the channel closes and receivers drain, then see the
 // end. An empty (default-constructed or moved-from) sender answers `closed`.
@@ -128,6 +142,13 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders>,
   requires batch_range<R, T>
   [[nodiscard]] send_n_result send_n_for(R&& values, std::chrono::duration<Rep, Period> t) const {
     return ch() ? ch()->send_n_for(values, t) : send_n_result{0, status::closed};
+  }
+
+  // As channel's (docs/async.md); an empty sender's answers `closed` at once.
+  [[nodiscard]] detail::channel_send_op<channel<T>> async_send(T&& value,
+                                                               async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>())
+        .async_send(std::move(value), std::move(opts));
   }
 
  private:
@@ -189,6 +210,15 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   [[nodiscard]] status recv_until(T& out, std::chrono::time_point<Clock, Duration> d,
                                   const std::stop_token& stop) const {
     return ch() ? ch()->recv_until(out, d, stop) : status::closed;
+  }
+  // As channel's (docs/async.md); an empty receiver's answer `closed` (std::nullopt) at once.
+  [[nodiscard]] detail::channel_recv_op<channel<T>, false> async_recv(
+      async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_recv(std::move(opts));
+  }
+  [[nodiscard]] detail::channel_recv_op<channel<T>, true> async_recv(
+      T& out, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_recv(out, std::move(opts));
   }
   std::size_t recv_many(std::vector<T>& out, std::size_t max, const std::stop_token& stop) const {
     return ch() ? ch()->recv_many(out, max, stop) : 0;

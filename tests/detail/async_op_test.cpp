@@ -196,6 +196,42 @@ TEST_P(AsyncChannel, AMillionRoundTripsOnOneThread) {
   EXPECT_EQ(detached::live.load(), 0);
 }
 
+// --- the ends of make_channel -------------------------------------------------------------------
+
+detached produce_on(bp::sender<int> tx, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (co_await tx.async_send(int{i}) != status::ok) break;
+  }
+  tx.reset();  // the frame outlives the loop: give the channel up explicitly
+}
+detached consume_on(bp::receiver<int> rx, long& sum, bool& done) {
+  while (auto v = co_await rx.async_recv()) sum += *v;
+  done = true;
+}
+
+TEST_P(AsyncChannel, TheEndsOfMakeChannelAwaitAndAnEmptyEndAnswersClosed) {
+  auto [tx, rx] = bp::make_channel<int>(GetParam());
+  long sum = 0;
+  bool done = false;
+  consume_on(std::move(rx), sum, done);
+  produce_on(std::move(tx), 1000);
+  EXPECT_TRUE(done) << "the last sender's reset() closed the channel";
+  EXPECT_EQ(sum, 999L * 1000 / 2);
+  bp::receiver<int> empty_rx;
+  bp::sender<int> empty_tx;
+  std::optional<int> v = 5;
+  bool ended = false;
+  [](bp::receiver<int> r, std::optional<int>& out, bool& flag) -> detached {
+    out = co_await r.async_recv();
+    flag = true;
+  }(empty_rx, v, ended);
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(v, std::nullopt);
+  status s = status::ok;
+  [](bp::sender<int> t, status& out) -> detached { out = co_await t.async_send(1); }(empty_tx, s);
+  EXPECT_EQ(s, status::closed);
+}
+
 // --- many suspended coroutines -------------------------------------------------------------------
 
 detached park_recv(bp::channel<int>& ch, std::stop_token stop, std::atomic<long>& ended,
