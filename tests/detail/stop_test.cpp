@@ -74,6 +74,14 @@ auto stop_while_waiting(F call, std::chrono::milliseconds settle = 20ms) {
   return stopped_call<R>{std::move(*out), latency};
 }
 
+// Cancels verb(arg, token) while it waits and expects `cancelled`; `arg` is the value sent or the
+// variable received into, left for the caller to check.
+template <class Arg, class Verb>
+void expect_cancelled(Arg& arg, Verb verb) {
+  auto r = stop_while_waiting([&](std::stop_token st) { return verb(arg, st); });
+  EXPECT_EQ(r.answer, status::cancelled);
+}
+
 // As stop_while_waiting, but ends the wait by `close()` while the token stays unstopped.
 template <class F, class Close>
 auto close_while_waiting(F call, Close close) {
@@ -102,7 +110,7 @@ std::stop_token stopped_token() {
   return src.get_token();
 }
 
-// ---- channel: every send overload, capacity 0 and buffered ------------------------------------
+// ---- channel: every send overload, capacity 0 and buffered --------------------------------------
 
 class ChannelStop : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -134,8 +142,7 @@ void expect_every_send_overload_cancelled(Ch& ch, std::size_t size) {
   auto check = [&](const char* what, auto send) {
     SCOPED_TRACE(what);
     counted v(7);
-    auto r = stop_while_waiting([&](std::stop_token st) { return send(v, st); });
-    EXPECT_EQ(r.answer, status::cancelled);
+    expect_cancelled(v, send);
     EXPECT_FALSE(v.moved_from);  // the value stays with the caller
     EXPECT_EQ(v.value, 7);
     EXPECT_EQ(ch.size(), size);
@@ -171,8 +178,7 @@ void expect_every_recv_overload_cancelled(Ch& ch) {
   auto check = [&](const char* what, auto recv) {
     SCOPED_TRACE(what);
     counted out(5);
-    auto r = stop_while_waiting([&](std::stop_token st) { return recv(out, st); });
-    EXPECT_EQ(r.answer, status::cancelled);
+    expect_cancelled(out, recv);
     EXPECT_EQ(out.value, 5);  // untouched
     EXPECT_EQ(ch.stats().received, before.received);
   };
@@ -267,8 +273,7 @@ TEST_P(ChannelStop, BudgetedSendIsCancelledInTheSlotWaitAndGivesItsBytesBack) {
   auto check = [&](const char* what, auto send) {
     SCOPED_TRACE(what);
     counted v(7);
-    auto r = stop_while_waiting([&](std::stop_token st) { return send(v, st); });
-    EXPECT_EQ(r.answer, status::cancelled);
+    expect_cancelled(v, send);
     EXPECT_EQ(v.value, 7);  // back with the caller (moved in and out of the channel's entry)
     EXPECT_EQ(ch.size(), cap());
     EXPECT_EQ(ch.bytes(), held);
@@ -306,7 +311,7 @@ TEST_P(ChannelStop, BudgetedSendIsCancelledInTheBudgetWait) {
   EXPECT_EQ(budget.in_use(), 0u);
 }
 
-// ---- unbounded_channel ------------------------------------------------------------------------
+// ---- unbounded_channel --------------------------------------------------------------------------
 
 TEST(UnboundedChannelStop, EveryRecvOverloadIsWokenAndTakesNothing) {
   watchdog dog(60s);
@@ -314,8 +319,7 @@ TEST(UnboundedChannelStop, EveryRecvOverloadIsWokenAndTakesNothing) {
   auto check = [&](const char* what, auto recv) {
     SCOPED_TRACE(what);
     counted out(5);
-    auto r = stop_while_waiting([&](std::stop_token st) { return recv(out, st); });
-    EXPECT_EQ(r.answer, status::cancelled);
+    expect_cancelled(out, recv);
     EXPECT_EQ(out.value, 5);
   };
   check("recv(T&)", [&](counted& out, std::stop_token st) { return ch.recv(out, st); });
@@ -372,29 +376,43 @@ TEST(SemaphoreStop, ACancelledHeadOfTheQueueLetsTheNextWaiterBeServed) {
   EXPECT_EQ(sem.available(), 0u);
 }
 
-// ---- throttles
-// -----------------------------------------------------------------------------------
+// ---- throttles ----------------------------------------------------------------------------------
 
-TEST(TokenBucketStop, ACancelledAcquireGivesItsTokensBack) {
+// A bucket of one unit per 100 ms on a manual clock, its unit just spent: `wait` is cancelled
+// while it waits for the next unit, which must then come at 100 ms as if the call had never been
+// made (a unit kept by the cancelled call would push it to 200 ms).
+template <class Bucket, class Wait>
+void expect_the_next_unit_back(bp::manual_clock& clock, Bucket& b, Wait wait) {
+  ASSERT_TRUE(b.try_acquire());
+  auto r = stop_while_waiting([&](std::stop_token st) -> bp::result { return wait(st); });
+  EXPECT_EQ(r.answer, status::cancelled);
+  clock.advance(99ms);
+  EXPECT_FALSE(b.try_acquire());
+  clock.advance(1ms);
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_FALSE(b.try_acquire());
+}
+
+// Token bucket: acquire, acquire_for, reservation::wait; leaky bucket: acquire, acquire_for.
+TEST(BucketStop, ACancelledAcquireGivesItsUnitBack) {
   watchdog dog(60s);
-  for (int verb = 0; verb < 3; ++verb) {
+  for (int verb = 0; verb < 5; ++verb) {
     SCOPED_TRACE(verb);
     bp::manual_clock clock;
-    bp::token_bucket b(10.0, 1, clock);  // one token per 100 ms
-    ASSERT_TRUE(b.try_acquire());
-    auto r = stop_while_waiting([&](std::stop_token st) -> bp::result {
-      if (verb == 0) return b.acquire(1, st);
-      if (verb == 1) return b.acquire_for(1, 30s, st);
-      auto res = b.reserve(1);
-      return res.wait(st);
-    });
-    EXPECT_EQ(r.answer, status::cancelled);
-    // The token of 100 ms is there, as if the cancelled call had never been made.
-    clock.advance(99ms);
-    EXPECT_FALSE(b.try_acquire());
-    clock.advance(1ms);
-    EXPECT_TRUE(b.try_acquire());
-    EXPECT_FALSE(b.try_acquire());
+    bp::token_bucket tokens(10.0, 1, clock);
+    bp::leaky_bucket paced(10.0, 2, clock);
+    if (verb < 3) {
+      expect_the_next_unit_back(clock, tokens, [&](std::stop_token st) -> bp::result {
+        if (verb == 0) return tokens.acquire(1, st);
+        if (verb == 1) return tokens.acquire_for(1, 30s, st);
+        auto res = tokens.reserve(1);
+        return res.wait(st);
+      });
+    } else {
+      expect_the_next_unit_back(clock, paced, [&](std::stop_token st) {
+        return verb == 3 ? paced.acquire(1, st) : paced.acquire_for(1, 30s, st);
+      });
+    }
   }
 }
 
@@ -408,25 +426,6 @@ TEST(TokenBucketStop, ASleepOnTheSteadyClockIsCancelledToo) {
   ASSERT_TRUE(l.try_acquire());
   auto s = stop_while_waiting([&](std::stop_token st) { return l.acquire(1, st); });
   EXPECT_EQ(s.answer, status::cancelled);
-}
-
-TEST(LeakyBucketStop, ACancelledAcquireGivesItsTurnBack) {
-  watchdog dog(60s);
-  for (int verb = 0; verb < 2; ++verb) {
-    SCOPED_TRACE(verb);
-    bp::manual_clock clock;
-    bp::leaky_bucket b(10.0, 2, clock);  // one unit per 100 ms
-    ASSERT_TRUE(b.try_acquire());
-    auto r = stop_while_waiting([&](std::stop_token st) {
-      return verb == 0 ? b.acquire(1, st) : b.acquire_for(1, 30s, st);
-    });
-    EXPECT_EQ(r.answer, status::cancelled);
-    clock.advance(99ms);
-    EXPECT_FALSE(b.try_acquire());
-    clock.advance(1ms);
-    EXPECT_TRUE(b.try_acquire());  // the cancelled unit's turn was given back
-    EXPECT_FALSE(b.try_acquire());
-  }
 }
 
 // ---- memory budget, concurrency limiter, watermark buffer ---------------------------------------
@@ -595,7 +594,7 @@ TEST(StoppedBeforeTheCall, CreditThatIsReadyIsTakenAndAWaitIsNotStarted) {
   }
 }
 
-// ---- a token never stopped --------------------------------------------------------------------
+// ---- a token never stopped ----------------------------------------------------------------------
 
 TEST(NeverStopped, ATokenThatIsNeverStoppedChangesNothing) {
   watchdog dog(60s);
@@ -636,8 +635,7 @@ TEST(NeverStopped, ATokenThatIsNeverStoppedChangesNothing) {
   EXPECT_FALSE(src.stop_requested());
 }
 
-// ---- close() still wakes a waiter that has a token
-// -----------------------------------------------
+// ---- close() still wakes a waiter that has a token ----------------------------------------------
 
 TEST_P(ChannelStop, CloseWakesAWaiterThatHasAToken) {
   watchdog dog(60s);
@@ -721,8 +719,7 @@ TEST(CloseWithAToken, EveryPrimitiveStillAnswersClosed) {
   }
 }
 
-// ---- drop handlers run inside the scope
-// -----------------------------------------------------------
+// ---- drop handlers run inside the scope ---------------------------------------------------------
 
 TEST(DropHandlerInsideTheScope, AWaitInADropHandlerIsCancelledByTheSendersToken) {
   watchdog dog(60s);
@@ -741,8 +738,7 @@ TEST(DropHandlerInsideTheScope, AWaitInADropHandlerIsCancelledByTheSendersToken)
   EXPECT_EQ(gate.waiting(), 0u);
 }
 
-// ---- wake latency
-// ---------------------------------------------------------------------------------
+// ---- wake latency -------------------------------------------------------------------------------
 
 void report_latency(const char* what, std::vector<std::chrono::nanoseconds> v) {
   std::sort(v.begin(), v.end());
@@ -782,7 +778,7 @@ TEST(WakeLatency, RequestStopToReturn) {
           [&](std::stop_token st) { return bucket.acquire(1, st); });
 }
 
-// ---- race: senders and receivers with tokens, stops and close ----------------------------------
+// ---- race: senders and receivers with tokens, stops and close -----------------------------------
 
 // A stop_source per thread, replaced after each stop so that the thread can try again.
 class restartable_stop {
