@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "coro_util.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -736,6 +737,31 @@ TEST(DropHandlerInsideTheScope, AWaitInADropHandlerIsCancelledByTheSendersToken)
   EXPECT_EQ(r.answer, status::ok);  // the send itself needed no wait: the value is in
   EXPECT_EQ(ch.try_recv(), std::optional<int>(2));
   EXPECT_EQ(gate.waiting(), 0u);
+}
+
+// ---- a coroutine resumed inside a verb's scope
+// -----------------------------------------------------
+
+bp::test::detached receive_then_wait(bp::channel<int>& ch, bp::semaphore& gate,
+                                     std::optional<int>& got, std::atomic<int>& answer) {
+  got = co_await ch.async_recv();
+  answer = static_cast<int>(gate.acquire_for(1, 20ms).value());  // a wait of its own, no token
+}
+
+// A send that hands its value to a waiting coroutine resumes it inline, inside the send. The
+// coroutine is not part of the send: its own waits must not watch the sender's token.
+TEST_P(ChannelStop, ACoroutineResumedByASendDoesNotWatchTheSendersToken) {
+  watchdog dog(60s);
+  bp::channel<int> ch(cap());
+  bp::semaphore gate(0);
+  std::optional<int> got;
+  std::atomic<int> answer{-1};
+  receive_then_wait(ch, gate, got, answer);
+  ASSERT_EQ(answer.load(), -1);  // suspended in async_recv
+  EXPECT_EQ(ch.send(5, stopped_token()), status::ok);
+  ASSERT_TRUE(bp::test::eventually([&] { return answer.load() != -1; }));
+  EXPECT_EQ(got, std::optional<int>(5));
+  EXPECT_EQ(answer.load(), static_cast<int>(status::timeout));
 }
 
 // ---- wake latency -------------------------------------------------------------------------------
