@@ -5,10 +5,6 @@
 // bp-test-timeout: 300
 #include <bp/detail/stop.hpp>
 
-#include <gtest/gtest.h>
-
-#include <algorithm>
-#include <atomic>
 #include <bp/budgeted_channel.hpp>
 #include <bp/channel.hpp>
 #include <bp/channel_ends.hpp>
@@ -20,6 +16,11 @@
 #include <bp/token_bucket.hpp>
 #include <bp/unbounded_channel.hpp>
 #include <bp/watermark_buffer.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
