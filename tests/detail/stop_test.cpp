@@ -359,23 +359,40 @@ TEST(SemaphoreStop, EveryAcquireOverloadIsWokenAndLeavesTheQueue) {
   EXPECT_TRUE(sem.try_acquire(1));
 }
 
-TEST(SemaphoreStop, ACancelledHeadOfTheQueueLetsTheNextWaiterBeServed) {
-  watchdog dog(60s);
-  bp::semaphore sem(1);
+// A waiter with a token heads the queue (asking for `head_n` of `initial` permits), another
+// waits behind it; the head is cancelled, then `release` permits are released: the one behind is
+// served, and nothing is left held or queued.
+void cancel_the_head(std::size_t initial, std::size_t head_n, std::size_t release) {
+  bp::semaphore sem(initial);
   std::stop_source head_stop;
   std::atomic<int> head{-1}, next{-1};
-  std::thread h([&] { head = static_cast<int>(sem.acquire(2, head_stop.get_token()).value()); });
+  std::thread h(
+      [&] { head = static_cast<int>(sem.acquire(head_n, head_stop.get_token()).value()); });
   ASSERT_TRUE(bp::test::eventually([&] { return sem.waiting() == 1; }));
   std::thread n([&] { next = static_cast<int>(sem.acquire_for(1, 30s).value()); });
   ASSERT_TRUE(bp::test::eventually([&] { return sem.waiting() == 2; }));
   EXPECT_EQ(next.load(), -1);  // queued behind the head (no barging)
   head_stop.request_stop();
   h.join();
-  n.join();  // the permit the head was waiting beside goes to the next waiter
   EXPECT_EQ(head.load(), static_cast<int>(status::cancelled));
+  if (release != 0) {
+    EXPECT_EQ(sem.waiting(), 1u);
+    sem.release(release);
+  }
+  n.join();
   EXPECT_EQ(next.load(), static_cast<int>(status::ok));
   EXPECT_EQ(sem.waiting(), 0u);
   EXPECT_EQ(sem.available(), 0u);
+}
+
+TEST(SemaphoreStop, ACancelledHeadOfTheQueueLetsTheNextWaiterBeServedAtOnce) {
+  watchdog dog(60s);
+  cancel_the_head(1, 2, 0);  // the permit the head waited beside goes to the next waiter
+}
+
+TEST(SemaphoreStop, AfterACancelledWaiterALaterReleaseServesTheNextOne) {
+  watchdog dog(60s);
+  cancel_the_head(0, 1, 1);
 }
 
 // ---- throttles ----------------------------------------------------------------------------------
