@@ -22,6 +22,8 @@
 #include <coroutine>
 #include <utility>
 
+#include "stop.hpp"
+
 namespace bp::detail {
 
 struct trampoline {
@@ -34,11 +36,21 @@ inline trampoline*& current_trampoline() noexcept {
   return current;
 }
 
+// The coroutines resumed here are not part of any blocking verb this thread may be running (a
+// send that hands its value to a waiting coroutine resumes it inline): they run outside that
+// verb's stop_scope (detail/stop.hpp), so their own waits do not watch the verb's token.
 inline void resume_flat(std::coroutine_handle<> h) {
   struct scope {
     trampoline level;
-    scope() noexcept : level{{}, current_trampoline()} { current_trampoline() = &level; }
-    ~scope() { current_trampoline() = level.outer; }  // also if a resumption throws
+    stop_slot verb_stop;
+    scope() noexcept : level{{}, current_trampoline()}, verb_stop(current_stop) {
+      current_trampoline() = &level;
+      current_stop = stop_slot{};
+    }
+    ~scope() {  // also if a resumption throws
+      current_trampoline() = level.outer;
+      current_stop = verb_stop;
+    }
     scope(const scope&) = delete;
     scope& operator=(const scope&) = delete;
   } s;
