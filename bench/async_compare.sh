@@ -7,6 +7,7 @@
 #   bench/async_compare.sh --busy                   # two CPU-burning processes on both cores
 #   bench/async_compare.sh --before /tmp/wt-before/build/rel/bench/channel_benchmark
 #   bench/async_compare.sh --reps 7 --min-time 0.5
+#   bench/async_compare.sh --report bench/results/<run>.csv   # the medians of a raw file again
 #
 # Builds async_benchmark and channel_benchmark in build/release (the `release` preset, -j1) and
 # the Go peer (bench/go/scenarios.go, `go build`). The asio rows need libasio-dev (installed by
@@ -26,16 +27,64 @@ reps=5
 min_time=0.5
 busy=0
 before=""
+report=""
 while (($#)); do
   case "$1" in
     --reps) reps=$2; shift 2 ;;
     --min-time) min_time=$2; shift 2 ;;
     --busy) busy=1; shift ;;
     --before) before=$2; shift 2 ;;
+    --report) report=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "async_compare: unknown option $1" >&2; exit 64 ;;
   esac
 done
+
+# Medians, min and max per row; then the ratios the targets are about, taken within each
+# repetition (the programs of one repetition ran back to back, so a paired ratio cancels part of
+# a busy machine's drift) and their median.
+summarize() {
+  python3 - "$1" <<'PY'
+import csv, statistics, sys
+rows, by_rep = {}, {}
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["value"]:
+        v = float(r["value"])
+        rows.setdefault((r["impl"], r["row"], r["unit"]), []).append(v)
+        by_rep.setdefault(r["rep"], {})[(r["impl"], r["row"])] = v
+print(f"{'impl':<9} {'row':<40} {'median':>11} {'min':>11} {'max':>11}  unit  (n)")
+for (impl, row, unit), v in sorted(rows.items()):
+    print(f"{impl:<9} {row:<40} {statistics.median(v):>11.4g} {min(v):>11.4g} "
+          f"{max(v):>11.4g}  {unit}  ({len(v)})")
+bp, asio, go = "BM_Bp_", "BM_Asio_", "go"
+ratios = [
+    ("ping-pong 1 thread, bp / go (target <= 0.5)", ("bp", bp + "PingPong_OneThread"), ("go", "pingpong/gomaxprocs:1")),
+    ("ping-pong 1 thread, bp / asio", ("bp", bp + "PingPong_OneThread"), ("asio", asio + "PingPong_OneThread")),
+    ("ping-pong 2 threads, bp / go", ("bp", bp + "PingPong_TwoThreads/real_time"), ("go", "pingpong/gomaxprocs:2")),
+    ("ping-pong 2 threads, bp / asio", ("bp", bp + "PingPong_TwoThreads/real_time"), ("asio", asio + "PingPong_TwoThreads/real_time")),
+]
+for n in (2, 8):
+    for posted in (0, 1):
+        b = ("bp", f"{bp}Mpmc/n:{n}/posted:{posted}/real_time")
+        ratios.append((f"mpmc {n}x{n} {'posted' if posted else 'inline'}, bp / asio (target >= 3)", b, ("asio", f"{asio}Mpmc/n:{n}/real_time")))
+        ratios.append((f"mpmc {n}x{n} {'posted' if posted else 'inline'}, bp / go (target >= 1)", b, ("go", f"mpmc{n}x{n}/gomaxprocs:2")))
+for (impl, row, unit) in sorted(rows):
+    if impl == "blocking":
+        ratios.append((f"blocking {row}, after / before", ("blocking", row), ("before", row)))
+print(f"\n{'ratio':<58} {'paired median':>13} {'min':>7} {'max':>7} {'of medians':>10}")
+for name, a, b in ratios:
+    paired = [reps[a] / reps[b] for reps in by_rep.values() if a in reps and b in reps]
+    ma = [reps[a] for reps in by_rep.values() if a in reps]
+    mb = [reps[b] for reps in by_rep.values() if b in reps]
+    if paired:
+        print(f"{name:<58} {statistics.median(paired):>13.3f} {min(paired):>7.3f} {max(paired):>7.3f} "
+              f"{statistics.median(ma) / statistics.median(mb):>10.3f}")
+PY
+}
+if [[ -n $report ]]; then
+  summarize "$report"
+  exit 0
+fi
 
 build=$PWD/build/release
 cmake --preset release -B "$build" -DBP_BUILD_TESTS=OFF -DBP_BUILD_EXAMPLES=OFF \
@@ -111,14 +160,5 @@ done
 echo "uptime at end: $(uptime)" >>"$base.meta"
 cleanup
 
-python3 - "$csv" <<'EOF' | tee "$base.txt"
-import csv, statistics, sys
-rows = {}
-for r in csv.DictReader(open(sys.argv[1])):
-    if r["value"]:
-        rows.setdefault((r["impl"], r["row"], r["unit"]), []).append(float(r["value"]))
-print(f"{'impl':<9} {'row':<46} {'median':>12} {'min':>12} {'max':>12}  unit  (n)")
-for (impl, row, unit), v in sorted(rows.items()):
-    print(f"{impl:<9} {row:<46} {statistics.median(v):>12.4g} {min(v):>12.4g} {max(v):>12.4g}  {unit}  ({len(v)})")
-EOF
+summarize "$csv" | tee "$base.txt"
 echo "async_compare: raw results $csv"
