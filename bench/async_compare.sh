@@ -35,7 +35,7 @@ while (($#)); do
     --busy) busy=1; shift ;;
     --before) before=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "async_compare: unknown option $1" >&2; exit 64 ;;
   esac
 done
