@@ -1,7 +1,13 @@
 // scn_go: the peer scenarios for Go's buffered channel (chan uint64), with the same method and
 // CSV line as bench/scenarios/driver.hpp: time-bounded runs, producers send 1, 2, 3, ...,
 // the channel is closed when they are done, consumers drain it, and count and sum received must
-// equal what was sent (exit code 2 otherwise). GOMAXPROCS is left at its default.
+// equal what was sent (exit code 2 otherwise). GOMAXPROCS is left at its default unless
+// -gomaxprocs says otherwise.
+//
+// Goroutines are Go's coroutines, so the same program is the Go peer of bp's coroutine verbs
+// (bench/async_benchmark.cpp, run side by side by bench/async_compare.sh): pingpong with
+// -gomaxprocs 1 is the ping-pong of two goroutines on one thread, with -gomaxprocs 2 the
+// cross-thread one, and mpmc2x2 / mpmc8x8 with -gomaxprocs 2 the async MPMC throughput.
 //
 // Built by scripts/bench: go build -o <dir>/scn_go bench/go/scenarios.go
 package main
@@ -10,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -164,7 +171,11 @@ func main() {
 	scenario := flag.String("scenario", "spsc", "spsc, mpmc2x2, mpmc8x8, pingpong, blocked")
 	seconds := flag.Float64("seconds", 0.5, "run length")
 	capacity := flag.Int("capacity", 1024, "channel capacity")
+	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS (0: the default, one per core)")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	switch *scenario {
 	case "spsc":
 		throughput(*scenario, *seconds, *capacity, 1, 1)
