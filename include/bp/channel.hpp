@@ -588,7 +588,7 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
     std::optional<T> out;
     if (rendezvous_.recv(out, may_wait, deadline, recv_waits_, recv_wait_) ==
         rendezvous_t::outcome::timeout)
-      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      (void)detail::gave_up(timeouts_);  // counts a timeout, not a cancellation
     return out;
   }
 
@@ -601,7 +601,7 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
     auto attempt = [&] { return probe() || ring_.closed_and_drained(); };
     auto settled = [&] { return ring_.settled_empty(); };  // else a push is publishing its value
     if (!detail::wait_loop(not_empty_, deadline, attempt, probe, settled))
-      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      (void)detail::gave_up(timeouts_);  // counts a timeout, not a cancellation
     return v;
   }
 

@@ -644,10 +644,7 @@ inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
     }
     return false;
   };
-  if (!detail::wait_until(room_, deadline, attempt)) {
-    timeouts_.fetch_add(1, std::memory_order_relaxed);
-    answer = detail::gave_up();
-  }
+  if (!detail::wait_until(room_, deadline, attempt)) answer = detail::gave_up(timeouts_);
   if (needy) needy_.fetch_sub(1, std::memory_order_seq_cst);
   stream_sub(s, state::waiter_one);
   // Our leaving may let others go on: we no longer hold them back, and the share grew.

@@ -285,18 +285,26 @@ class semaphore {
     }
   }
 
-  status acquire_impl(std::size_t n, detail::clock::time_point deadline) {
-    const auto k = checked(n, "n");
+  // What every acquire does first: ok or closed at once, or std::nullopt when it must queue
+  // (then `lock` holds m_ and the acquire is counted in queued_).
+  std::optional<status> admit_or_queue(std::int64_t k, std::unique_lock<std::mutex>& lock) {
     if (closed_.load(std::memory_order_seq_cst)) return status::closed;
     if (k == 0) return status::ok;
     if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return status::ok;
-    std::unique_lock lock(m_);
+    lock.lock();
     if (closed_.load(std::memory_order_relaxed)) return status::closed;
     queued_.fetch_add(1, std::memory_order_seq_cst);
     if (queue_.empty() && take(k)) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
       return status::ok;
     }
+    return std::nullopt;
+  }
+
+  status acquire_impl(std::size_t n, detail::clock::time_point deadline) {
+    const auto k = checked(n, "n");
+    std::unique_lock lock(m_, std::defer_lock);
+    if (auto r = admit_or_queue(k, lock)) return *r;
     if (detail::expired(deadline)) {
       queued_.fetch_sub(1, std::memory_order_relaxed);
       timeouts_.fetch_add(1, std::memory_order_relaxed);
@@ -317,24 +325,15 @@ class semaphore {
     }
     // Timed out or cancelled (and unlinked): the waiters behind us may fit now.
     queued_.fetch_sub(1, std::memory_order_relaxed);
-    timeouts_.fetch_add(1, std::memory_order_relaxed);
     dispatch();
-    return detail::gave_up();
+    return detail::gave_up(timeouts_);
   }
 
   // The first half of an acquire for a waiter that is not a thread: ok or closed at once, or
   // std::nullopt with `self` queued.
   std::optional<status> start_acquire(node& self, std::int64_t k) {
-    if (closed_.load(std::memory_order_seq_cst)) return status::closed;
-    if (k == 0) return status::ok;
-    if (queued_.load(std::memory_order_seq_cst) == 0 && take(k)) return status::ok;
-    std::lock_guard lock(m_);
-    if (closed_.load(std::memory_order_relaxed)) return status::closed;
-    queued_.fetch_add(1, std::memory_order_seq_cst);
-    if (queue_.empty() && take(k)) {
-      queued_.fetch_sub(1, std::memory_order_relaxed);
-      return status::ok;
-    }
+    std::unique_lock lock(m_, std::defer_lock);
+    if (auto r = admit_or_queue(k, lock)) return r;
     self.n = k;
     queue_.push(self);
     return std::nullopt;

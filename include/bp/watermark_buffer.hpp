@@ -360,7 +360,7 @@ class watermark_buffer {
     read_waits_.fetch_add(1, std::memory_order_relaxed);
     const detail::wait_timer timer(read_wait_);
     if (!detail::wait_loop(readable_, deadline, attempt, detail::no_spin, detail::always_settled{}))
-      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      (void)detail::gave_up(timeouts_);  // counts a timeout, not a cancellation
     return out;
   }
 

@@ -38,17 +38,9 @@ class rendezvous {
                Histogram& wait_times) {
     trampoline_scope after_unlock;  // a coroutine served here resumes once m_ is free
     std::unique_lock lock(m_);
-    if (closed_) return outcome::closed;
-    if (node* r = receivers_.pop()) {
-      r->dest->emplace(std::move(v));
-      ++handed_;
-      queue::serve(*r, served::granted);
-      return outcome::done;
-    }
-    if (!wait) return outcome::empty;
     node self;
-    self.src = &v;
-    senders_.push(self);
+    const outcome o = offer_send(wait ? &self : nullptr, v);
+    if (o != outcome::empty || !wait) return o;
     send_waits.fetch_add(1, std::memory_order_relaxed);
     const wait_timer<Histogram> timer(wait_times);
     return park(self, lock, deadline);
@@ -61,17 +53,9 @@ class rendezvous {
                std::atomic<std::uint64_t>& recv_waits, Histogram& wait_times) {
     trampoline_scope after_unlock;
     std::unique_lock lock(m_);
-    if (node* s = senders_.pop()) {
-      out.emplace(std::move(*s->src));
-      ++handed_;
-      queue::serve(*s, served::granted);
-      return outcome::done;
-    }
-    if (closed_) return outcome::closed;
-    if (!wait) return outcome::empty;
     node self;
-    self.dest = &out;
-    receivers_.push(self);
+    const outcome o = offer_recv(wait ? &self : nullptr, out);
+    if (o != outcome::empty || !wait) return o;
     recv_waits.fetch_add(1, std::memory_order_relaxed);
     const wait_timer<Histogram> timer(wait_times);
     return park(self, lock, deadline);
@@ -103,31 +87,14 @@ class rendezvous {
   outcome start_send(node& self, T& v, std::atomic<std::uint64_t>& send_waits) {
     trampoline_scope after_unlock;
     std::lock_guard lock(m_);
-    if (closed_) return outcome::closed;
-    if (node* r = receivers_.pop()) {
-      r->dest->emplace(std::move(v));
-      ++handed_;
-      queue::serve(*r, served::granted);
-      return outcome::done;
-    }
-    self.src = &v;
-    senders_.push(self);
-    send_waits.fetch_add(1, std::memory_order_relaxed);
-    return outcome::empty;
+    const outcome o = offer_send(&self, v);
+    if (o == outcome::empty) send_waits.fetch_add(1, std::memory_order_relaxed);
+    return o;
   }
   outcome start_recv(node& self, std::optional<T>& out) {
     trampoline_scope after_unlock;
     std::lock_guard lock(m_);
-    if (node* s = senders_.pop()) {
-      out.emplace(std::move(*s->src));
-      ++handed_;
-      queue::serve(*s, served::granted);
-      return outcome::done;
-    }
-    if (closed_) return outcome::closed;
-    self.dest = &out;
-    receivers_.push(self);
-    return outcome::empty;
+    return offer_recv(&self, out);
   }
   outcome finish(node& self) {
     std::lock_guard lock(m_);
@@ -144,6 +111,39 @@ class rendezvous {
 
  private:
   using queue = waiter_queue<node>;
+
+  // Under m_: hands `v` to the first waiting receiver (done), or answers closed, or queues
+  // `self` if given (empty: nobody waits; `self` is now in the queue unless null).
+  outcome offer_send(node* self, T& v) {
+    if (closed_) return outcome::closed;
+    if (node* r = receivers_.pop()) {
+      r->dest->emplace(std::move(v));
+      ++handed_;
+      queue::serve(*r, served::granted);
+      return outcome::done;
+    }
+    if (self != nullptr) {
+      self->src = &v;
+      senders_.push(*self);
+    }
+    return outcome::empty;
+  }
+  // Under m_: takes the first waiting sender's value (done), or answers closed (and drained:
+  // senders still queued at close were closed out), or queues `self` if given.
+  outcome offer_recv(node* self, std::optional<T>& out) {
+    if (node* s = senders_.pop()) {
+      out.emplace(std::move(*s->src));
+      ++handed_;
+      queue::serve(*s, served::granted);
+      return outcome::done;
+    }
+    if (closed_) return outcome::closed;
+    if (self != nullptr) {
+      self->dest = &out;
+      receivers_.push(*self);
+    }
+    return outcome::empty;
+  }
 
   outcome park(node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {
     switch ((self.src ? senders_ : receivers_).wait(self, lock, deadline)) {
