@@ -37,6 +37,7 @@
 #include <variant>
 
 #include "clock.hpp"
+#include "detail/async_op.hpp"
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/sleep.hpp"
@@ -143,6 +144,10 @@ class concurrency_limiter {
   template <class Rep, class Period>
   [[nodiscard]] limiter_permit acquire_for(std::chrono::duration<Rep, Period> timeout);
 
+  // co_await lim.async_acquire([opts]): a permit, or an empty one answering `closed` or
+  // `cancelled` (docs/async.md). Await at once.
+  [[nodiscard]] inline auto async_acquire(async_options opts = {});
+
   // Cancellable: an empty permit answering `cancelled` once `stop` is stopped while waiting.
   [[nodiscard]] inline limiter_permit acquire(const std::stop_token& stop);
   template <class Rep, class Period>
@@ -200,6 +205,7 @@ class concurrency_limiter {
   }
 
   friend class limiter_permit;
+  struct acquire_wait;
   friend struct detail::limiter_permit_traits;
 
   inline limiter_permit admit_waiting(detail::clock::time_point deadline);
@@ -296,6 +302,26 @@ inline limiter_permit concurrency_limiter::acquire() {
 template <class Rep, class Period>
 limiter_permit concurrency_limiter::acquire_for(std::chrono::duration<Rep, Period> timeout) {
   return admit_waiting(detail::deadline_after(timeout));
+}
+
+// The state of one awaited acquire (detail::attempt_awaiter).
+struct concurrency_limiter::acquire_wait {
+  concurrency_limiter* lim;
+  std::size_t n = 0;
+  bool closed = false;
+
+  bool attempt() {
+    if (lim->is_closed()) return closed = true;
+    return lim->try_admit(n);
+  }
+  limiter_permit result(bool cancelled) const {
+    if (cancelled) return limiter_permit(status::cancelled);
+    return closed ? limiter_permit(status::closed) : limiter_permit(lim, n);
+  }
+};
+
+inline auto concurrency_limiter::async_acquire(async_options opts) {
+  return detail::attempt_awaiter<acquire_wait>(room_, acquire_wait{this}, std::move(opts));
 }
 
 inline limiter_permit concurrency_limiter::acquire(const std::stop_token& stop) {

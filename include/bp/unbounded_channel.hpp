@@ -43,6 +43,7 @@
 #include <utility>
 
 #include "channel_fwd.hpp"
+#include "detail/async_op.hpp"
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
 #include "detail/growable_ring.hpp"
@@ -172,6 +173,19 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   using recv_verbs::recv_until;
   using recv_verbs::try_recv;
 
+  // --- awaiting (C++20 coroutines, docs/async.md) -----------------------------------------------
+  // co_await ch.async_recv([opts]): std::optional<T>, std::nullopt once closed and drained (or
+  // cancelled); co_await ch.async_recv(out[, opts]): ok | closed | cancelled. A send never waits,
+  // so only receiving has an awaitable form. Await at once.
+  [[nodiscard]] auto async_recv(async_options opts = {}) {
+    return detail::attempt_awaiter<recv_wait<false>>(not_empty_, recv_wait<false>{this, nullptr},
+                                                     std::move(opts));
+  }
+  [[nodiscard]] auto async_recv(T& out, async_options opts = {}) {
+    return detail::attempt_awaiter<recv_wait<true>>(not_empty_, recv_wait<true>{this, &out},
+                                                    std::move(opts));
+  }
+
   // --- state -----------------------------------------------------------------------------------
 
   // Idempotent. Wakes every waiting receiver.
@@ -284,6 +298,28 @@ class unbounded_channel : public detail::send_verbs<unbounded_channel<T>, T, sta
   }
 
   // ok (value in `out`), closed (closed and drained) or, for a try, full.
+  // The state of one awaited receive (detail::attempt_awaiter).
+  template <bool AnswerStatus>
+  struct recv_wait {
+    unbounded_channel* ch;
+    T* dest;
+    std::optional<T> value{};
+    status answer = status::full;
+
+    bool attempt() {
+      answer = ch->try_take(value);
+      return answer != status::full;
+    }
+    auto result(bool cancelled) {
+      if constexpr (AnswerStatus) {
+        if (value) *dest = std::move(*value);
+        return cancelled ? status::cancelled : answer;
+      } else {
+        return std::move(value);
+      }
+    }
+  };
+
   status try_take(std::optional<T>& out) {
     std::lock_guard lock(m_);
     if (pop_locked(out)) return status::ok;

@@ -36,6 +36,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/async_op.hpp"
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
 #include "detail/growable_ring.hpp"
@@ -210,6 +211,12 @@ class watermark_buffer {
   [[nodiscard]] status wait_drain_until(std::chrono::time_point<Clock, Duration> deadline) {
     return wait_drain_impl(detail::to_steady(deadline));
   }
+  // co_await buf.async_wait_drain([opts]): ok | closed | cancelled, as wait_drain (a writer
+  // coroutine suspended until the buffer drains, Node's 'drain' event). Await at once.
+  [[nodiscard]] auto async_wait_drain(async_options opts = {}) {
+    return detail::attempt_awaiter<drain_wait>(drained_, drain_wait{this}, std::move(opts));
+  }
+
   // Cancellable: `cancelled` once `stop` is stopped first.
   [[nodiscard]] status wait_drain(const std::stop_token& stop) {
     return detail::with_stop(stop, [&] { return wait_drain_impl(detail::forever()); });
@@ -386,6 +393,20 @@ class watermark_buffer {
   }
 
   void run_drain_handler() const noexcept { on_drain_(); }
+
+  // The state of one awaited drain (detail::attempt_awaiter).
+  struct drain_wait {
+    watermark_buffer* buf;
+    status answer = status::ok;
+
+    bool attempt() {
+      std::lock_guard lock(buf->m_);
+      if (!buf->need_drain_) return true;
+      if (buf->closed_) answer = status::closed;
+      return buf->closed_;
+    }
+    status result(bool cancelled) const { return cancelled ? status::cancelled : answer; }
+  };
 
   status wait_drain_impl(detail::clock::time_point deadline) {
     status answer = status::ok;

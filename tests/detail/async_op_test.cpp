@@ -4,7 +4,10 @@
 // 100 000 suspended coroutines woken by close and by stop, deep hand-off chains on one thread,
 // executors, and conservation under threads (TSan runs this file too).
 #include <bp/channel.hpp>
+#include <bp/concurrency_limiter.hpp>
 #include <bp/semaphore.hpp>
+#include <bp/unbounded_channel.hpp>
+#include <bp/watermark_buffer.hpp>
 
 #include <gtest/gtest.h>
 
@@ -328,6 +331,84 @@ TEST(AsyncSemaphore, HundredThousandWaitersPassOnePermitAlongAndAreClosedOrStopp
   sem.close();
   EXPECT_EQ(other.load(), n);
   EXPECT_EQ(detached::live.load(), 0);
+}
+
+// --- the other primitives with one-attempt waits ------------------------------------------------
+
+detached unbounded_recv(bp::unbounded_channel<int>& ch, int& out, std::optional<status>& answer,
+                        bp::async_options opts = {}) {
+  answer = co_await ch.async_recv(out, std::move(opts));
+}
+
+TEST(AsyncUnbounded, ReceiveSuspendsUntilASendAndEndsAtClose) {
+  bp::unbounded_channel<int> ch;
+  int out = 0;
+  std::optional<status> answer;
+  unbounded_recv(ch, out, answer);
+  EXPECT_FALSE(answer.has_value());
+  ASSERT_EQ(ch.send(4), status::ok);
+  EXPECT_EQ(answer, status::ok);
+  EXPECT_EQ(out, 4);
+  std::stop_source stop;
+  answer.reset();
+  unbounded_recv(ch, out, answer, stop.get_token());
+  stop.request_stop();
+  EXPECT_EQ(answer, status::cancelled);
+  answer.reset();
+  unbounded_recv(ch, out, answer);
+  ch.close();
+  EXPECT_EQ(answer, status::closed);
+}
+
+detached limiter_acquire(bp::concurrency_limiter& lim, std::optional<bp::limiter_permit>& got,
+                         bp::async_options opts = {}) {
+  got.emplace(co_await lim.async_acquire(std::move(opts)));
+}
+
+TEST(AsyncLimiter, AcquireSuspendsUntilAPermitIsGivenBack) {
+  bp::concurrency_limiter lim(bp::fixed_limit{1});
+  std::optional<bp::limiter_permit> first, second, third;
+  limiter_acquire(lim, first);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(static_cast<bool>(*first));
+  limiter_acquire(lim, second);
+  EXPECT_FALSE(second.has_value()) << "the limit is 1: the second acquire suspends";
+  first.reset();  // the permit goes back: the suspended coroutine gets it
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(static_cast<bool>(*second));
+  std::stop_source stop;
+  limiter_acquire(lim, third, stop.get_token());
+  EXPECT_FALSE(third.has_value());
+  stop.request_stop();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->answer(), status::cancelled);
+  third.reset();
+  lim.close();
+  limiter_acquire(lim, third);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->answer(), status::closed);
+}
+
+detached wait_drain(bp::watermark_buffer<std::string>& b, std::optional<status>& answer) {
+  answer = co_await b.async_wait_drain();
+}
+
+TEST(AsyncWatermark, AWriterCoroutineSuspendsUntilTheBufferDrains) {
+  bp::watermark_buffer<std::string> b({.high_watermark = 4, .low_watermark = 1});
+  std::optional<status> answer;
+  wait_drain(b, answer);
+  EXPECT_EQ(answer, status::ok) << "nothing to drain: no wait";
+  EXPECT_FALSE(b.write(std::string(5, 'x')));  // over the high watermark
+  answer.reset();
+  wait_drain(b, answer);
+  EXPECT_FALSE(answer.has_value());
+  ASSERT_TRUE(b.read().has_value());  // drains to 0 <= 1: 'drain' fires
+  EXPECT_EQ(answer, status::ok);
+  EXPECT_FALSE(b.write(std::string(5, 'x')));
+  answer.reset();
+  wait_drain(b, answer);
+  b.close();
+  EXPECT_EQ(answer, status::closed);
 }
 
 // --- executors ---------------------------------------------------------------------------------

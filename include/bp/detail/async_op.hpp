@@ -193,7 +193,9 @@ class async_op : private async_waiter, private trampoline_job {
   }
   static void rearm_job(trampoline_job& j) noexcept {
     auto& op = static_cast<async_op&>(j);
-    if (op.arm()) op.finish();
+    // A woken waiter's credit is almost always there: take it before registering again (the
+    // registration's read-modify-writes are most of a wake's cost).
+    if (op.self().attempt() || op.arm()) op.finish();
   }
   static void resume_job(trampoline_job& j) noexcept {
     resume_flat(static_cast<async_op&>(j).handle_);
@@ -214,6 +216,27 @@ class async_op : private async_waiter, private trampoline_job {
   bool cancelled_ = false;
   async_options opts_;
   std::optional<std::stop_callback<stopper>> on_stop_;  // last: destroyed first
+};
+
+// The awaiter of a verb whose wait is one attempt on one event count. `Wait` holds the verb's
+// state and provides `bool attempt()` (as above) and `result(bool cancelled)`, the verb's
+// answer; the primitive's awaitable verb returns attempt_awaiter<Wait>{ec, wait, opts}.
+template <class Wait>
+class attempt_awaiter : public async_op<attempt_awaiter<Wait>> {
+  using op = async_op<attempt_awaiter<Wait>>;
+  friend op;
+
+ public:
+  attempt_awaiter(event_count& ec, Wait w,
+                  async_options opts) noexcept(std::is_nothrow_move_constructible_v<Wait>)
+      : op(ec, std::move(opts)), wait_(std::move(w)) {}
+
+  decltype(auto) await_resume() { return wait_.result(this->cancelled()); }
+
+ private:
+  bool attempt() { return wait_.attempt(); }
+
+  Wait wait_;
 };
 
 }  // namespace detail
