@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -184,12 +185,11 @@ class generate_publisher final : public publisher<T> {
 
 // from_channel: receiving may block, so each subscription has a pump thread that receives only
 // while demand is outstanding and is the only thread that signals. request/cancel just record
-// and wake it. It re-checks cancellation at least every `poll_slice` while the channel is idle.
+// and wake it; cancel also stops the receive the pump may be parked in (a std::stop_token), so
+// an idle channel costs no polling and a cancel is seen at once.
 template <class T, class Rx>
 class channel_source final : public subscription {
  public:
-  static constexpr auto poll_slice = std::chrono::milliseconds(5);
-
   channel_source(std::shared_ptr<subscriber<T>> s, Rx rx)
       : down_(std::move(s)), rx_(std::move(rx)) {}
 
@@ -204,10 +204,12 @@ class channel_source final : public subscription {
   }
   void cancel() override {
     cancelled_.store(true, std::memory_order_release);
+    stop_.request_stop();
     wake_.notify_one();
   }
 
   void run() noexcept {
+    const std::stop_token stopped = stop_.get_token();
     for (;;) {
       if (cancelled_.load(std::memory_order_acquire)) break;
       if (const auto b = bad_.load(std::memory_order_acquire); b <= 0) {
@@ -222,12 +224,12 @@ class channel_source final : public subscription {
         });
         continue;
       }
-      std::optional<T> v = recv_for(rx_, poll_slice);
-      if (!v && is_closed(rx_)) v = recv(rx_);  // closed: returns at once, a value or the end
+      // Waits for a value; std::nullopt once closed and drained, or when cancel() stops it.
+      std::optional<T> v = rx_->recv(stopped);
       if (v) {
         down_->on_next(std::move(*v));
         consume_demand(requested_, 1);
-      } else if (is_closed(rx_)) {
+      } else if (!cancelled_.load(std::memory_order_acquire)) {
         down_->on_complete();
         break;
       }
@@ -236,15 +238,12 @@ class channel_source final : public subscription {
   }
 
  private:
-  static std::optional<T> recv_for(Rx& rx, std::chrono::milliseconds t) { return rx->recv_for(t); }
-  static std::optional<T> recv(Rx& rx) { return rx->recv(); }
-  static bool is_closed(Rx& rx) { return rx->is_closed(); }
-
   std::shared_ptr<subscriber<T>> down_;  // the pump thread's alone
   Rx rx_;
   std::atomic<std::int64_t> requested_{0};
   std::atomic<std::int64_t> bad_{1};
   std::atomic<bool> cancelled_{false};
+  std::stop_source stop_;
   alignas(bp::detail::cache_line) bp::detail::event_count wake_;
 };
 
