@@ -330,4 +330,29 @@ TEST(AsyncSelect, CoroutinesOnAPoolSelectingWithThreadsFeedingNothingLost) {
   EXPECT_EQ(sum.load(), (2 * per) * (2 * per + 1) / 2);
 }
 
+bp::task<bp::select_result> select_two_within(bp::channel<int>& a, bp::channel<int>& b, int& x,
+                                              std::chrono::milliseconds d) {
+  co_return co_await bp::async_select_for(d, bp::recv_case(a, x), bp::recv_case(b, x));
+}
+
+TEST(AsyncSelect, ATimeoutEndsTheWaitWithNoCase) {
+  bp::test::watchdog dog(30s);
+  bp::channel<int> a(1), b(1);
+  int x = -1;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(bp::sync_wait(select_two_within(a, b, x, 20ms)),
+            (bp::select_result{bp::select_none, status::timeout}));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+  EXPECT_EQ(x, -1);
+  std::thread t([&] {
+    std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(b.send(6), status::ok);
+  });
+  EXPECT_EQ(bp::sync_wait(select_two_within(a, b, x, 10s)), (bp::select_result{1, status::ok}));
+  t.join();
+  EXPECT_EQ(x, 6);
+  ASSERT_EQ(a.try_send(1), status::ok);
+  EXPECT_EQ(a.try_recv(), 1) << "nothing left registered";
+}
+
 }  // namespace

@@ -319,6 +319,26 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
   [[nodiscard]] detail::channel_recv_op<channel, true> async_recv(T& out, async_options opts = {}) {
     return detail::channel_recv_op<channel, true>(*this, &out, std::move(opts));
   }
+  // With a timeout: `timeout` (std::nullopt) once it passes first. A coroutine resumed by its
+  // timeout runs on bp's timer thread unless the options name an executor.
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_send_op<channel> async_send_for(
+      T&& value, std::chrono::duration<Rep, Period> timeout, async_options opts = {}) {
+    return detail::channel_send_op<channel>(*this, value, std::move(opts),
+                                            detail::deadline_after(timeout));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_recv_op<channel, false> async_recv_for(
+      std::chrono::duration<Rep, Period> timeout, async_options opts = {}) {
+    return detail::channel_recv_op<channel, false>(*this, nullptr, std::move(opts),
+                                                   detail::deadline_after(timeout));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_recv_op<channel, true> async_recv_for(
+      T& out, std::chrono::duration<Rep, Period> timeout, async_options opts = {}) {
+    return detail::channel_recv_op<channel, true>(*this, &out, std::move(opts),
+                                                  detail::deadline_after(timeout));
+  }
 
   // --- state -----------------------------------------------------------------------------------
 

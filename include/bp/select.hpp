@@ -14,6 +14,7 @@
 //                                           `default:` case)
 //   co_await bp::async_select(cases...)     the same for a coroutine (no thread waits); with
 //   co_await bp::async_select(options, cases...)  a stop token and/or bp::resume_on(executor)
+//   co_await bp::async_select_for(timeout[, options], cases...)
 //
 // Each answers a bp::select_result: `index`, the case that completed (in argument order), and
 // `answer`, what it answered. With no case completed, `index` is bp::select_none and `answer`
@@ -72,6 +73,7 @@
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
 #include "detail/stop.hpp"
+#include "detail/timer.hpp"
 #include "detail/trampoline.hpp"
 #include "status.hpp"
 
@@ -376,9 +378,10 @@ class select_op : private trampoline_job {
   static constexpr std::size_t N = sizeof...(Cases);
 
  public:
-  select_op(async_options opts, Cases... cases)
+  select_op(async_options opts, clock::time_point deadline, Cases... cases)
       : cases_(cases...),
         slots_(std::apply([](auto&... c) { return make_slots(c...); }, cases_)),
+        deadline_(deadline),
         opts_(std::move(opts)) {
     waiters_.ctx = this;
     waiters_.inside = false;
@@ -398,26 +401,57 @@ class select_op : private trampoline_job {
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     handle_ = h;
     if (opts_.stop.stop_possible()) on_stop_.emplace(opts_.stop, stopper{this});
-    return !start_round();
+    if (deadline_ != forever()) {
+      timer_.when = deadline_;
+      timer_.op = this;
+      timer_.fire = [](timer_node& t) noexcept {
+        static_cast<deadline_timer&>(t).op->stop_round();
+      };
+      timer_armed_ = true;
+      timer_service::instance().schedule(timer_);
+    }
+    if (!start_round()) return true;  // parked: nothing here may touch *this any more
+    disarm_timer();
+    return false;
   }
   select_result await_resume() const noexcept { return result_; }
 
  private:
   struct stopper {
     select_op* op;
-    void operator()() const noexcept {
-      if (!op->waiters_.claim()) return;  // a wake owns the round: it will see the stop
-      op->run = &select_op::round_job;
-      run_on_trampoline(*op);
-    }
+    void operator()() const noexcept { op->stop_round(); }
   };
+  struct deadline_timer : timer_node {
+    select_op* op = nullptr;
+  };
+
+  // The stop callback or the deadline: end the round now unless a wake already owns it (it
+  // will see the stop or the deadline when it finds no case ready).
+  void stop_round() noexcept {
+    if (!waiters_.claim()) return;
+    run = &select_op::round_job;
+    run_on_trampoline(*this);
+  }
+
+  bool gave_up() const noexcept {
+    return opts_.stop.stop_requested() || (deadline_ != forever() && expired(deadline_));
+  }
+  select_result why_none() const noexcept {
+    return {select_none, opts_.stop.stop_requested() ? status::cancelled : status::timeout};
+  }
+
+  void disarm_timer() noexcept {
+    if (!timer_armed_) return;
+    timer_armed_ = false;
+    (void)timer_service::instance().cancel(timer_);
+  }
 
   // Registers for a round; true when the select is over (result_ set), false when parked (a
   // wake may then resume the coroutine at any moment: nothing here may be touched after).
   bool start_round() noexcept {
-    const auto r = waiters_.arm(slots_, [this] { return opts_.stop.stop_requested(); });
+    const auto r = waiters_.arm(slots_, [this] { return gave_up(); });
     if (r.index == select_none && r.answer != status::cancelled) return false;
-    result_ = r;
+    result_ = r.index == select_none ? why_none() : r;
     return true;
   }
 
@@ -428,8 +462,8 @@ class select_op : private trampoline_job {
     op.waiters_.disarm(op.slots_, got.index);
     if (got.index != select_none) {
       op.result_ = got;
-    } else if (op.opts_.stop.stop_requested()) {
-      op.result_ = {select_none, status::cancelled};
+    } else if (op.gave_up()) {
+      op.result_ = op.why_none();
     } else if (!op.start_round()) {
       return;  // parked for another round
     }
@@ -437,6 +471,7 @@ class select_op : private trampoline_job {
   }
 
   void resume() noexcept {
+    disarm_timer();  // returns once the timer cannot touch us (it may be what got us here)
     if (!opts_.on.is_inline()) {
       opts_.on.post(handle_);
       return;
@@ -453,6 +488,9 @@ class select_op : private trampoline_job {
   select_waiters<N> waiters_;
   select_result result_{};
   std::coroutine_handle<> handle_{};
+  clock::time_point deadline_;
+  deadline_timer timer_{};
+  bool timer_armed_ = false;
   async_options opts_;
   std::optional<std::stop_callback<stopper>> on_stop_;  // last: destroyed first
 };
@@ -497,12 +535,24 @@ template <select_case... Cases>
 template <select_case... Cases>
 requires(sizeof...(Cases) > 0)
     [[nodiscard]] detail::select_op<Cases...> async_select(async_options opts, Cases... cases) {
-  return detail::select_op<Cases...>(std::move(opts), cases...);
+  return detail::select_op<Cases...>(std::move(opts), detail::forever(), cases...);
 }
 template <select_case... Cases>
 requires(sizeof...(Cases) > 0)
     [[nodiscard]] detail::select_op<Cases...> async_select(Cases... cases) {
-  return detail::select_op<Cases...>(async_options{}, cases...);
+  return detail::select_op<Cases...>(async_options{}, detail::forever(), cases...);
+}
+// With a timeout: {select_none, timeout} once it passes first. A coroutine resumed by its
+// timeout runs on bp's timer thread unless the options name an executor.
+template <class Rep, class Period, select_case... Cases>
+requires(sizeof...(Cases) > 0) [[nodiscard]] detail::select_op<Cases...> async_select_for(
+    std::chrono::duration<Rep, Period> timeout, async_options opts, Cases... cases) {
+  return detail::select_op<Cases...>(std::move(opts), detail::deadline_after(timeout), cases...);
+}
+template <class Rep, class Period, select_case... Cases>
+requires(sizeof...(Cases) > 0) [[nodiscard]] detail::select_op<Cases...> async_select_for(
+    std::chrono::duration<Rep, Period> timeout, Cases... cases) {
+  return detail::select_op<Cases...>(async_options{}, detail::deadline_after(timeout), cases...);
 }
 
 }  // namespace bp

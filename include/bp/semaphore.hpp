@@ -195,6 +195,13 @@ class semaphore {
   // the queue. Resumes inline on the releasing thread or on bp::resume_on's executor.
   class acquire_awaiter;
   [[nodiscard]] inline acquire_awaiter async_acquire(std::size_t n = 1, async_options opts = {});
+  // With a timeout: `timeout` once it passes first (the place in the queue is given up). A
+  // coroutine resumed by its timeout runs on bp's timer thread unless the options name an
+  // executor.
+  template <class Rep, class Period>
+  [[nodiscard]] acquire_awaiter async_acquire_for(std::size_t n,
+                                                  std::chrono::duration<Rep, Period> timeout,
+                                                  async_options opts = {});
 
   // --- RAII permits --------------------------------------------------------------------------
 
@@ -373,15 +380,22 @@ inline void detail::permit_traits::give_back(held& h) noexcept {
 
 class semaphore::acquire_awaiter {
  public:
-  acquire_awaiter(semaphore& s, std::int64_t k, async_options opts) noexcept
-      : sem_(&s), k_(k), wait_(node_, std::move(opts)) {}
+  acquire_awaiter(semaphore& s, std::int64_t k, async_options opts,
+                  detail::clock::time_point deadline = detail::forever()) noexcept
+      : sem_(&s), k_(k), wait_(node_, std::move(opts)) {
+    wait_.set_deadline(deadline);
+  }
 
   bool await_ready() {
     answer_ = sem_->start_acquire(node_, k_);
     return answer_.has_value();
   }
   bool await_suspend(std::coroutine_handle<> h) noexcept { return wait_.await_suspend(h); }
-  result await_resume() { return answer_ ? *answer_ : sem_->finish_acquire(node_); }
+  result await_resume() {
+    if (answer_) return *answer_;
+    const status s = sem_->finish_acquire(node_);
+    return s == status::cancelled && wait_.timed_out() ? status::timeout : s;
+  }
 
  private:
   semaphore* sem_;
@@ -393,6 +407,13 @@ class semaphore::acquire_awaiter {
 
 inline semaphore::acquire_awaiter semaphore::async_acquire(std::size_t n, async_options opts) {
   return acquire_awaiter(*this, checked(n, "n"), std::move(opts));
+}
+
+template <class Rep, class Period>
+semaphore::acquire_awaiter semaphore::async_acquire_for(std::size_t n,
+                                                        std::chrono::duration<Rep, Period> timeout,
+                                                        async_options opts) {
+  return acquire_awaiter(*this, checked(n, "n"), std::move(opts), detail::deadline_after(timeout));
 }
 
 }  // namespace bp

@@ -29,7 +29,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "deadline.hpp"
 #include "event_count.hpp"
+#include "timer.hpp"
 #include "trampoline.hpp"
 
 namespace bp {
@@ -125,7 +127,16 @@ class async_op : private async_waiter, private trampoline_job {
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     handle_ = h;
     if (opts_.stop.stop_possible()) on_stop_.emplace(opts_.stop, stopper{this});
-    return !arm();  // nothing here may touch *this once arm() has parked it
+    if (deadline_ != forever()) {
+      timer_.when = deadline_;
+      timer_.op = this;
+      timer_.fire = &async_op::deadline_passed;
+      timer_armed_ = true;
+      timer_service::instance().schedule(timer_);
+    }
+    if (!arm()) return true;  // parked: nothing here may touch *this any more
+    disarm_timer();
+    return false;
   }
 
  protected:
@@ -135,6 +146,11 @@ class async_op : private async_waiter, private trampoline_job {
   ~async_op() = default;
 
   [[nodiscard]] bool cancelled() const noexcept { return cancelled_; }
+  // The deadline given by set_deadline passed first (the verb answers `timeout`).
+  [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
+  // For the verbs with a timeout: set before the wait starts (forever() is no deadline). A
+  // coroutine resumed by its deadline runs on bp's timer thread unless resume_on names another.
+  void set_deadline(clock::time_point deadline) noexcept { deadline_ = deadline; }
   // Waits on `ec` instead (set before the wait starts: a hand-off node's own event count).
   void wait_on(event_count& ec) noexcept { ec_ = &ec; }
   // For awaiters that need a stop check of their own (a hand-off queue): is a stop requested?
@@ -149,6 +165,31 @@ class async_op : private async_waiter, private trampoline_job {
       op->finish();
     }
   };
+
+  struct deadline_timer : timer_node {
+    async_op* op = nullptr;
+  };
+
+  // The deadline's timer fired (on the timer thread): as the stop callback, with `timeout`.
+  static void deadline_passed(timer_node& t) noexcept {
+    async_op& op = *static_cast<deadline_timer&>(t).op;
+    if (!op.ec_->unpark_async(op)) return;  // a notifier owns it: its re-arm sees the deadline
+    op.timed_out_ = true;
+    op.finish();
+  }
+
+  void disarm_timer() noexcept {
+    if (!timer_armed_) return;
+    timer_armed_ = false;
+    (void)timer_service::instance().cancel(timer_);
+  }
+
+  // What ends a wait without its credit, checked under the event count's list lock.
+  bool should_give_up() noexcept {
+    if (opts_.stop.stop_requested()) return cancelled_ = true;
+    if (deadline_ != forever() && expired(deadline_)) return timed_out_ = true;
+    return false;
+  }
 
   Op& self() noexcept { return static_cast<Op&>(*this); }
 
@@ -173,13 +214,12 @@ class async_op : private async_waiter, private trampoline_job {
         std::this_thread::yield();
         continue;
       }
-      switch (ec_->park_async(*this, key, [this] { return opts_.stop.stop_requested(); })) {
+      switch (ec_->park_async(*this, key, [this] { return should_give_up(); })) {
         case park_result::parked:
           return false;
         case park_result::retry:
           continue;
-        case park_result::aborted:
-          cancelled_ = true;
+        case park_result::aborted:  // should_give_up() said which
           return true;
       }
     }
@@ -203,6 +243,7 @@ class async_op : private async_waiter, private trampoline_job {
 
   // The wait is over: resume the coroutine where it asked.
   void finish() noexcept {
+    disarm_timer();  // returns once the timer cannot touch us (it may be what called us)
     if (!opts_.on.is_inline()) {
       opts_.on.post(handle_);
       return;
@@ -214,6 +255,10 @@ class async_op : private async_waiter, private trampoline_job {
   event_count* ec_;
   std::coroutine_handle<> handle_{};
   bool cancelled_ = false;
+  bool timed_out_ = false;
+  bool timer_armed_ = false;
+  clock::time_point deadline_ = forever();
+  deadline_timer timer_{};
   async_options opts_;
   std::optional<std::stop_callback<stopper>> on_stop_;  // last: destroyed first
 };

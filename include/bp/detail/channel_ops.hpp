@@ -12,6 +12,7 @@
 
 #include "../status.hpp"
 #include "async_op.hpp"
+#include "deadline.hpp"
 #include "rendezvous.hpp"
 #include "waiter_queue.hpp"
 
@@ -42,8 +43,11 @@ class channel_send_op : private channel_op_base<Channel>,
   friend op;
 
  public:
-  channel_send_op(Channel& ch, T& value, async_options opts) noexcept
-      : base(ch), op(ch.not_full_, std::move(opts)), value_(&value) {}
+  channel_send_op(Channel& ch, T& value, async_options opts,
+                  clock::time_point deadline = forever()) noexcept
+      : base(ch), op(ch.not_full_, std::move(opts)), value_(&value) {
+    this->set_deadline(deadline);
+  }
 
   bool await_ready() {
     Channel& ch = *this->ch_;
@@ -77,11 +81,12 @@ class channel_send_op : private channel_op_base<Channel>,
           return status::ok;
         case rendezvous<T>::outcome::closed:
           return status::closed;
-        default:
-          return status::cancelled;  // never served: the value is untouched
+        default:  // never served: the value is untouched
+          return this->timed_out() ? status::timeout : status::cancelled;
       }
     }
-    return this->cancelled() ? status::cancelled : *answer_;
+    if (this->cancelled()) return status::cancelled;
+    return this->timed_out() ? status::timeout : *answer_;
   }
 
  private:
@@ -110,8 +115,11 @@ class channel_recv_op : private channel_op_base<Channel>,
   friend op;
 
  public:
-  channel_recv_op(Channel& ch, T* out, async_options opts) noexcept
-      : base(ch), op(ch.not_empty_, std::move(opts)), out_(out) {}
+  channel_recv_op(Channel& ch, T* out, async_options opts,
+                  clock::time_point deadline = forever()) noexcept
+      : base(ch), op(ch.not_empty_, std::move(opts)), out_(out) {
+    this->set_deadline(deadline);
+  }
 
   bool await_ready() {
     Channel& ch = *this->ch_;
@@ -144,11 +152,14 @@ class channel_recv_op : private channel_op_base<Channel>,
           answer = status::closed;
           break;
         default:
-          answer = status::cancelled;
+          answer = this->timed_out() ? status::timeout : status::cancelled;
           break;
       }
     } else if (!value_) {
-      answer = this->cancelled() && !ended_ ? status::cancelled : status::closed;
+      answer = ended_              ? status::closed
+               : this->cancelled() ? status::cancelled
+               : this->timed_out() ? status::timeout
+                                   : status::closed;
     }
     if constexpr (AnswerStatus) {
       if (value_) *out_ = std::move(*value_);

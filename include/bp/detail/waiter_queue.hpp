@@ -100,6 +100,8 @@ class served_op : public async_op<served_op<Node>> {
       : async_op<served_op<Node>>(n.ready, std::move(opts)), node_(&n) {}
   bool attempt() const noexcept { return waiter_queue<Node>::is_served(*node_); }
   using async_op<served_op<Node>>::cancelled;
+  using async_op<served_op<Node>>::timed_out;
+  using async_op<served_op<Node>>::set_deadline;
 
  private:
   Node* node_;
