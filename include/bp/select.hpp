@@ -205,8 +205,8 @@ inline std::uint64_t select_random() noexcept {
 // Polls every case once in a fresh random order; the first ready one completes.
 template <std::size_t N>
 select_result poll_cases(const std::array<select_slot, N>& slots) {
-  std::array<std::uint8_t, N> order;
-  for (std::size_t i = 0; i < N; ++i) order[i] = static_cast<std::uint8_t>(i);
+  std::array<std::size_t, N> order;
+  for (std::size_t i = 0; i < N; ++i) order[i] = i;
   for (std::size_t i = N; i > 1; --i) {  // Fisher-Yates
     const std::size_t j = static_cast<std::size_t>(select_random() % i);
     std::swap(order[i - 1], order[j]);
@@ -259,6 +259,17 @@ class select_waiters {
       if (auto r = poll_cases(slots); r.index != select_none) {
         for (std::size_t i = 0; i < N; ++i) slots[i].events->cancel_wait();
         return r;
+      }
+      // A case that failed the poll but looks ready is half-way through a change on another
+      // thread (a value being published, a slot being freed). That change may already have
+      // made its notify, before we registered: wait for it by yielding, not parking (as the
+      // channel's own waits do, `settled` in detail/wait.hpp).
+      bool in_flight = false;
+      for (std::size_t i = 0; i < N && !in_flight; ++i) in_flight = slots[i].ready(slots[i].c);
+      if (in_flight) {
+        for (std::size_t i = 0; i < N; ++i) slots[i].events->cancel_wait();
+        std::this_thread::yield();
+        continue;
       }
       bool again = false, aborted = false;
       for (std::size_t i = 0; i < N; ++i) {
