@@ -310,6 +310,8 @@ class semaphore {
 
   status acquire_impl(std::size_t n, detail::clock::time_point deadline) {
     const auto k = checked(n, "n");
+    // A waiter that gives up dispatches under m_: coroutines it serves resume after the unlock.
+    detail::trampoline_scope after_unlock;
     std::unique_lock lock(m_, std::defer_lock);
     if (auto r = admit_or_queue(k, lock)) return *r;
     if (detail::expired(deadline)) {

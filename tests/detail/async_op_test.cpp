@@ -298,6 +298,24 @@ TEST(AsyncSemaphore, ServesCoroutinesInOrderWithoutBarging) {
   EXPECT_EQ(c, status::closed);
 }
 
+// A thread at the head of the queue times out and dispatches the permits to the coroutine
+// behind it, under the semaphore's mutex: the coroutine must resume after the unlock, or its
+// await_resume would take the mutex the thread still holds.
+TEST(AsyncSemaphore, AThreadGivingUpAtTheHeadServesTheCoroutineBehindIt) {
+  bp::test::watchdog dog(30s);
+  bp::semaphore sem(0);
+  std::vector<int> order;
+  std::optional<status> c;
+  std::thread t([&] { EXPECT_EQ(sem.acquire_for(2, 50ms), status::timeout); });
+  ASSERT_TRUE(bp::test::eventually([&] { return sem.waiting() == 1; }));
+  acquire_then(sem, 1, order, 1, c);
+  sem.release(1);  // not enough for the head (2): nobody passes it
+  EXPECT_FALSE(c.has_value());
+  t.join();  // the head gives up: the coroutine gets the permit
+  EXPECT_EQ(c, status::ok);
+  EXPECT_EQ(order, std::vector<int>{1});
+}
+
 detached park_acquire(bp::semaphore& sem, std::stop_token stop, std::atomic<long>& ok,
                       std::atomic<long>& other) {
   const bp::result r = co_await sem.async_acquire(1, stop);
