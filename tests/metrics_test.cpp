@@ -79,7 +79,8 @@ TEST(Metrics, SemaphoreStats) {
   EXPECT_FALSE(sem.try_acquire());
   EXPECT_EQ(sem.acquire_for(1, 1ms), bp::status::timeout);
   std::thread t([&] {
-    std::this_thread::sleep_for(2ms);
+    // Release only once the acquire below is queued, so that it surely waits.
+    (void)bp::test::eventually([&] { return sem.waiting() == 1; }, 10'000ms);
     sem.release();
   });
   EXPECT_EQ(sem.acquire_for(1, 10s), bp::status::ok);
