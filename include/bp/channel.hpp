@@ -431,6 +431,7 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
 
   static constexpr int evict_grace_retries = 4;   // see send_evicting
   static constexpr int evict_stall_retries = 64;  // ditto: a few microseconds at most
+  static constexpr int evict_stall_yields = 16;   // ditto: then a few time slices offered
 
   // A send refused for fullness (a lossy policy, or try_send) while a receiver this channel woke
   // has not run yet: that receiver is most likely waiting for a CPU, often this one (a busy
@@ -544,13 +545,19 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
         // permit's value is promised delivery and the values behind it keep FIFO order, so
         // nothing may jump it), or another thread is half-way through a push or pop on it. The
         // first lasts as long as the permit's owner wants; the second as long as that thread is
-        // descheduled. A send that never waits cannot wait for either: the new value is refused.
-        if (ring_.head_reserved() || ++stalled > evict_stall_retries) {
+        // descheduled. A send that never waits cannot wait for the first: the new value is
+        // refused at once. For the second it spins briefly, then offers the CPU a few times (the
+        // thread half-way through is most often waiting for this very core), and only then
+        // refuses the new value.
+        if (ring_.head_reserved() || ++stalled > evict_stall_retries + evict_stall_yields) {
           if (ring_.is_closed()) return status::closed;
           dropped_.fetch_add(1, std::memory_order_relaxed);
           return status::dropped;
         }
-        detail::cpu_relax();
+        if (stalled > evict_stall_retries)
+          std::this_thread::yield();
+        else
+          detail::cpu_relax();
       }
       if (auto r = push_once(value)) return *r;  // else another sender took the freed slot
     }

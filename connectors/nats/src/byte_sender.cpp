@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include <nats/nats.h>
 #include <unistd.h>
@@ -39,6 +40,51 @@ using std::chrono::milliseconds;
 
 constexpr int js_store_failed = 10077;  // "maximum messages/bytes exceeded" and the like
 constexpr int js_msg_too_big = 10054;   // message size exceeds the stream's MaxMsgSize
+
+}  // namespace
+
+namespace {
+
+// Acknowledgements arrive on nats.c's threads, and one may still be on its way (or running)
+// when its sender is destroyed: a flush that timed out leaves publishes unacknowledged, and
+// nats.c does not wait for a handler in progress when the connection goes. So the handler's
+// closure is a sender's id, never its address, looked up here under a lock that the sender's
+// destructor also takes to leave: once it has left, no handler touches it, and an
+// acknowledgement for a sender that is gone only frees its message. Ids are never reused.
+struct ack_registry {
+  std::mutex mu;
+  std::unordered_map<std::uint64_t, void*> live;  // id -> its byte_sender::impl
+  std::uint64_t next_id = 1;
+
+  // Never destroyed: a handler may run while the process's statics are being destroyed.
+  static ack_registry& get() {
+    static auto* r = new ack_registry;
+    return *r;
+  }
+};
+
+class ack_registration {
+ public:
+  explicit ack_registration(void* owner) {
+    auto& r = ack_registry::get();
+    std::lock_guard lock(r.mu);
+    id_ = r.next_id++;
+    r.live.emplace(id_, owner);
+  }
+  ack_registration(const ack_registration&) = delete;
+  ack_registration& operator=(const ack_registration&) = delete;
+  ~ack_registration() {
+    auto& r = ack_registry::get();
+    std::lock_guard lock(r.mu);
+    r.live.erase(id_);
+  }
+  void* closure() const noexcept {
+    return reinterpret_cast<void*>(static_cast<std::uintptr_t>(id_));
+  }
+
+ private:
+  std::uint64_t id_ = 0;
+};
 
 }  // namespace
 
@@ -65,6 +111,8 @@ struct byte_sender::impl {
   std::string last_async_error;
   bool stopping = false;
   std::thread retrier;  // window mode: publishes refused messages again after their backoff
+  // Last member, so the first to go: from then on no acknowledgement handler reaches us.
+  ack_registration acks{this};
 
   explicit impl(const options& opts) : o(opts) {
     validate(o);
@@ -81,7 +129,7 @@ struct byte_sender::impl {
       // short, so that a timed send keeps its deadline (the default is 200 ms).
       jo.PublishAsync.StallWait = 10;
       jo.PublishAsync.AckHandler = &impl::on_async_ack;
-      jo.PublishAsync.AckHandlerClosure = this;
+      jo.PublishAsync.AckHandlerClosure = acks.closure();
       conn = open_connection(o, &jo);
       retrier = std::thread([this] { retry_loop(); });
     } else {
@@ -278,13 +326,21 @@ struct byte_sender::impl {
   // --- producer window ----------------------------------------------------------------------
 
   static void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
-    auto* self = static_cast<impl*>(closure);
-    self->settle_async(msg, pa, pae);
-    self->changed.notify_all();  // after the change is made (and the lock released)
+    auto& r = ack_registry::get();
+    std::lock_guard registered(r.mu);
+    auto it = r.live.find(static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(closure)));
+    if (it == r.live.end()) {  // its sender is gone: nobody waits for this answer any more
+      natsMsg_Destroy(msg);
+      return;
+    }
+    impl& self = *static_cast<impl*>(it->second);
+    std::lock_guard lock(self.mu);
+    self.settle_async(msg, pa, pae);
+    // Announced before the locks are released: the moment they are, the sender may be gone.
+    self.changed.notify_all();
   }
 
   void settle_async(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
-    std::lock_guard lock(mu);
     --in_flight;
     if (pa != nullptr) {
       ++sent;
