@@ -31,10 +31,12 @@
 #include <utility>
 
 #include "channel.hpp"
+#include "detail/async_op.hpp"
 #include "detail/deadline.hpp"
 #include "detail/send_verbs.hpp"
 #include "memory_budget.hpp"
 #include "status.hpp"
+#include "task.hpp"
 #include "wait_histogram.hpp"
 
 namespace bp {
@@ -136,7 +138,27 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
   using detail::send_verbs<budgeted_channel<T>, T, status>::send_for;
   using detail::send_verbs<budgeted_channel<T>, T, status>::send_until;
 
+  // co_await q.async_send(std::move(v)[, options]): as send(v, stop), with the coroutine
+  // suspended (first for the bytes, then for a slot) instead of a thread; max_block bounds both
+  // waits together, as for send(). It is a bp::task: one coroutine frame per call, started when
+  // awaited. Cancel safe: any answer but ok leaves the value with the caller and holds no bytes.
+  [[nodiscard]] task<status> async_send(T&& value, async_options opts = {}) {
+    return async_send_impl(value, std::move(opts));
+  }
+  [[nodiscard]] task<status> async_send(const T& value, async_options opts = {}) {
+    T copy(value);
+    co_return co_await async_send_impl(copy, std::move(opts));
+  }
+
   // --- receiving -------------------------------------------------------------------------------
+
+  // co_await q.async_recv([options]): as recv(stop), with the coroutine suspended instead of a
+  // thread; the value's bytes go back to the budget when it is taken. Cancel safe.
+  [[nodiscard]] auto async_recv(async_options opts = {}) {
+    using inner = detail::channel_recv_op<channel<entry>, false>;
+    return detail::mapped_awaiter<inner, std::optional<T> (*)(std::optional<entry>)>(
+        [&] { return ch_.async_recv(std::move(opts)); }, &budgeted_channel::unwrap);
+  }
 
   [[nodiscard]] std::optional<T> recv() { return unwrap(ch_.recv()); }
   [[nodiscard]] std::optional<T> try_recv() { return unwrap(ch_.try_recv()); }
@@ -240,29 +262,62 @@ class budgeted_channel : public detail::send_verbs<budgeted_channel<T>, T, statu
     return send_impl(value, may_wait, deadline);
   }
 
-  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
-    if (ch_.is_closed()) return status::closed;
+  std::size_t checked_size(const T& value) const {
     const std::size_t n = size_(value);
     if (const auto cap = stream_.budget()->capacity(); n > cap)
       throw std::invalid_argument("bp::budgeted_channel: item of " + std::to_string(n) +
                                   " bytes exceeds the memory budget's capacity of " +
                                   std::to_string(cap));
+    return n;
+  }
+
+  // The answer when the bytes were not granted: the budget's own (timeout, closed, cancelled),
+  // or the policy's for `full`.
+  status refused(const memory_permit& r) noexcept {
+    if (r.status() != status::full) return r.status();
+    switch (ch_.policy()) {
+      case overflow::drop_newest:
+      case overflow::drop_oldest:
+        budget_dropped_.fetch_add(1, std::memory_order_relaxed);
+        return status::dropped;
+      case overflow::block:
+      case overflow::reject:
+        break;
+    }
+    budget_rejected_.fetch_add(1, std::memory_order_relaxed);
+    return status::full;
+  }
+
+  task<status> async_send_impl(T& value, async_options opts) {
+    if (ch_.is_closed()) co_return status::closed;
+    const std::size_t n = checked_size(value);
+    const bool bounded = max_block_ != std::chrono::nanoseconds::max();
+    const auto deadline = bounded ? detail::deadline_after(max_block_) : detail::forever();
+    memory_permit r;
+    if (ch_.policy() == overflow::drop_oldest) {
+      r = reserve_evicting(n);
+    } else if (ch_.policy() != overflow::block) {
+      r = stream_.try_reserve(n);
+    } else if (bounded) {
+      r = co_await stream_.async_reserve_for(n, deadline - detail::clock::now(), opts);
+    } else {
+      r = co_await stream_.async_reserve(n, opts);
+    }
+    if (!r) co_return refused(r);
+    entry e{std::move(value), std::move(r)};
+    const status s =
+        bounded ? co_await ch_.async_send_for(std::move(e), deadline - detail::clock::now(), opts)
+                : co_await ch_.async_send(std::move(e), opts);
+    if (s != status::ok) value = std::move(e.value);  // not taken: back to the caller
+    co_return s;
+  }
+
+  status send_impl(T& value, bool may_wait, detail::clock::time_point deadline) {
+    if (ch_.is_closed()) return status::closed;
+    const std::size_t n = checked_size(value);
     auto r = ch_.policy() == overflow::drop_oldest ? reserve_evicting(n)
                                                    : reserve(n, may_wait, deadline);
-    if (!r) {
-      if (r.status() != status::full) return r.status();  // timeout, closed
-      switch (ch_.policy()) {
-        case overflow::drop_newest:
-        case overflow::drop_oldest:
-          budget_dropped_.fetch_add(1, std::memory_order_relaxed);
-          return status::dropped;
-        case overflow::block:
-        case overflow::reject:
-          break;
-      }
-      budget_rejected_.fetch_add(1, std::memory_order_relaxed);
-      return status::full;
-    }
+    if (!r) return refused(r);
     entry e{std::move(value), std::move(r)};
     const status s = !may_wait                       ? ch_.try_send(std::move(e))
                      : deadline == detail::forever() ? ch_.send(std::move(e))

@@ -59,6 +59,7 @@
 #include "detail/wait_timer.hpp"
 #include "send_permit.hpp"
 #include "status.hpp"
+#include "task.hpp"
 #include "wait_histogram.hpp"
 
 namespace bp {
@@ -338,6 +339,53 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
       T& out, std::chrono::duration<Rep, Period> timeout, async_options opts = {}) {
     return detail::channel_recv_op<channel, true>(*this, &out, std::move(opts),
                                                   detail::deadline_after(timeout));
+  }
+
+  // The batch verbs. async_recv_many: as recv_many(out, max, stop), 0 once closed and drained
+  // or when cancelled (check the token to tell them apart); suspends only while nothing is
+  // buffered. async_send_n: as send_n(values, stop), stopping at the first value not taken;
+  // it is a bp::task (one coroutine frame per call, not per value), so the values must outlive
+  // the co_await, and it starts only when awaited.
+  [[nodiscard]] detail::channel_recv_many_op<channel> async_recv_many(std::vector<T>& out,
+                                                                      std::size_t max,
+                                                                      async_options opts = {}) {
+    return detail::channel_recv_many_op<channel>(*this, out, max, std::move(opts));
+  }
+  template <class R>
+  requires batch_range<R, T>
+  [[nodiscard]] task<send_n_result> async_send_n(R& values, async_options opts = {}) {
+    send_n_result r;
+    auto it = std::ranges::begin(values);
+    auto remaining = static_cast<std::size_t>(std::ranges::distance(values));
+    // Runs of free slots go in at once, as send_n; a full channel (or a rendezvous) takes the
+    // single-value path, which applies the policy and suspends where send() would wait.
+    while (remaining != 0) {
+      if (!push_runs(it, remaining, r)) co_return r;
+      if (remaining == 0) break;
+      r.answer = co_await detail::channel_send_op<channel>(*this, *it, opts);
+      if (r.answer != status::ok) co_return r;
+      ++it;
+      ++r.count;
+      --remaining;
+    }
+    co_return r;
+  }
+
+  // As reserve(n, stop): a permit (answer ok), or an empty one answering closed or cancelled;
+  // async_reserve_for also `timeout`. n must be in [1, capacity()] (std::invalid_argument,
+  // thrown by the call). Cancel safe: a cancelled wait holds no slot.
+  [[nodiscard]] auto async_reserve(std::size_t n = 1, async_options opts = {}) {
+    check_reserve(n);
+    return detail::attempt_awaiter<detail::channel_reserve_wait<channel>>(
+        not_full_, detail::channel_reserve_wait<channel>(*this, n), std::move(opts));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] auto async_reserve_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                                       async_options opts = {}) {
+    check_reserve(n);
+    return detail::attempt_awaiter<detail::channel_reserve_wait<channel>>(
+        not_full_, detail::channel_reserve_wait<channel>(*this, n), std::move(opts),
+        detail::deadline_after(timeout));
   }
 
   // --- state -----------------------------------------------------------------------------------
@@ -638,20 +686,8 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
     auto it = std::ranges::begin(values);
     auto remaining = static_cast<std::size_t>(std::ranges::distance(values));
     while (remaining != 0) {
-      if (capacity() != 0) {
-        std::uint64_t ticket = 0;
-        bool closed = false;
-        if (const std::size_t k = ring_.try_push_n(it, remaining, ticket, closed)) {
-          after_push(ticket + k - 1, k);
-          r.count += k;
-          remaining -= k;
-          continue;
-        }
-        if (closed) {
-          r.answer = status::closed;
-          return r;
-        }
-      }
+      if (!push_runs(it, remaining, r)) return r;
+      if (remaining == 0) break;
       // Full (or a rendezvous): the single-value path applies the policy and waits if it must.
       r.answer = send_impl(*it, may_wait, deadline);
       if (r.answer != status::ok) return r;
@@ -660,6 +696,27 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
       --remaining;
     }
     return r;
+  }
+
+  // Sends what fits of the `remaining` values from `it` at once: each run of free slots is
+  // claimed with one atomic operation, and receivers are woken once per run. Stops at a full
+  // channel (true) or a closed one (false, r.answer = closed). A capacity-0 channel has no runs.
+  template <class It>
+  bool push_runs(It& it, std::size_t& remaining, send_n_result& r) {
+    while (remaining != 0 && capacity() != 0) {
+      std::uint64_t ticket = 0;
+      bool closed = false;
+      const std::size_t k = ring_.try_push_n(it, remaining, ticket, closed);
+      if (k == 0) {
+        if (!closed) return true;
+        r.answer = status::closed;
+        return false;
+      }
+      after_push(ticket + k - 1, k);
+      r.count += k;
+      remaining -= k;
+    }
+    return true;
   }
 
   std::size_t recv_many_impl(std::vector<T>& out, std::size_t max, bool may_wait,
@@ -707,19 +764,43 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
   friend class detail::channel_send_op;
   template <class, bool>
   friend class detail::channel_recv_op;
+  template <class>
+  friend class detail::channel_recv_many_op;
+  template <class>
+  friend class detail::channel_reserve_wait;
 
   status send_value(T& value, bool may_wait, detail::clock::time_point deadline) {
     return send_impl(value, may_wait, deadline);
   }
 
   send_permit<T> reserve_impl(std::size_t n, bool may_wait, detail::clock::time_point deadline) {
+    check_reserve(n);
+    std::uint64_t ticket = 0;
+    auto answer = reserve_once(n, ticket);
+    if (!answer && may_wait) {
+      send_waits_.fetch_add(1, std::memory_order_relaxed);
+      const detail::wait_timer timer(send_wait_);
+      auto done = [&] { return static_cast<bool>(answer = reserve_once(n, ticket)); };
+      auto settled = [&] { return reserve_settled(n); };
+      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) {
+        answer = detail::gave_up(timeouts_);
+      }
+    }
+    return make_permit(n, ticket, answer.value_or(status::full));
+  }
+
+  void check_reserve(std::size_t n) const {
     if (n == 0 || n > capacity())
       throw std::invalid_argument(
           "bp::channel::reserve: n must be in [1, capacity()], got n = " + std::to_string(n) +
           " with capacity " + std::to_string(capacity()));
-    std::uint64_t ticket = 0;
-    // The slots are counted as reserved before they are claimed, so no observer ever counts a
-    // reserved slot as a value (size(), the high watermark).
+  }
+
+  // One attempt to claim n slots: ok or closed, or std::nullopt (full). The slots are counted
+  // as reserved before they are claimed, so no observer ever counts a reserved slot as a value
+  // (size(), the high watermark). Slots given back at the head are free as soon as they are
+  // passed: a zero timeout must not answer `full` for them.
+  std::optional<status> reserve_once(std::size_t n, std::uint64_t& ticket) noexcept {
     auto claim = [&]() -> std::optional<status> {
       reserved_.fetch_add(n, std::memory_order_relaxed);
       switch (ring_.try_claim_n(n, ticket)) {
@@ -734,24 +815,14 @@ class channel : public detail::send_verbs<channel<T>, T, status>,
       reserved_.fetch_sub(n, std::memory_order_relaxed);
       return std::nullopt;
     };
-    // Slots given back at the head are free as soon as they are passed: a zero timeout must not
-    // answer `full` for them.
-    auto attempt = [&]() -> std::optional<status> {
-      if (auto a = claim()) return a;
-      if (pass_tombstones()) return claim();
-      return std::nullopt;
-    };
-    auto answer = attempt();
-    if (!answer && may_wait) {
-      send_waits_.fetch_add(1, std::memory_order_relaxed);
-      const detail::wait_timer timer(send_wait_);
-      auto done = [&] { return static_cast<bool>(answer = attempt()); };
-      auto settled = [&] { return ring_.settled_full(n) && !pass_tombstones(); };
-      if (!detail::wait_loop(not_full_, deadline, done, done, settled)) {
-        answer = detail::gave_up(timeouts_);
-      }
-    }
-    const status a = answer.value_or(status::full);
+    if (auto a = claim()) return a;
+    if (pass_tombstones()) return claim();
+    return std::nullopt;
+  }
+  bool reserve_settled(std::size_t n) noexcept {
+    return ring_.settled_full(n) && !pass_tombstones();
+  }
+  send_permit<T> make_permit(std::size_t n, std::uint64_t ticket, status a) noexcept {
     return send_permit<T>(a == status::ok ? this : nullptr, ticket, a == status::ok ? n : 0, a);
   }
 

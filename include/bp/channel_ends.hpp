@@ -150,6 +150,27 @@ class sender : public detail::channel_end<T, &detail::channel_core<T>::senders>,
     return (ch() ? *ch() : detail::closed_channel<T>())
         .async_send(std::move(value), std::move(opts));
   }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_send_op<channel<T>> async_send_for(
+      T&& value, std::chrono::duration<Rep, Period> t, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>())
+        .async_send_for(std::move(value), t, std::move(opts));
+  }
+  template <class R>
+  requires batch_range<R, T>
+  [[nodiscard]] task<send_n_result> async_send_n(R& values, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_send_n(values, std::move(opts));
+  }
+  [[nodiscard]] auto async_reserve(std::size_t n = 1, async_options opts = {}) const {
+    if (!ch()) return detail::closed_channel<T>().async_reserve(1, std::move(opts));
+    return ch()->async_reserve(n, std::move(opts));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] auto async_reserve_for(std::size_t n, std::chrono::duration<Rep, Period> t,
+                                       async_options opts = {}) const {
+    if (!ch()) return detail::closed_channel<T>().async_reserve_for(1, t, std::move(opts));
+    return ch()->async_reserve_for(n, t, std::move(opts));
+  }
 
  private:
   friend class detail::send_verbs<sender<T>, T, status>;
@@ -219,6 +240,20 @@ class receiver : public detail::channel_end<T, &detail::channel_core<T>::receive
   [[nodiscard]] detail::channel_recv_op<channel<T>, true> async_recv(
       T& out, async_options opts = {}) const {
     return (ch() ? *ch() : detail::closed_channel<T>()).async_recv(out, std::move(opts));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_recv_op<channel<T>, false> async_recv_for(
+      std::chrono::duration<Rep, Period> t, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_recv_for(t, std::move(opts));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] detail::channel_recv_op<channel<T>, true> async_recv_for(
+      T& out, std::chrono::duration<Rep, Period> t, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_recv_for(out, t, std::move(opts));
+  }
+  [[nodiscard]] detail::channel_recv_many_op<channel<T>> async_recv_many(
+      std::vector<T>& out, std::size_t max, async_options opts = {}) const {
+    return (ch() ? *ch() : detail::closed_channel<T>()).async_recv_many(out, max, std::move(opts));
   }
   std::size_t recv_many(std::vector<T>& out, std::size_t max, const std::stop_token& stop) const {
     return ch() ? ch()->recv_many(out, max, stop) : 0;

@@ -36,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <ranges>
 #include <stdexcept>
 #include <stop_token>
@@ -43,6 +44,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/async_op.hpp"
 #include "detail/config.hpp"
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
@@ -247,6 +249,13 @@ class memory_budget {
                                         std::chrono::duration<Rep, Period> timeout,
                                         const std::stop_token& stop);
 
+  class reserve_awaiter;
+  [[nodiscard]] reserve_awaiter async_reserve(std::size_t bytes, async_options opts = {});
+  template <class Rep, class Period>
+  [[nodiscard]] reserve_awaiter async_reserve_for(std::size_t bytes,
+                                                  std::chrono::duration<Rep, Period> timeout,
+                                                  async_options opts = {});
+
   // Idempotent. Every waiting reservation answers `closed`, and so do later ones.
   void close() noexcept {
     closed_.store(true, std::memory_order_seq_cst);
@@ -344,9 +353,70 @@ class memory_budget {
 
   void wake_all() noexcept { room_.notify_all(); }
 
+  // One reservation that has to wait, from its first failed attempt to its end (a thread's
+  // wait or a coroutine's): it registers as a waiter of its stream (which makes the stream
+  // active, shrinking the others' share), is needy while it holds less than its share (which
+  // stops the others from growing past theirs), and leaves (which may let others go on: they
+  // are no longer held back for it, and the share grew).
+  class waiting_take {
+   public:
+    waiting_take(memory_budget& b, state& s, std::size_t bytes) noexcept
+        : b_(&b), s_(&s), bytes_(bytes) {
+      b.waits_.fetch_add(1, std::memory_order_relaxed);
+      b.stream_add(s, state::waiter_one);
+    }
+    waiting_take(const waiting_take&) = delete;
+    waiting_take& operator=(const waiting_take&) = delete;
+    ~waiting_take() {
+      if (needy_) b_->needy_.fetch_sub(1, std::memory_order_seq_cst);
+      b_->stream_sub(*s_, state::waiter_one);
+      b_->room_.notify_all();
+    }
+
+    // True once the wait is over: answer() is ok (the bytes are taken) or closed.
+    bool attempt() noexcept {
+      memory_budget& b = *b_;
+      const bool now_needy = s_->held() < b.fair_share();
+      if (now_needy != needy_) {
+        needy_ = now_needy;
+        if (needy_) {
+          b.needy_.fetch_add(1, std::memory_order_seq_cst);
+        } else {
+          b.needy_.fetch_sub(1, std::memory_order_seq_cst);
+          b.room_.notify_all();  // streams held back for us may go on
+        }
+      }
+      if (b.closed_.load(std::memory_order_seq_cst) || s_->closed.load(std::memory_order_seq_cst)) {
+        answer_ = bp::status::closed;
+        return true;
+      }
+      if (b.try_take(*s_, bytes_, needy_)) {
+        answer_ = bp::status::ok;
+        return true;
+      }
+      return false;
+    }
+    [[nodiscard]] std::optional<bp::status> answer() const noexcept { return answer_; }
+
+   private:
+    memory_budget* b_;
+    state* s_;
+    std::size_t bytes_;
+    bool needy_ = false;
+    std::optional<bp::status> answer_;
+  };
+
   reservation acquire(state& s, std::size_t bytes, bool may_wait,
                       detail::clock::time_point deadline);
   bp::status acquire_waiting(state& s, std::size_t bytes, detail::clock::time_point deadline);
+  void check_bytes(std::size_t bytes) const {
+    if (bytes > capacity_)
+      throw std::invalid_argument("bp::memory_budget: bytes " + std::to_string(bytes) +
+                                  " exceeds the budget's capacity of " + std::to_string(capacity_) +
+                                  " (it could never be granted)");
+  }
+  static reservation make_permit(memory_budget* b, state* s, std::size_t bytes,
+                                 bp::status answer) noexcept;
 
   const std::size_t capacity_;
   state default_stream_;
@@ -515,6 +585,17 @@ class memory_budget::stream {
     return detail::with_stop(stop, [&] { return reserve_for(bytes, timeout); });
   }
 
+  // co_await s.async_reserve(bytes[, options]): as reserve(bytes, stop), with the coroutine
+  // suspended instead of a thread: ok | closed | cancelled (async_reserve_for: | timeout). The
+  // coroutine resumes on the thread that gave the bytes back (or closed), on bp's timer thread
+  // for a timeout, or on the executor named by bp::resume_on. Cancel safe: a cancelled wait
+  // holds no bytes.
+  [[nodiscard]] reserve_awaiter async_reserve(std::size_t bytes, async_options opts = {});
+  template <class Rep, class Period>
+  [[nodiscard]] reserve_awaiter async_reserve_for(std::size_t bytes,
+                                                  std::chrono::duration<Rep, Period> timeout,
+                                                  async_options opts = {});
+
   // Idempotent: this stream's waiting and later reservations answer `closed`.
   void close() noexcept {
     if (!state_) return;
@@ -539,6 +620,11 @@ class memory_budget::stream {
   stream(memory_budget* b, detail::budget_stream_state* s) noexcept : budget_(b), state_(s) {}
 
   static reservation closed_answer() noexcept { return reservation(bp::status::closed); }
+  // What an empty stream's awaiter refers to: it answers `closed` before looking at it.
+  static memory_budget& closed_budget() noexcept {
+    static memory_budget none(1);
+    return none;
+  }
 
   void detach() noexcept {
     if (!state_) return;
@@ -594,10 +680,7 @@ memory_budget::reservation memory_budget::reserve_for(std::size_t bytes,
 
 inline memory_permit memory_budget::acquire(state& s, std::size_t bytes, bool may_wait,
                                             detail::clock::time_point deadline) {
-  if (bytes > capacity_)
-    throw std::invalid_argument("bp::memory_budget: bytes " + std::to_string(bytes) +
-                                " exceeds the budget's capacity of " + std::to_string(capacity_) +
-                                " (it could never be granted)");
+  check_bytes(bytes);
   if (closed_.load(std::memory_order_acquire) || s.closed.load(std::memory_order_acquire))
     return reservation(bp::status::closed);
   if (bytes == 0) return reservation(this, &s, 0, bp::status::ok);
@@ -610,46 +693,109 @@ inline memory_permit memory_budget::acquire(state& s, std::size_t bytes, bool ma
   return answer == bp::status::ok ? reservation(this, &s, bytes, answer) : reservation(answer);
 }
 
-// The slow path: register as a waiter of the stream (which makes it active, shrinking the
-// others' share), mark ourselves needy while we hold less than our share (which stops the
-// others from growing past theirs), and park until bytes come back.
+inline memory_permit memory_budget::make_permit(memory_budget* b, state* s, std::size_t bytes,
+                                                bp::status answer) noexcept {
+  return answer == bp::status::ok ? reservation(b, s, bytes, answer) : reservation(answer);
+}
+
+// The slow path: wait as a waiting_take (see there).
 inline bp::status memory_budget::acquire_waiting(state& s, std::size_t bytes,
                                                  detail::clock::time_point deadline) {
-  waits_.fetch_add(1, std::memory_order_relaxed);
   const detail::wait_timer timer(wait_);
-  stream_add(s, state::waiter_one);
-  bool needy = false;
-  bp::status answer = bp::status::timeout;
+  waiting_take w(*this, s, bytes);
   // Bytes usually come back within microseconds while consumers run: the wait loop's spin
   // catches them without a system call on either side (a releaser that sees no waiter wakes
   // nobody).
-  auto attempt = [&] {
-    const bool now_needy = s.held() < fair_share();
-    if (now_needy != needy) {
-      needy = now_needy;
-      if (needy) {
-        needy_.fetch_add(1, std::memory_order_seq_cst);
-      } else {
-        needy_.fetch_sub(1, std::memory_order_seq_cst);
-        room_.notify_all();  // streams held back for us may go on
+  if (!detail::wait_until(room_, deadline, [&] { return w.attempt(); }))
+    return detail::gave_up(timeouts_);
+  return *w.answer();
+}
+
+// co_await budget.async_reserve(bytes[, options]) (or a stream's): the reservation, as
+// reserve(bytes, stop), with the coroutine suspended instead of a thread. The fast path (the
+// bytes fit) never suspends. The wait itself is the blocking verb's (waiting_take): the same
+// fairness and the same statistics.
+class memory_budget::reserve_awaiter : public detail::async_op<reserve_awaiter> {
+  using op = detail::async_op<reserve_awaiter>;
+  friend op;
+
+ public:
+  reserve_awaiter(memory_budget& b, state* s, std::size_t bytes, async_options opts,
+                  detail::clock::time_point deadline) noexcept
+      : op(b.room_, std::move(opts)), b_(&b), s_(s), bytes_(bytes) {
+    this->set_deadline(deadline);
+  }
+
+  bool await_ready() {
+    memory_budget& b = *b_;
+    if (!s_ || b.closed_.load(std::memory_order_acquire) ||
+        s_->closed.load(std::memory_order_acquire)) {
+      answer_ = bp::status::closed;
+      return true;
+    }
+    if (bytes_ == 0 || b.try_take(*s_, bytes_, false)) {
+      answer_ = bp::status::ok;
+      return true;
+    }
+    start_ = detail::clock::now();
+    wait_.emplace(b, *s_, bytes_);
+    return attempt();
+  }
+
+  reservation await_resume() {
+    memory_budget& b = *b_;
+    if (wait_) {
+      answer_ = wait_->answer();
+      wait_.reset();  // leaves: wakes the others it held back
+      b.wait_.record(detail::clock::now() - start_);
+      if (!answer_) {
+        if (this->cancelled()) {
+          answer_ = bp::status::cancelled;
+        } else {
+          b.timeouts_.fetch_add(1, std::memory_order_relaxed);
+          answer_ = bp::status::timeout;
+        }
       }
     }
-    if (closed_.load(std::memory_order_seq_cst) || s.closed.load(std::memory_order_seq_cst)) {
-      answer = bp::status::closed;
-      return true;
-    }
-    if (try_take(s, bytes, needy)) {
-      answer = bp::status::ok;
-      return true;
-    }
-    return false;
-  };
-  if (!detail::wait_until(room_, deadline, attempt)) answer = detail::gave_up(timeouts_);
-  if (needy) needy_.fetch_sub(1, std::memory_order_seq_cst);
-  stream_sub(s, state::waiter_one);
-  // Our leaving may let others go on: we no longer hold them back, and the share grew.
-  room_.notify_all();
-  return answer;
+    return make_permit(&b, s_, bytes_, *answer_);
+  }
+
+ private:
+  bool attempt() noexcept { return wait_->attempt(); }
+
+  memory_budget* b_;
+  state* s_;
+  std::size_t bytes_;
+  std::optional<bp::status> answer_;
+  std::optional<waiting_take> wait_;
+  detail::clock::time_point start_{};
+};
+
+inline memory_budget::reserve_awaiter memory_budget::async_reserve(std::size_t bytes,
+                                                                   async_options opts) {
+  check_bytes(bytes);
+  return reserve_awaiter(*this, &default_stream_, bytes, std::move(opts), detail::forever());
+}
+template <class Rep, class Period>
+memory_budget::reserve_awaiter memory_budget::async_reserve_for(
+    std::size_t bytes, std::chrono::duration<Rep, Period> timeout, async_options opts) {
+  check_bytes(bytes);
+  return reserve_awaiter(*this, &default_stream_, bytes, std::move(opts),
+                         detail::deadline_after(timeout));
+}
+
+inline memory_budget::reserve_awaiter memory_budget::stream::async_reserve(std::size_t bytes,
+                                                                           async_options opts) {
+  if (budget_) budget_->check_bytes(bytes);
+  return reserve_awaiter(budget_ ? *budget_ : closed_budget(), state_, bytes, std::move(opts),
+                         detail::forever());
+}
+template <class Rep, class Period>
+memory_budget::reserve_awaiter memory_budget::stream::async_reserve_for(
+    std::size_t bytes, std::chrono::duration<Rep, Period> timeout, async_options opts) {
+  if (budget_) budget_->check_bytes(bytes);
+  return reserve_awaiter(budget_ ? *budget_ : closed_budget(), state_, bytes, std::move(opts),
+                         detail::deadline_after(timeout));
 }
 
 }  // namespace bp

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "clock.hpp"
+#include "detail/async_op.hpp"
 #include "detail/config.hpp"
 #include "detail/event_count.hpp"
 #include "detail/gcra.hpp"
@@ -82,6 +83,101 @@ class bucket_core {
 
   gcra& rate() noexcept { return gcra_; }
   const gcra& rate() const noexcept { return gcra_; }
+
+  // The state of one awaited acquire (detail::attempt_awaiter): the claim is made when the
+  // verb is called (or the answer is known then: closed, timeout); the coroutine then sleeps
+  // until the claim acts, on bp's timer (a real clock) or on the manual clock's ticks. A wait
+  // that ends without its units (closed, cancelled) gives them back, as the blocking wait does;
+  // so does an awaiter destroyed without being awaited.
+  class acquire_wait {
+   public:
+    explicit acquire_wait(status answer) noexcept : answer_(answer) {}
+    acquire_wait(bucket_core& core, const gcra::claim& c, std::int64_t n, bool partial) noexcept
+        : core_(&core), claim_(c), n_(n), partial_(partial) {
+      if (c.wait_ns > 0) {
+        core.waits_.fetch_add(1, std::memory_order_relaxed);
+        start_ns_ = core.gcra_.clock().now_ns();
+      }
+    }
+    acquire_wait(acquire_wait&& o) noexcept
+        : core_(std::exchange(o.core_, nullptr)),
+          claim_(o.claim_),
+          n_(o.n_),
+          partial_(o.partial_),
+          start_ns_(o.start_ns_),
+          answer_(o.answer_) {}
+    acquire_wait(const acquire_wait&) = delete;
+    acquire_wait& operator=(const acquire_wait&) = delete;
+    acquire_wait& operator=(acquire_wait&&) = delete;
+    ~acquire_wait() {
+      if (core_) core_->gcra_.cancel(claim_, n_, partial_);
+    }
+
+    // Where to park, and until when (the claim's moment on a real clock; a manual clock's
+    // waiters are woken by its advance()).
+    event_count& waits_on(bucket_core& core) const noexcept {
+      return core.gcra_.clock().is_manual() ? core.gcra_.clock().manual()->ticks() : core.ec_;
+    }
+    [[nodiscard]] clock::time_point deadline() const noexcept {
+      if (!core_ || core_->gcra_.clock().is_manual()) return forever();
+      return clock::time_point(std::chrono::nanoseconds(claim_.act_ns));
+    }
+
+    bool attempt() noexcept {
+      if (!core_) return true;
+      return core_->closed() || core_->gcra_.clock().now_ns() >= claim_.act_ns;
+    }
+
+    // Reaching the deadline is the claim acting: `ok`, not `timeout`.
+    bp::result result(bool cancelled, bool /*reached the moment*/) noexcept {
+      if (!core_) return answer_;
+      bucket_core& core = *std::exchange(core_, nullptr);
+      if (claim_.wait_ns > 0) {
+        const std::int64_t waited = core.gcra_.clock().now_ns() - start_ns_;
+        core.wait_.record_ns(waited > 0 ? static_cast<std::uint64_t>(waited) : 0);
+      }
+      const bool acted = core.gcra_.clock().now_ns() >= claim_.act_ns;
+      if (core.closed() && !acted) {
+        core.gcra_.cancel(claim_, n_, partial_);
+        return status::closed;
+      }
+      if (cancelled) {
+        core.gcra_.cancel(claim_, n_, partial_);
+        return status::cancelled;
+      }
+      return status::ok;
+    }
+
+   private:
+    bucket_core* core_ = nullptr;
+    gcra::claim claim_{};
+    std::int64_t n_ = 0;
+    bool partial_ = false;
+    std::int64_t start_ns_ = 0;
+    status answer_ = status::ok;
+  };
+
+  // The awaiter of a bucket's async_acquire[_for]: claims now (or answers at once), then waits.
+  // max_wait_ns: a claim further away than that answers `timeout` at once (acquire_for).
+  detail::attempt_awaiter<acquire_wait> async_acquire(std::int64_t n, std::int64_t slack,
+                                                      std::int64_t max_wait_ns, bool partial,
+                                                      async_options opts) {
+    auto answer_now = [&](status s) {
+      return detail::attempt_awaiter<acquire_wait>(ec_, acquire_wait(s), std::move(opts));
+    };
+    if (closed()) return answer_now(status::closed);
+    if (n == 0) return answer_now(status::ok);
+    const auto c = gcra_.try_claim(n, slack, gcra::unbounded, max_wait_ns);
+    if (!c) {
+      if (closed()) return answer_now(status::closed);
+      note_timeout();
+      return answer_now(status::timeout);
+    }
+    acquire_wait w(*this, *c, n, partial);
+    event_count& ec = w.waits_on(*this);
+    const auto deadline = w.deadline();
+    return detail::attempt_awaiter<acquire_wait>(ec, std::move(w), std::move(opts), deadline);
+  }
 
  private:
   gcra gcra_;

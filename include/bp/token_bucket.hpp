@@ -133,6 +133,24 @@ class token_bucket {
     });
   }
 
+  // co_await bucket.async_acquire(n[, options]): ok | closed | cancelled, as acquire(n, stop),
+  // with the coroutine suspended instead of a thread (bp's timer wakes it when the tokens are
+  // due; on a manual clock, the clock's advance()). async_acquire_for answers `timeout` at once
+  // when the tokens cannot come within `timeout`, as acquire_for. The tokens are claimed when
+  // the verb is called, so await it at once; a cancelled wait (or an awaiter never awaited)
+  // gives them back. Cancel safe. Where the coroutine resumes: the timer's thread, or the
+  // executor named by bp::resume_on; a close() resumes it on the closing thread.
+  [[nodiscard]] auto async_acquire(std::size_t n = 1, async_options opts = {}) {
+    const auto k = checked(n, "bp::token_bucket::async_acquire");
+    return core_.async_acquire(k, slack(), detail::ns_forever, true, std::move(opts));
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] auto async_acquire_for(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                                       async_options opts = {}) {
+    const auto k = checked(n, "bp::token_bucket::async_acquire_for");
+    return core_.async_acquire(k, slack(), detail::ns_after(0, timeout), true, std::move(opts));
+  }
+
   // Sets n tokens aside now, possibly in the future; the reservation tells how long to wait.
   // Not ok() only when the bucket is closed.
   [[nodiscard]] reservation reserve(std::size_t n = 1) {

@@ -272,16 +272,52 @@ class attempt_awaiter : public async_op<attempt_awaiter<Wait>> {
   friend op;
 
  public:
-  attempt_awaiter(event_count& ec, Wait w,
-                  async_options opts) noexcept(std::is_nothrow_move_constructible_v<Wait>)
-      : op(ec, std::move(opts)), wait_(std::move(w)) {}
+  // With a deadline, `Wait` may provide `result(bool cancelled, bool timed_out)` instead.
+  attempt_awaiter(
+      event_count& ec, Wait w, async_options opts,
+      clock::time_point deadline = forever()) noexcept(std::is_nothrow_move_constructible_v<Wait>)
+      : op(ec, std::move(opts)), wait_(std::move(w)) {
+    this->set_deadline(deadline);
+  }
 
-  decltype(auto) await_resume() { return wait_.result(this->cancelled()); }
+  decltype(auto) await_resume() {
+    if constexpr (requires { wait_.result(true, true); }) {
+      return wait_.result(this->cancelled(), this->timed_out());
+    } else {
+      return wait_.result(this->cancelled());
+    }
+  }
 
  private:
   bool attempt() { return wait_.attempt(); }
+  bool settled() {
+    if constexpr (requires { wait_.settled(); }) {
+      return wait_.settled();
+    } else {
+      return true;
+    }
+  }
 
   Wait wait_;
+};
+
+// An awaiter whose answer is another awaiter's, transformed by `f` (a budgeted channel's
+// receive unwraps the channel's). The inner awaiter is built in place: awaiters do not move.
+template <class Inner, class F>
+class mapped_awaiter {
+ public:
+  template <class Make>
+  mapped_awaiter(Make&& make, F f) : inner_(std::forward<Make>(make)()), f_(std::move(f)) {}
+  mapped_awaiter(const mapped_awaiter&) = delete;
+  mapped_awaiter& operator=(const mapped_awaiter&) = delete;
+
+  bool await_ready() { return inner_.await_ready(); }
+  auto await_suspend(std::coroutine_handle<> h) noexcept { return inner_.await_suspend(h); }
+  decltype(auto) await_resume() { return f_(inner_.await_resume()); }
+
+ private:
+  Inner inner_;
+  F f_;
 };
 
 }  // namespace detail

@@ -5,10 +5,15 @@
 // does, and waits for it to be served.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "../status.hpp"
 #include "async_op.hpp"
@@ -182,6 +187,97 @@ class channel_recv_op : private channel_op_base<Channel>,
   std::optional<T> value_;
   bool ended_ = false;
   bool queued_ = false;  // capacity 0: our node went into the rendezvous' queue
+};
+
+// co_await ch.async_recv_many(out, max[, options]): as recv_many. What is buffered is taken at
+// once; otherwise it waits for one value as async_recv does, then takes what came behind it.
+template <class Channel>
+class channel_recv_many_op {
+  using T = typename Channel::value_type;
+  using first_op = channel_recv_op<Channel, false>;
+
+ public:
+  channel_recv_many_op(Channel& ch, std::vector<T>& out, std::size_t max,
+                       async_options opts) noexcept
+      : ch_(&ch), out_(&out), max_(max), first_(ch, nullptr, std::move(opts)) {}
+  channel_recv_many_op(const channel_recv_many_op&) = delete;
+  channel_recv_many_op& operator=(const channel_recv_many_op&) = delete;
+
+  bool await_ready() {
+    if (max_ == 0) return done(0);
+    Channel& ch = *ch_;
+    // Grown before anything is taken: the push_backs below then cannot throw with values held.
+    const std::size_t most = std::min(max_, ch.capacity() + 1);
+    if (out_->capacity() - out_->size() < most) out_->reserve(out_->size() + most);
+    auto sink = std::back_inserter(*out_);
+    if (ch.capacity() != 0)
+      if (const std::size_t k = ch.pop_many(sink, max_)) return done(k);
+    return first_.await_ready();
+  }
+  auto await_suspend(std::coroutine_handle<> h) noexcept { return first_.await_suspend(h); }
+  std::size_t await_resume() {
+    if (taken_) return *taken_;
+    std::optional<T> first = first_.await_resume();
+    if (!first) return 0;
+    out_->push_back(std::move(*first));
+    if (ch_->capacity() == 0 || max_ == 1) return 1;
+    auto sink = std::back_inserter(*out_);
+    return 1 + ch_->pop_many(sink, max_ - 1);
+  }
+
+ private:
+  bool done(std::size_t k) noexcept {
+    taken_ = k;
+    return true;
+  }
+
+  Channel* ch_;
+  std::vector<T>* out_;
+  std::size_t max_;
+  std::optional<std::size_t> taken_;
+  first_op first_;
+};
+
+// The state of one awaited reserve (attempt_awaiter): the blocking reserve's attempt and its
+// statistics (a wait is counted, and timed, once the first attempt failed).
+template <class Channel>
+class channel_reserve_wait {
+ public:
+  channel_reserve_wait(Channel& ch, std::size_t n) noexcept : ch_(&ch), n_(n) {}
+
+  bool attempt() noexcept {
+    if ((answer_ = ch_->reserve_once(n_, ticket_))) return true;
+    if (!waited_) {
+      waited_ = true;
+      start_ = clock::now();
+      ch_->send_waits_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return false;
+  }
+  bool settled() noexcept { return ch_->reserve_settled(n_); }
+
+  auto result(bool cancelled, bool timed_out) noexcept {
+    if (waited_) ch_->send_wait_.record(clock::now() - start_);
+    status a = status::ok;
+    if (answer_) {
+      a = *answer_;
+    } else if (cancelled) {
+      a = status::cancelled;
+    } else {
+      (void)timed_out;
+      ch_->timeouts_.fetch_add(1, std::memory_order_relaxed);
+      a = status::timeout;
+    }
+    return ch_->make_permit(n_, ticket_, a);
+  }
+
+ private:
+  Channel* ch_;
+  std::size_t n_;
+  std::uint64_t ticket_ = 0;
+  std::optional<status> answer_;
+  bool waited_ = false;
+  clock::time_point start_{};
 };
 
 }  // namespace bp::detail
