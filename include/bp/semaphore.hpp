@@ -324,14 +324,7 @@ class semaphore {
     queue_.push(self);
     waits_.fetch_add(1, std::memory_order_relaxed);
     const detail::wait_timer timer(wait_);
-    switch (queue_.wait(self, lock, deadline)) {
-      case detail::served::granted:
-        return status::ok;
-      case detail::served::closed:
-        return status::closed;
-      case detail::served::waiting:
-        break;
-    }
+    if (auto a = detail::answer_of(queue_.wait(self, lock, deadline))) return *a;
     // Timed out or cancelled (and unlinked): the waiters behind us may fit now.
     queued_.fetch_sub(1, std::memory_order_relaxed);
     dispatch();
@@ -351,14 +344,7 @@ class semaphore {
   status finish_acquire(node& self) {
     detail::trampoline_scope after_unlock;
     std::lock_guard lock(m_);
-    switch (queue_.settle(self)) {
-      case detail::served::granted:
-        return status::ok;
-      case detail::served::closed:
-        return status::closed;
-      case detail::served::waiting:
-        break;
-    }
+    if (auto a = detail::answer_of(queue_.settle(self))) return *a;
     queued_.fetch_sub(1, std::memory_order_relaxed);
     dispatch();
     return status::cancelled;

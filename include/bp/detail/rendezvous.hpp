@@ -98,15 +98,7 @@ class rendezvous {
   }
   outcome finish(node& self) {
     std::lock_guard lock(m_);
-    switch ((self.src ? senders_ : receivers_).settle(self)) {
-      case served::granted:
-        return outcome::done;
-      case served::closed:
-        return outcome::closed;
-      case served::waiting:
-        break;
-    }
-    return outcome::timeout;
+    return outcome_of((self.src ? senders_ : receivers_).settle(self));
   }
 
  private:
@@ -146,15 +138,14 @@ class rendezvous {
   }
 
   outcome park(node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {
-    switch ((self.src ? senders_ : receivers_).wait(self, lock, deadline)) {
-      case served::granted:
-        return outcome::done;
-      case served::closed:
-        return outcome::closed;
-      case served::waiting:
-        break;
-    }
-    return outcome::timeout;
+    return outcome_of((self.src ? senders_ : receivers_).wait(self, lock, deadline));
+  }
+
+  // done when served, closed, or timeout when never served (the caller tells a timeout from a
+  // cancellation).
+  static outcome outcome_of(served how) noexcept {
+    const auto a = answer_of(how);
+    return !a ? outcome::timeout : *a == status::ok ? outcome::done : outcome::closed;
   }
 
   std::mutex m_;

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
+#include "../status.hpp"
 #include "async_op.hpp"
 #include "deadline.hpp"
 #include "event_count.hpp"
@@ -26,6 +28,20 @@
 namespace bp::detail {
 
 enum class served : std::uint32_t { waiting = 0, granted = 1, closed = 2 };
+
+// What a waiter's mark answers: ok when granted, closed, or std::nullopt when it was never
+// served (its wait timed out or was cancelled).
+inline std::optional<status> answer_of(served how) noexcept {
+  switch (how) {
+    case served::granted:
+      return status::ok;
+    case served::closed:
+      return status::closed;
+    case served::waiting:
+      break;
+  }
+  return std::nullopt;
+}
 
 // Derive the owner's node type from this (CRTP keeps the queue free of casts).
 template <class Node>
