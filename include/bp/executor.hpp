@@ -92,12 +92,13 @@ class work_queue {
  public:
   explicit work_queue(std::size_t capacity) { ring_.reserve(capacity); }
 
+  // Notifies before the lock is released: once an item is popped, its work may end and the
+  // queue's owner destroy the queue (a pool whose last task was just posted by a timer or
+  // another pool's thread), so a poster touches nothing of the queue after unlocking.
   void push(work_item w) noexcept {
-    {
-      std::lock_guard lock(m_);
-      ring_.reserve_one();  // allocates only when the backlog is larger than ever before
-      ring_.push(std::move(w));
-    }
+    std::lock_guard lock(m_);
+    ring_.reserve_one();  // allocates only when the backlog is larger than ever before
+    ring_.push(std::move(w));
     ready_.notify_one();
   }
 

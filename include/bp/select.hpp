@@ -41,15 +41,14 @@
 // - Waiting burns no CPU: the selecting thread (or coroutine) is registered on every case's
 //   channel and parked; whichever channel changes first wakes it, and the others' wake-ups it
 //   absorbed are passed on, so no other waiter of those channels misses one.
-// - The channels must have a capacity of at least 1: a capacity-0 (rendezvous) channel throws
-//   std::invalid_argument. Go's select also matches two parties on an unbuffered channel; here
-//   use capacity 1 for that.
+// - Capacity-0 (rendezvous) channels work as in Go: the select queues a node in the channel, and
+//   the party that comes along on the other side (a plain send or receive, a coroutine, another
+//   select) completes the case by handing the value over (detail/select_claim.hpp).
 //
-// How it differs from the others: Go's `select` (the same, plus unbuffered channels and nil
-// cases), tokio::select! (runs whole futures and drops the losers, which may lose a value that
-// a loser had already received unless the future is cancel safe; here no case is ever half
-// done; tokio picks randomly too unless `biased;`), Kotlin's select (biased to the first
-// clause unless selectUnbiased).
+// How it differs from the others: Go's `select` (the same, plus nil cases), tokio::select! (runs
+// whole futures and drops the losers, which may lose a value that a loser had already received
+// unless the future is cancel safe; here no case is ever half done; tokio picks randomly too unless
+// `biased;`), Kotlin's select (biased to the first clause unless selectUnbiased).
 #pragma once
 
 #include <array>
@@ -60,7 +59,6 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -72,6 +70,8 @@
 #include "detail/async_op.hpp"
 #include "detail/deadline.hpp"
 #include "detail/event_count.hpp"
+#include "detail/rendezvous.hpp"
+#include "detail/select_claim.hpp"
 #include "detail/stop.hpp"
 #include "detail/timer.hpp"
 #include "detail/trampoline.hpp"
@@ -90,6 +90,7 @@ struct select_result {
 template <class T>
 class recv_case_t {
  public:
+  using value_type = T;
   recv_case_t(channel<T>& ch, T& out) noexcept : ch_(&ch), out_(&out) {}
 
  private:
@@ -101,6 +102,7 @@ class recv_case_t {
 template <class T>
 class send_case_t {
  public:
+  using value_type = T;
   send_case_t(channel<T>& ch, T& value) noexcept : ch_(&ch), value_(&value) {}
 
  private:
@@ -132,12 +134,29 @@ concept select_case = is_select_case<std::remove_cvref_t<C>>;
 
 namespace detail {
 
+// A capacity-0 case's own state: its node in the channel's rendezvous (where a party that comes
+// along completes the case, detail/select_claim.hpp) and a received value until the select
+// hands it to the caller.
+template <class T>
+struct select_rv_state {
+  typename rendezvous<T>::node node;
+  std::optional<T> value;
+};
+
 // One case, type-erased: try it now (never waits), and where to wait for it.
 struct select_slot {
   void* c = nullptr;
   std::optional<status> (*try_now)(void*) = nullptr;  // nullopt: not ready
   bool (*ready)(void*) = nullptr;  // might try_now succeed? (cheap, may say yes wrongly)
   event_count* events = nullptr;
+  // Capacity-0 cases only (try_now is null then): one attempt under the channel's mutex, which
+  // with `enlist` leaves the case's node queued; the node leaving the channel; a received
+  // value handed to the caller.
+  void* rv = nullptr;
+  std::optional<status> (*try_rv)(void* c, void* rv, select_claim& claim, bool enlist,
+                                  std::uint32_t& completed, bool& decided) = nullptr;
+  void (*leave)(void* c, void* rv) = nullptr;
+  void (*deliver)(void* c, void* rv) = nullptr;
 };
 
 struct select_access {
@@ -172,23 +191,63 @@ struct select_access {
     return !ch.ring_.settled_full() || ch.ring_.is_closed();
   }
 
-  template <class T>
-  static select_slot slot(recv_case_t<T>& c, std::size_t i) {
-    check(*c.ch_, i);
-    return {&c, &try_recv<T>, &recv_ready<T>, &c.ch_->not_empty_};
+  // A capacity-0 case: one attempt in the channel's rendezvous.
+  template <class Case>
+  static std::optional<status> try_rv(void* c, void* rv, select_claim& claim, bool enlist,
+                                      std::uint32_t& completed, bool& decided) {
+    using T = typename Case::value_type;
+    auto& ch = *static_cast<Case*>(c)->ch_;
+    auto& st = *static_cast<select_rv_state<T>*>(rv);
+    using attempt = typename rendezvous<T>::select_try;
+    switch (ch.rendezvous_.select_attempt(st.node, &st.value, claim, enlist, completed)) {
+      case attempt::done:
+        return status::ok;
+      case attempt::closed:
+        return status::closed;
+      case attempt::decided:
+        decided = true;
+        return std::nullopt;
+      case attempt::not_ready:
+        break;
+    }
+    return std::nullopt;
+  }
+  template <class Case>
+  static void leave_rv(void* c, void* rv) {
+    using T = typename Case::value_type;
+    static_cast<Case*>(c)->ch_->rendezvous_.select_leave(
+        static_cast<select_rv_state<T>*>(rv)->node);
   }
   template <class T>
-  static select_slot slot(send_case_t<T>& c, std::size_t i) {
-    check(*c.ch_, i);
-    return {&c, &try_send<T>, &send_ready<T>, &c.ch_->not_full_};
+  static void deliver_rv(void* c, void* rv) {
+    auto& st = *static_cast<select_rv_state<T>*>(rv);
+    if (st.value) *static_cast<recv_case_t<T>*>(c)->out_ = std::move(*st.value);
   }
 
   template <class T>
-  static void check(const channel<T>& ch, std::size_t i) {
-    if (ch.capacity() == 0)
-      throw std::invalid_argument("bp::select: case " + std::to_string(i) +
-                                  " is a capacity-0 channel; select needs capacity >= 1");
+  static select_slot slot(recv_case_t<T>& c, std::size_t i, select_rv_state<T>& rv) {
+    if (c.ch_->capacity() != 0) return {&c, &try_recv<T>, &recv_ready<T>, &c.ch_->not_empty_};
+    rv.node.case_index = static_cast<std::uint32_t>(i);
+    select_slot s{&c, nullptr, &never_ready, &rv.node.ready};
+    s.rv = &rv;
+    s.try_rv = &try_rv<recv_case_t<T>>;
+    s.leave = &leave_rv<recv_case_t<T>>;
+    s.deliver = &deliver_rv<T>;
+    return s;
   }
+  template <class T>
+  static select_slot slot(send_case_t<T>& c, std::size_t i, select_rv_state<T>& rv) {
+    if (c.ch_->capacity() != 0) return {&c, &try_send<T>, &send_ready<T>, &c.ch_->not_full_};
+    rv.node.case_index = static_cast<std::uint32_t>(i);
+    rv.node.src = c.value_;
+    select_slot s{&c, nullptr, &never_ready, &rv.node.ready};
+    s.rv = &rv;
+    s.try_rv = &try_rv<send_case_t<T>>;
+    s.leave = &leave_rv<send_case_t<T>>;
+    return s;
+  }
+
+  static bool never_ready(void*) noexcept { return false; }
 };
 
 // A cheap per-thread generator for the polling order (xorshift64*); quality enough for
@@ -202,9 +261,13 @@ inline std::uint64_t select_random() noexcept {
   return s * 0x2545F4914F6CDD1Dull;
 }
 
-// Polls every case once in a fresh random order; the first ready one completes.
+// Polls every case once in a fresh random order; the first ready one completes. A select with
+// capacity-0 cases passes its `claim`: each attempt is then made busy (detail/select_claim.hpp),
+// and a case another party completed meanwhile is the answer; with `enlist`, a capacity-0 case
+// that is not ready leaves its node queued in its channel.
 template <std::size_t N>
-select_result poll_cases(const std::array<select_slot, N>& slots) {
+select_result poll_cases(const std::array<select_slot, N>& slots, select_claim* claim = nullptr,
+                         bool enlist = false) {
   std::array<std::size_t, N> order;
   for (std::size_t i = 0; i < N; ++i) order[i] = i;
   for (std::size_t i = N; i > 1; --i) {  // Fisher-Yates
@@ -213,9 +276,48 @@ select_result poll_cases(const std::array<select_slot, N>& slots) {
   }
   for (std::size_t k = 0; k < N; ++k) {
     const std::size_t i = order[k];
-    if (auto s = slots[i].try_now(slots[i].c)) return {i, *s};
+    const select_slot& s = slots[i];
+    std::uint32_t completed = 0;
+    if (s.try_rv != nullptr) {
+      bool decided = false;
+      if (auto r = s.try_rv(s.c, s.rv, *claim, enlist, completed, decided)) return {i, *r};
+      if (decided) return {completed, status::ok};
+      continue;
+    }
+    if (claim == nullptr) {
+      if (auto r = s.try_now(s.c)) return {i, *r};
+      continue;
+    }
+    if (!claim->begin(completed)) return {completed, status::ok};
+    const auto r = s.try_now(s.c);
+    claim->end(r ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(i)) : std::nullopt);
+    if (r) return {i, *r};
   }
   return {select_none, status::full};
+}
+
+// The end of a select with capacity-0 cases (`claim` null: none, nothing to do). Giving up
+// (no case, `r`) closes the decision, unless another party completed a case just before: that
+// case is the answer then. Every node leaves its channel; a value a capacity-0 receive case got
+// goes to the caller's variable.
+template <std::size_t N>
+select_result finish_cases(const std::array<select_slot, N>& slots, select_claim* claim,
+                           select_result r) {
+  if (claim == nullptr) return r;
+  if (r.index == select_none)
+    if (auto k = claim->close_out()) r = {*k, status::ok};
+  for (const select_slot& s : slots)
+    if (s.leave != nullptr) s.leave(s.c, s.rv);
+  if (r.index != select_none && r.answer == status::ok && slots[r.index].deliver != nullptr)
+    slots[r.index].deliver(slots[r.index].c, slots[r.index].rv);
+  return r;
+}
+
+template <std::size_t N>
+select_claim* claim_if_needed(const std::array<select_slot, N>& slots, select_claim& c) noexcept {
+  for (const select_slot& s : slots)
+    if (s.try_rv != nullptr) return &c;
+  return nullptr;
 }
 
 // The registration of one selector on every case's event count. Each node is an async waiter
@@ -251,12 +353,12 @@ class select_waiters {
   // While it arms, the caller owns the round: wakes only mark their node; a wake that came
   // meanwhile is found when the round opens, and the arming goes on with a new poll.
   template <class Abort>
-  select_result arm(const std::array<select_slot, N>& slots, Abort&& abort) {
+  select_result arm(const std::array<select_slot, N>& slots, select_claim* claim, Abort&& abort) {
     for (;;) {
       round_.store(owned, std::memory_order_relaxed);  // ours while we arm
       std::array<std::uint32_t, N> keys;
       for (std::size_t i = 0; i < N; ++i) keys[i] = slots[i].events->prepare_wait();
-      if (auto r = poll_cases(slots); r.index != select_none) {
+      if (auto r = poll_cases(slots, claim, true); r.index != select_none) {
         for (std::size_t i = 0; i < N; ++i) slots[i].events->cancel_wait();
         return r;
       }
@@ -302,7 +404,7 @@ class select_waiters {
           return {select_none, status::full};
         round_.store(owned, std::memory_order_relaxed);  // a wake came: still ours, go again
       }
-      auto got = poll_cases(slots);
+      auto got = poll_cases(slots, claim, true);
       disarm(slots, got.index);
       if (got.index != select_none) return got;
       if (aborted) return {select_none, status::cancelled};
@@ -347,10 +449,20 @@ class select_waiters {
   std::atomic<int> finishing_{0};
 };
 
+// The capacity-0 state of each case (used by the cases whose channel has capacity 0).
 template <class... Cases>
-std::array<select_slot, sizeof...(Cases)> make_slots(Cases&... cases) {
-  std::size_t i = 0;
-  return {select_access::slot(cases, i++)...};
+using select_rv_states = std::tuple<select_rv_state<typename Cases::value_type>...>;
+
+template <class... Cases, std::size_t... I>
+std::array<select_slot, sizeof...(Cases)> make_slots_impl(select_rv_states<Cases...>& rv,
+                                                          std::index_sequence<I...>,
+                                                          Cases&... cases) {
+  return {select_access::slot(cases, I, std::get<I>(rv))...};
+}
+template <class... Cases>
+std::array<select_slot, sizeof...(Cases)> make_slots(select_rv_states<Cases...>& rv,
+                                                     Cases&... cases) {
+  return make_slots_impl(rv, std::index_sequence_for<Cases...>{}, cases...);
 }
 
 // The blocking select: poll; register on every case; park on a private event count until a
@@ -358,26 +470,33 @@ std::array<select_slot, sizeof...(Cases)> make_slots(Cases&... cases) {
 template <std::size_t N>
 select_result select_blocking(const std::array<select_slot, N>& slots, bool may_wait,
                               clock::time_point deadline) {
-  if (auto r = poll_cases(slots); r.index != select_none || !may_wait) return r;
+  select_claim decision;
+  select_claim* const claim = claim_if_needed(slots, decision);
+  if (auto r = poll_cases(slots, claim); r.index != select_none || !may_wait)
+    return finish_cases(slots, claim, r);
   const std::stop_token* stop = stop_to_watch();
   event_count ready;
   select_waiters<N> waiters;
   waiters.ctx = &ready;
   waiters.on_first_wake = [](void* ec) noexcept { static_cast<event_count*>(ec)->notify_all(); };
   for (;;) {
-    auto r = waiters.arm(slots, [&] { return stop != nullptr && stop->stop_requested(); });
-    if (r.index != select_none) return r;
+    auto r = waiters.arm(slots, claim, [&] { return stop != nullptr && stop->stop_requested(); });
+    if (r.index != select_none) return finish_cases(slots, claim, r);
     if (r.answer == status::cancelled) {
-      current_stop.stopped = true;
+      r = finish_cases(slots, claim, r);
+      if (r.index == select_none) current_stop.stopped = true;
       return r;
     }
     const bool woke = wait_loop(
         ready, deadline, [&] { return waiters.fired(); }, no_spin, always_settled{});
     if (!woke) (void)waiters.claim();  // close the round before taking the nodes back
-    auto got = poll_cases(slots);
+    auto got = poll_cases(slots, claim, true);
     waiters.disarm(slots, got.index);
-    if (got.index != select_none) return got;
-    if (!woke) return {select_none, gave_up()};
+    if (got.index != select_none) return finish_cases(slots, claim, got);
+    if (!woke) {
+      const status why = gave_up();
+      return finish_cases(slots, claim, {select_none, why});
+    }
   }
 }
 
@@ -391,7 +510,8 @@ class select_op : private trampoline_job {
  public:
   select_op(async_options opts, clock::time_point deadline, Cases... cases)
       : cases_(cases...),
-        slots_(std::apply([](auto&... c) { return make_slots(c...); }, cases_)),
+        slots_(std::apply([this](auto&... c) { return make_slots(rv_, c...); }, cases_)),
+        claim_(claim_if_needed(slots_, decision_)),
         deadline_(deadline),
         opts_(std::move(opts)) {
     waiters_.ctx = this;
@@ -406,8 +526,10 @@ class select_op : private trampoline_job {
   select_op& operator=(const select_op&) = delete;
 
   bool await_ready() {
-    result_ = poll_cases(slots_);
-    return result_.index != select_none;
+    result_ = poll_cases(slots_, claim_);
+    if (result_.index == select_none) return false;
+    result_ = finish_cases(slots_, claim_, result_);
+    return true;
   }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     handle_ = h;
@@ -460,21 +582,21 @@ class select_op : private trampoline_job {
   // Registers for a round; true when the select is over (result_ set), false when parked (a
   // wake may then resume the coroutine at any moment: nothing here may be touched after).
   bool start_round() noexcept {
-    const auto r = waiters_.arm(slots_, [this] { return gave_up(); });
+    const auto r = waiters_.arm(slots_, claim_, [this] { return gave_up(); });
     if (r.index == select_none && r.answer != status::cancelled) return false;
-    result_ = r.index == select_none ? why_none() : r;
+    result_ = finish_cases(slots_, claim_, r.index == select_none ? why_none() : r);
     return true;
   }
 
   // The round fired (a wake or the stop): finish it, then resume or go again.
   static void round_job(trampoline_job& j) noexcept {
     auto& op = static_cast<select_op&>(j);
-    auto got = poll_cases(op.slots_);
+    auto got = poll_cases(op.slots_, op.claim_, true);
     op.waiters_.disarm(op.slots_, got.index);
     if (got.index != select_none) {
-      op.result_ = got;
+      op.result_ = finish_cases(op.slots_, op.claim_, got);
     } else if (op.gave_up()) {
-      op.result_ = op.why_none();
+      op.result_ = finish_cases(op.slots_, op.claim_, op.why_none());
     } else if (!op.start_round()) {
       return;  // parked for another round
     }
@@ -495,7 +617,10 @@ class select_op : private trampoline_job {
   }
 
   std::tuple<Cases...> cases_;  // the slots point into it: the op is never moved
+  select_rv_states<Cases...> rv_;
   std::array<select_slot, N> slots_;
+  select_claim decision_;
+  select_claim* claim_;  // &decision_ when a case is on a capacity-0 channel, else null
   select_waiters<N> waiters_;
   select_result result_{};
   std::coroutine_handle<> handle_{};
@@ -510,20 +635,23 @@ class select_op : private trampoline_job {
 
 template <select_case... Cases>
 [[nodiscard]] select_result select(Cases... cases) {
-  auto slots = detail::make_slots(cases...);
+  detail::select_rv_states<Cases...> rv;
+  auto slots = detail::make_slots(rv, cases...);
   return detail::select_blocking(slots, true, detail::forever());
 }
 
 template <select_case... Cases>
 [[nodiscard]] select_result try_select(Cases... cases) {
-  auto slots = detail::make_slots(cases...);
+  detail::select_rv_states<Cases...> rv;
+  auto slots = detail::make_slots(rv, cases...);
   return detail::select_blocking(slots, false, detail::forever());
 }
 
 template <class Rep, class Period, select_case... Cases>
 [[nodiscard]] select_result select_for(std::chrono::duration<Rep, Period> timeout, Cases... cases) {
   const auto deadline = detail::deadline_after(timeout);
-  auto slots = detail::make_slots(cases...);
+  detail::select_rv_states<Cases...> rv;
+  auto slots = detail::make_slots(rv, cases...);
   return detail::select_blocking(slots, true, deadline);
 }
 
@@ -531,13 +659,15 @@ template <class Clock, class Duration, select_case... Cases>
 [[nodiscard]] select_result select_until(std::chrono::time_point<Clock, Duration> deadline,
                                          Cases... cases) {
   const auto steady = detail::to_steady(deadline);
-  auto slots = detail::make_slots(cases...);
+  detail::select_rv_states<Cases...> rv;
+  auto slots = detail::make_slots(rv, cases...);
   return detail::select_blocking(slots, true, steady);
 }
 
 template <select_case... Cases>
 [[nodiscard]] select_result select(const std::stop_token& stop, Cases... cases) {
-  auto slots = detail::make_slots(cases...);
+  detail::select_rv_states<Cases...> rv;
+  auto slots = detail::make_slots(rv, cases...);
   detail::stop_scope scope(stop);
   return detail::select_blocking(slots, true, detail::forever());
 }

@@ -10,11 +10,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <utility>
 
 #include "deadline.hpp"
+#include "select_claim.hpp"
 #include "wait_timer.hpp"
 #include "waiter_queue.hpp"
 
@@ -28,7 +30,14 @@ class rendezvous {
   struct node : waiter_node<node> {
     T* src = nullptr;                  // sender: the caller's value
     std::optional<T>* dest = nullptr;  // receiver: where the value goes
+    // A select's case: the select's decision (detail/select_claim.hpp) and the case's index.
+    select_claim* selector = nullptr;
+    std::uint32_t case_index = 0;
+    bool queued = false;  // a select's node: in a queue (guarded by m_)
   };
+
+  // What a select's attempt on one of its capacity-0 cases found.
+  enum class select_try { done, closed, not_ready, decided };
 
   // Sender side. `wait == false` is try_send: succeeds only if a receiver is already waiting.
   // A sender about to park counts itself in `send_waits` first (visible while it waits), and
@@ -96,6 +105,53 @@ class rendezvous {
     std::lock_guard lock(m_);
     return offer_recv(&self, out);
   }
+  // A select's attempt on a send (`self.src` set) or receive case, under m_: hands the value
+  // over to a waiting party (done), or answers closed, or finds the select already decided by
+  // another party (decided: `completed` says which case), or not_ready. With `enlist`, a
+  // not-ready case leaves `self` queued (once) for a party that comes later to complete it.
+  select_try select_attempt(node& self, std::optional<T>* out, select_claim& claim, bool enlist,
+                            std::uint32_t& completed) {
+    trampoline_scope after_unlock;
+    std::lock_guard lock(m_);
+    if (!claim.begin(completed)) return select_try::decided;
+    if (closed_) {  // a receive: closed and drained (close() closed out every queued sender)
+      claim.end(self.case_index);
+      return select_try::closed;
+    }
+    node* lower = nullptr;  // a busy select we gave way to
+    if (node* partner = take_partner(self.src ? receivers_ : senders_, &claim, lower)) {
+      if (self.src) {
+        partner->dest->emplace(std::move(*self.src));
+      } else {
+        out->emplace(std::move(*partner->src));
+      }
+      ++handed_;
+      queue::serve(*partner, served::granted);
+      claim.end(self.case_index);
+      return select_try::done;
+    }
+    if ((enlist || lower != nullptr) && !self.queued) {
+      self.selector = &claim;
+      self.dest = out;
+      (self.src ? senders_ : receivers_).push(self);
+      self.queued = true;
+    }
+    claim.end(std::nullopt);
+    // We gave way to a busy select at a lower address: our node is queued now; wake that select
+    // so that it polls again and finds us (it waits for us if we are busy then).
+    if (lower != nullptr) lower->ready.notify_one();
+    return select_try::not_ready;
+  }
+
+  // A select is done with `self` (under m_): unlinked if it is still queued. Once this returns,
+  // no other party touches `self`.
+  void select_leave(node& self) {
+    std::lock_guard lock(m_);
+    if (self.queued && self.mark.load(std::memory_order_relaxed) == served::waiting)
+      (self.src ? senders_ : receivers_).unlink(self);
+    self.queued = false;
+  }
+
   outcome finish(node& self) {
     std::lock_guard lock(m_);
     return outcome_of((self.src ? senders_ : receivers_).settle(self));
@@ -108,7 +164,8 @@ class rendezvous {
   // `self` if given (empty: nobody waits; `self` is now in the queue unless null).
   outcome offer_send(node* self, T& v) {
     if (closed_) return outcome::closed;
-    if (node* r = receivers_.pop()) {
+    node* unused = nullptr;
+    if (node* r = take_partner(receivers_, nullptr, unused)) {
       r->dest->emplace(std::move(v));
       ++handed_;
       queue::serve(*r, served::granted);
@@ -123,7 +180,8 @@ class rendezvous {
   // Under m_: takes the first waiting sender's value (done), or answers closed (and drained:
   // senders still queued at close were closed out), or queues `self` if given.
   outcome offer_recv(node* self, std::optional<T>& out) {
-    if (node* s = senders_.pop()) {
+    node* unused = nullptr;
+    if (node* s = take_partner(senders_, nullptr, unused)) {
       out.emplace(std::move(*s->src));
       ++handed_;
       queue::serve(*s, served::granted);
@@ -135,6 +193,46 @@ class rendezvous {
       receivers_.push(*self);
     }
     return outcome::empty;
+  }
+
+  // Under m_: takes the first waiter of `q` that may be served. A select's node is claimed first
+  // (detail/select_claim.hpp); one whose select decided otherwise is taken off (abandoned) and
+  // skipped, and so is `mine`'s own. A busy select is waited for, unless `mine` (a select itself)
+  // must give way to it: it is skipped then, and `lower` is set to its node.
+  node* take_partner(queue& q, select_claim* mine, node*& lower) {
+    for (node* n = q.front(); n != nullptr;) {
+      if (n->selector == nullptr) {
+        q.unlink(*n);
+        return n;
+      }
+      if (n->selector == mine) {
+        n = n->next;
+        continue;
+      }
+      switch (n->selector->claim(n->case_index)) {
+        case select_claim::result::claimed:
+          q.unlink(*n);
+          n->queued = false;
+          return n;
+        case select_claim::result::taken: {
+          node* next = n->next;
+          q.unlink(*n);
+          n->queued = false;
+          n->mark.store(served::abandoned, std::memory_order_relaxed);
+          n = next;
+          continue;
+        }
+        case select_claim::result::busy:
+          if (!n->selector->waited_for_by(mine)) {
+            lower = n;
+            n = n->next;
+            continue;
+          }
+          n->selector->wait_not_busy();
+          continue;  // look at `n` again
+      }
+    }
+    return nullptr;
   }
 
   outcome park(node& self, std::unique_lock<std::mutex>& lock, clock::time_point deadline) {

@@ -27,7 +27,9 @@
 
 namespace bp::detail {
 
-enum class served : std::uint32_t { waiting = 0, granted = 1, closed = 2 };
+// waiting until served; granted or closed by whoever served it; abandoned: a select's node
+// taken off by a party that found the select already decided (nobody waits on it any more).
+enum class served : std::uint32_t { waiting = 0, granted = 1, closed = 2, abandoned = 3 };
 
 // What a waiter's mark answers: ok when granted, closed, or std::nullopt when it was never
 // served (its wait timed out or was cancelled).
@@ -38,6 +40,7 @@ inline std::optional<status> answer_of(served how) noexcept {
     case served::closed:
       return status::closed;
     case served::waiting:
+    case served::abandoned:
       break;
   }
   return std::nullopt;
