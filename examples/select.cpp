@@ -15,7 +15,8 @@ using namespace std::chrono_literals;
 
 int main() {
   bp::channel<int> orders(16), quotes(16);
-  bp::channel<std::string> control(1);
+  // Unbuffered, as Go's `make(chan string)`: a send waits until the select takes the command.
+  bp::channel<std::string> control(0);
 
   std::thread feed([&] {
     for (int i = 1; i <= 20; ++i) {
