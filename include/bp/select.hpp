@@ -43,7 +43,9 @@
 //   absorbed are passed on, so no other waiter of those channels misses one.
 // - Capacity-0 (rendezvous) channels work as in Go: the select queues a node in the channel, and
 //   the party that comes along on the other side (a plain send or receive, a coroutine, another
-//   select) completes the case by handing the value over (detail/select_claim.hpp).
+//   select) completes the case by handing the value over (detail/select_claim.hpp). A
+//   drop_oldest send case may call its channel's drop handler inside the select's attempt:
+//   such a handler must not wait on a channel (it should never wait anyway).
 //
 // How it differs from the others: Go's `select` (the same, plus nil cases), tokio::select! (runs
 // whole futures and drops the losers, which may lose a value that a loser had already received
@@ -288,9 +290,16 @@ select_result poll_cases(const std::array<select_slot, N>& slots, select_claim* 
       if (auto r = s.try_now(s.c)) return {i, *r};
       continue;
     }
-    if (!claim->begin(completed)) return {completed, status::ok};
-    const auto r = s.try_now(s.c);
-    claim->end(r ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(i)) : std::nullopt);
+    std::optional<status> r;
+    {
+      // Wake-ups this attempt causes (a coroutine waiting for the slot it frees) run once the
+      // select is no longer busy: run inline while busy, such a coroutine could wait for a
+      // rendezvous mutex whose holder waits for this select.
+      trampoline_scope after_attempt;
+      if (!claim->begin(completed)) return {completed, status::ok};
+      r = s.try_now(s.c);
+      claim->end(r ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(i)) : std::nullopt);
+    }
     if (r) return {i, *r};
   }
   return {select_none, status::full};
