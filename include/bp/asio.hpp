@@ -52,10 +52,11 @@
 // wait on bp, close the primitive or cancel the waits: a wait that never ends keeps its
 // handler (and its work count) forever.
 //
-// Cost: one allocation per operation (the frame of a small coroutine that awaits the bp verb;
-// it holds the handler, the wait's state and, when a slot is connected, a std::stop_source,
-// which allocates its shared state) plus whatever asio::post allocates for the completion
-// (asio recycles those blocks per thread). docs/design.md, "asio bridge".
+// Cost: one allocation per operation, the frame of a small coroutine that awaits the bp verb
+// (it holds the handler and the wait's state: 560-704 bytes with g++ 12), plus what asio::post
+// allocates for the completion (recycled by asio on its own threads) and, when a cancellation
+// slot is connected, a std::stop_source's shared state and the slot's handler. docs/design.md,
+// "The asio bridge".
 //
 // Thread safety: as the primitives'. Operations may start from any thread and complete on any
 // executor; the bp primitive serializes the waits.
@@ -111,19 +112,17 @@ struct canceller {
   }
 };
 
-// Runs on the handler's executor: clears the slot (before the handler, as asio asks), gives
-// the work back, then calls the handler with the answer.
-template <class Handler, class Work, class Slot, class Args>
+// Runs on the handler's executor: clears the slot (before the handler, as asio asks), then
+// calls the handler with the answer.
+template <class Handler, class Slot, class Args>
 struct completion {
   Handler handler;
-  Work work;
   Slot slot;
   bool connected;
   Args args;
 
   void operator()() {
     if (connected) slot.clear();
-    work.reset();
     std::apply(std::move(handler), std::move(args));
   }
 };
@@ -140,8 +139,12 @@ bridge run(Handler handler, Op op) {
     slot.template emplace<canceller>(canceller{stop});
   }
   auto args = op.finish(co_await op.start(async_options(stop.get_token())));
-  asio::post(ex, completion<Handler, decltype(work), decltype(slot), decltype(args)>{
-                     std::move(handler), std::move(work), slot, connected, std::move(args)});
+  asio::post(ex, completion<Handler, decltype(slot), decltype(args)>{std::move(handler), slot,
+                                                                     connected, std::move(args)});
+  // The work is given back only once post() has returned: the handler may already have run on
+  // another thread, and until then the executor's context (an io_context that its owner
+  // destroys as soon as run() returns) must not run out of work while post() still signals it.
+  work.reset();
 }
 
 // One initiation for every verb: starts the bridge with the verb's state.
