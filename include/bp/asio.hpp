@@ -1,5 +1,7 @@
 // bp/asio.hpp: bp's waiting verbs as asio asynchronous operations (standalone asio, 1.22 or
-// later; Debian's libasio-dev). Optional: include it only where asio is available.
+// later; Debian's libasio-dev). Optional: include it only where asio is available. With clang
+// and asio before 1.24, asio::use_awaitable needs -DASIO_HAS_CO_AWAIT -DASIO_HAS_STD_COROUTINE
+// (those versions look for clang's coroutines under the Coroutines TS's names only).
 //
 //   bp::asio_interop::async_send(ch, value, token)           void(bp::status)
 //   bp::asio_interop::async_send_for(ch, value, d, token)    void(bp::status)
