@@ -92,7 +92,7 @@ namespace bp::asio_interop {
 namespace detail {
 
 // The coroutine that carries one operation: it starts at once, awaits the bp verb, posts the
-// completion and ends, freeing its frame before the handler runs.
+// completion (which owns the handler from then on) and ends, freeing its frame.
 struct bridge {
   struct promise_type {
     bridge get_return_object() noexcept { return {}; }
