@@ -7,10 +7,15 @@
 #include <asio.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <atomic>
+#include <bp/budgeted_channel.hpp>
 #include <bp/channel.hpp>
 #include <bp/channel_ends.hpp>
+#include <bp/clock.hpp>
 #include <bp/concurrency_limiter.hpp>
+#include <bp/leaky_bucket.hpp>
+#include <bp/memory_budget.hpp>
 #include <bp/semaphore.hpp>
+#include <bp/token_bucket.hpp>
 #include <bp/unbounded_channel.hpp>
 #include <chrono>
 #include <cstdio>
@@ -222,6 +227,89 @@ TEST(AsioLimiter, AcquireWithEachToken) {
     permits.back().on_ignore();
   }
   EXPECT_EQ(lim.in_flight(), 0u);
+}
+
+TEST(AsioBudget, ReserveWaitsForBytesOnTheBudgetAndOnAStream) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::memory_budget budget(100);
+  auto stream = budget.open_stream();
+  auto held = budget.try_reserve(100);
+  ASSERT_TRUE(held);
+  std::vector<bp::memory_permit> permits;
+  spawn(io, [&]() -> asio::awaitable<void> {
+    permits.push_back(co_await bpa::async_reserve(stream, 40, asio::use_awaitable));
+  });
+  bpa::async_reserve(budget, 30, asio::bind_executor(io, [&](bp::memory_permit p) {
+                       permits.push_back(std::move(p));
+                     }));
+  io.poll();
+  EXPECT_TRUE(permits.empty()) << "the budget is spent: both wait";
+  std::thread releaser([&] { held.release(); });
+  run_to_end(io);
+  releaser.join();
+  ASSERT_EQ(permits.size(), 2u);
+  EXPECT_EQ(permits[0].bytes() + permits[1].bytes(), 70u);
+  EXPECT_EQ(budget.in_use(), 70u);
+  auto full = budget.try_reserve(30);
+  std::optional<bp::memory_permit> timed;
+  bpa::async_reserve_for(stream, 10, 5ms, asio::bind_executor(io, [&](bp::memory_permit p) {
+                           timed.emplace(std::move(p));
+                         }));
+  run_to_end(io);
+  ASSERT_TRUE(timed);
+  EXPECT_EQ(timed->status(), status::timeout);
+  EXPECT_THROW(bpa::async_reserve(budget, 101, asio::detached), std::invalid_argument);
+}
+
+TEST(AsioBuckets, AcquireSleepsUntilTheTokensAreDueAndCancelGivesThemBack) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::manual_clock clock;
+  bp::token_bucket tb(10, 1, clock);
+  bp::leaky_bucket lb(10, 1, clock);
+  ASSERT_TRUE(tb.try_acquire());
+  ASSERT_TRUE(lb.try_acquire());
+  std::vector<status> answers;
+  bpa::async_acquire(tb, 1, asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  bpa::async_acquire(lb, 1, asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  io.poll();
+  EXPECT_TRUE(answers.empty()) << "not due yet";
+  clock.advance(100ms);
+  run_to_end(io);
+  EXPECT_EQ(answers, std::vector<status>(2, status::ok));
+  asio::cancellation_signal cancel;
+  std::optional<status> cancelled;
+  bpa::async_acquire(tb, 1,
+                     asio::bind_cancellation_slot(
+                         cancel.slot(), asio::bind_executor(io, [&](status s) { cancelled = s; })));
+  io.poll();
+  EXPECT_FALSE(cancelled);
+  asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  run_to_end(io);
+  EXPECT_EQ(cancelled, status::cancelled);
+  clock.advance(100ms);
+  EXPECT_TRUE(tb.try_acquire()) << "the cancelled wait gave its token back";
+  EXPECT_THROW(bpa::async_acquire(tb, 2, asio::detached), std::invalid_argument);
+}
+
+TEST(AsioBudgeted, ABudgetedChannelSendsLikeAChannel) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::memory_budget budget(10);
+  bp::budgeted_channel<std::string> q(
+      budget, {.capacity = 4, .size = [](const std::string& s) { return s.size(); }});
+  std::string first(8, 'a'), second(5, 'b');
+  std::vector<status> answers;
+  bpa::async_send(q, first, asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  bpa::async_send(q, second, asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  io.poll();
+  ASSERT_EQ(answers, std::vector<status>{status::ok}) << "the second waits for bytes";
+  std::thread taker([&] { EXPECT_EQ(q.recv(), std::string(8, 'a')); });
+  run_to_end(io);
+  taker.join();
+  EXPECT_EQ(answers, (std::vector<status>{status::ok, status::ok}));
+  EXPECT_EQ(q.recv(), std::string(5, 'b'));
 }
 
 TEST(AsioEnds, SenderAndReceiverAndUnbounded) {

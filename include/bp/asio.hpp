@@ -10,12 +10,17 @@
 //   bp::asio_interop::async_acquire(sem, n, token)           void(bp::status)
 //   bp::asio_interop::async_acquire_for(sem, n, d, token)    void(bp::status)
 //   bp::asio_interop::async_acquire(limiter, token)          void(bp::limiter_permit)
+//   bp::asio_interop::async_reserve(budget, bytes, token)    void(bp::memory_permit)
+//   bp::asio_interop::async_reserve_for(budget, bytes, d, token)  void(bp::memory_permit)
+//   bp::asio_interop::async_acquire(bucket, n, token)        void(bp::status)
 //
 // `ch` is a bp::channel<T>, a bp::sender<T> / bp::receiver<T> (bp/channel_ends.hpp) or, for
 // receiving, a bp::unbounded_channel<T>; `sem` a bp::semaphore; `limiter` a
-// bp::concurrency_limiter. The token is any asio completion token: asio::use_awaitable, a plain
-// callable, asio::deferred (asio::experimental::deferred before asio 1.24),
-// asio::bind_executor(ex, ...), asio::bind_cancellation_slot(slot, ...), ...
+// bp::concurrency_limiter; `budget` a bp::memory_budget or one of its streams; `bucket` a
+// bp::token_bucket or bp::leaky_bucket. A bp::budgeted_channel<T> sends like a channel. The token
+// is any asio completion token: asio::use_awaitable, a plain callable, asio::deferred
+// (asio::experimental::deferred before asio 1.24), asio::bind_executor(ex, ...),
+// asio::bind_cancellation_slot(slot, ...), ...
 //
 // Example (examples/asio_pubsub.hpp, a session's writer):
 //
@@ -84,8 +89,11 @@
 
 #include "concurrency_limiter.hpp"
 #include "detail/async_op.hpp"
+#include "leaky_bucket.hpp"
+#include "memory_budget.hpp"
 #include "semaphore.hpp"
 #include "status.hpp"
+#include "token_bucket.hpp"
 
 namespace bp::asio_interop {
 
@@ -237,6 +245,64 @@ struct limiter_op {
   std::tuple<limiter_permit> finish(limiter_permit p) { return {std::move(p)}; }
 };
 
+template <class Budget>
+concept byte_budget =
+    std::same_as<Budget, memory_budget> || std::same_as<Budget, memory_budget::stream>;
+template <class Bucket>
+concept rate_bucket = std::same_as<Bucket, token_bucket> || std::same_as<Bucket, leaky_bucket>;
+
+// The budget's own check, made before the operation starts (as check_count).
+template <class Budget>
+void check_bytes(const Budget& b, std::size_t bytes) {
+  std::size_t capacity = 0;
+  if constexpr (std::same_as<Budget, memory_budget>) {
+    capacity = b.capacity();
+  } else {
+    if (b.budget() == nullptr) return;  // an empty stream answers closed
+    capacity = b.budget()->capacity();
+  }
+  if (bytes > capacity)
+    throw std::invalid_argument("bp::asio_interop::async_reserve: bytes " + std::to_string(bytes) +
+                                " exceeds the budget's capacity of " + std::to_string(capacity));
+}
+template <class Bucket>
+void check_tokens(const Bucket& b, std::size_t n) {
+  std::size_t limit = 0;
+  if constexpr (std::same_as<Bucket, token_bucket>) {
+    limit = b.burst();
+  } else {
+    limit = b.capacity();
+  }
+  if (n > limit)
+    throw std::invalid_argument("bp::asio_interop::async_acquire: n (" + std::to_string(n) +
+                                ") exceeds the bucket's " + std::to_string(limit));
+}
+
+template <class Budget>
+struct reserve_op {
+  Budget* budget;
+  std::size_t bytes;
+  auto start(async_options o) { return budget->async_reserve(bytes, std::move(o)); }
+  std::tuple<memory_permit> finish(memory_permit p) { return {std::move(p)}; }
+};
+
+template <class Budget, class Duration>
+struct reserve_for_op {
+  Budget* budget;
+  std::size_t bytes;
+  Duration timeout;
+  auto start(async_options o) { return budget->async_reserve_for(bytes, timeout, std::move(o)); }
+  std::tuple<memory_permit> finish(memory_permit p) { return {std::move(p)}; }
+};
+
+template <class Bucket>
+struct bucket_op {
+  Bucket* bucket;
+  std::size_t n;
+  auto start(async_options o) { return bucket->async_acquire(n, std::move(o)); }
+  std::tuple<status> finish(result r) { return {r.value()}; }
+};
+
 }  // namespace detail
 
 // Sends `value` into `ch` (a bp::channel<T> or bp::sender<T>): void(bp::status), the answers
@@ -303,6 +369,39 @@ template <class CompletionToken>
 auto async_acquire(concurrency_limiter& lim, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(limiter_permit)>(detail::initiate{}, token,
                                                                      detail::limiter_op{&lim});
+}
+
+// Reserves `bytes` of `budget` (a bp::memory_budget or one of its streams), with the budget's
+// fairness between streams: void(bp::memory_permit), holding the bytes (answer ok) or empty
+// (closed, cancelled). bytes above the budget's capacity throw std::invalid_argument here.
+template <class Budget, class CompletionToken>
+requires detail::byte_budget<Budget>
+auto async_reserve(Budget& budget, std::size_t bytes, CompletionToken&& token) {
+  detail::check_bytes(budget, bytes);
+  return asio::async_initiate<CompletionToken, void(memory_permit)>(
+      detail::initiate{}, token, detail::reserve_op<Budget>{&budget, bytes});
+}
+
+// As async_reserve, answering an empty permit with `timeout` once `timeout` passes first.
+template <class Budget, class Rep, class Period, class CompletionToken>
+requires detail::byte_budget<Budget>
+auto async_reserve_for(Budget& budget, std::size_t bytes,
+                       std::chrono::duration<Rep, Period> timeout, CompletionToken&& token) {
+  detail::check_bytes(budget, bytes);
+  using op = detail::reserve_for_op<Budget, std::chrono::duration<Rep, Period>>;
+  return asio::async_initiate<CompletionToken, void(memory_permit)>(detail::initiate{}, token,
+                                                                    op{&budget, bytes, timeout});
+}
+
+// Waits until `n` tokens of `bucket` (a bp::token_bucket or bp::leaky_bucket) are due:
+// void(bp::status), ok | closed | cancelled. A cancelled wait gives its tokens back. n above the
+// bucket's burst (capacity) throws std::invalid_argument here.
+template <class Bucket, class CompletionToken>
+requires detail::rate_bucket<Bucket>
+auto async_acquire(Bucket& bucket, std::size_t n, CompletionToken&& token) {
+  detail::check_tokens(bucket, n);
+  return asio::async_initiate<CompletionToken, void(status)>(detail::initiate{}, token,
+                                                             detail::bucket_op<Bucket>{&bucket, n});
 }
 
 }  // namespace bp::asio_interop
