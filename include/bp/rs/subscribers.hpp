@@ -35,6 +35,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -356,6 +357,11 @@ class subscription_channel {
   template <class Rep, class Period>
   [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return credited(st().ch.recv_for(timeout));
+  }
+  // Cancellable: std::nullopt at once when `stop` is stopped while waiting (the stream goes on;
+  // a later recv gets the next value).
+  [[nodiscard]] std::optional<T> recv(const std::stop_token& stop) {
+    return credited(st().ch.recv(stop));
   }
 
   // The stream's error, once receiving ended; null if it completed (or is still running).
