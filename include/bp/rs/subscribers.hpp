@@ -45,6 +45,7 @@
 #include "../detail/recv_iterator.hpp"
 #include "../detail/wait.hpp"
 #include "detail/demand.hpp"
+#include "detail/owned_pump.hpp"
 #include "interfaces.hpp"
 
 namespace bp::rs {
@@ -403,7 +404,9 @@ namespace detail {
 // buffer of `prefetch` (what is requested ahead); a pump thread moves them into the target with
 // a blocking send and requests more only as the target accepts them (low tide: prefetch -
 // prefetch/4 at a time). The publisher's thread never blocks; the target's fullness reaches
-// the publisher as missing demand.
+// the publisher as missing demand. cancel() stops the send the pump may be parked in (a
+// std::stop_token) and closes the buffer, so the pump leaves at once, without polling. The
+// pump thread belongs to the feeder and is joined by its last reference (owned_pump).
 template <class T, class Target>
 class channel_feeder final : public subscriber<T>,
                              public std::enable_shared_from_this<channel_feeder<T, Target>> {
@@ -426,7 +429,10 @@ class channel_feeder final : public subscriber<T>,
       }
       sub_ = s;
     }
-    std::thread([self = this->shared_from_this()] { self->pump(); }).detach();
+    pump_thread_.start([self = this->shared_from_this()]() mutable {
+      self->pump();
+      self.reset();  // may be the last reference: then ~channel_feeder runs on this thread
+    });
     s->request(static_cast<std::int64_t>(buf_.capacity()));
   }
   void on_next(T v) override {
@@ -452,6 +458,7 @@ class channel_feeder final : public subscriber<T>,
       s = sub_;
     }
     if (s) s->cancel();
+    stop_.request_stop();  // wakes a send to the target at once
     buf_.close();
   }
   done_latch& latch() noexcept { return latch_; }
@@ -464,10 +471,6 @@ class channel_feeder final : public subscriber<T>,
     }
     buf_.close();
   }
-  bool is_cancelled() {
-    std::lock_guard lock(m_);
-    return cancelled_;
-  }
   void upstream_ended() {
     std::lock_guard lock(m_);
     ended_ = true;
@@ -475,12 +478,9 @@ class channel_feeder final : public subscriber<T>,
 
   void pump() {
     std::int64_t accepted = 0;
+    const std::stop_token stopped = stop_.get_token();
     while (auto v = buf_.recv()) {
-      status st;
-      while ((st = target_->send_for(std::move(*v), std::chrono::milliseconds(5))) ==
-                 status::timeout &&
-             !is_cancelled()) {
-      }
+      const status st = target_->send(std::move(*v), stopped);
       if (st != status::ok) {  // closed by its receivers (or we were cancelled): stop upstream
         cancel();
         break;
@@ -516,6 +516,8 @@ class channel_feeder final : public subscriber<T>,
   bool ended_ = false;
   std::exception_ptr error_;
   done_latch latch_;
+  std::stop_source stop_;   // stopped by cancel()
+  owned_pump pump_thread_;  // last: joined before the members above are destroyed
 };
 
 template <class T>
