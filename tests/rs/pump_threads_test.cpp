@@ -5,6 +5,7 @@
 #include <bp/rs/publishers.hpp>
 
 #include <gtest/gtest.h>
+#include <bp/rs/operators.hpp>
 #include <bp/rs/subscribers.hpp>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -197,6 +199,24 @@ TEST_F(rs_pump_threads_test, ChainedPumpsBothEndOnCancel) {
     std::this_thread::sleep_for(20ms);  // the source's pump is parked in recv
     h.cancel();
     EXPECT_TRUE(h.wait_for(100ms));
+    EXPECT_TRUE(back_to_baseline(100ms));
+  }
+  EXPECT_EQ(live_threads(), baseline_);
+}
+
+// batch(n, max_wait)'s timer thread belongs to the operator: it ends when the subscription is
+// cancelled and is gone once the subscription is.
+TEST_F(rs_pump_threads_test, BatchTimerThreadEndsWithItsSubscription) {
+  auto ch = std::make_shared<bp::channel<i64>>(4);
+  {
+    std::atomic<int> batches{0};
+    auto h = bp::rs::subscribe(bp::rs::from_channel(ch) | bp::rs::batch(4, 5ms),
+                               [&](std::vector<i64>) { batches.fetch_add(1); });
+    EXPECT_EQ(live_threads(), baseline_ + 2) << "the channel's pump and the batch timer";
+    ASSERT_EQ(ch->send(1), bp::status::ok);
+    ASSERT_TRUE(bp::test::eventually([&] { return batches.load() == 1; }, 5s))
+        << "the timer flushes a partial batch";
+    h.cancel();
     EXPECT_TRUE(back_to_baseline(100ms));
   }
   EXPECT_EQ(live_threads(), baseline_);
