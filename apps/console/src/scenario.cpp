@@ -22,6 +22,10 @@ engine::scenario::scenario(engine& e, const settings& s) : eng(e), cfg(s) {
   for (int i = 0; i < s.producers; ++i) slots.push_back(std::make_unique<producer_slot>());
 }
 
+engine::scenario::~scenario() {
+  stop_threads();
+}
+
 strategy_hooks engine::scenario::hooks() {
   strategy_hooks h;
   h.on_request = [this](std::int64_t n, std::int64_t outstanding) {

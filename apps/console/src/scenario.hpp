@@ -68,6 +68,11 @@ struct engine::scenario {
   // The strategy is made last: a signal strategy requests demand (and reports it through the
   // hooks) while it is being built.
   scenario(engine& e, const settings& s);
+  // Stops and joins the threads if stop_threads() was not called: they wait with the running
+  // periods' tokens, which only stop_threads() (or a pause) stops.
+  ~scenario();
+  scenario(const scenario&) = delete;
+  scenario& operator=(const scenario&) = delete;
 
   double now_s() const {
     return std::chrono::duration<double>(clock_type::now() - started).count();
