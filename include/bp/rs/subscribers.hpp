@@ -6,10 +6,11 @@
 //   bp::rs::subscription_handle    cancel(), done(), wait_for(timeout)
 //   bp::rs::subscription_channel   a bp::channel fed by a publisher, requesting only as its slots
 //                                  free up (Signal -> Block): recv / try_recv / recv_for /
-//                                  range-for
+//                                  recv(stop_token) / range-for
 //   bp::rs::to_channel(pub, cap)   subscribes and returns that subscription_channel
 //   bp::rs::into_channel(pub, ch)  feeds an existing channel (or sender), requesting only as the
-//                                  channel accepts values (Signal -> Block into your channel)
+//                                  channel accepts values (Signal -> Block into your channel),
+//                                  from a pump thread the subscription owns
 //   bp::rs::to_iterable(pub, n)    a blocking range over a publisher, n elements prefetched; an
 //                                  optional per-element timeout throws bp::rs::timeout_error
 //
