@@ -3,9 +3,11 @@
 // Every control verb takes control_m_, so verbs apply one at a time and in order. A verb that
 // changes the shape of the run (strategy, capacity, threads, payload) rebuilds the scenario:
 // the old one's threads are stopped and joined first, then the new one replaces it and the
-// series restarts, both under state_m_. Rates and the running flags are atomics that the scenario's
-// threads read live, so those verbs change a value and return at once. Each verb that changes
-// something says so in the event log, so the log reads as the history of the run.
+// series restarts, both under state_m_. Rates and the running flags are atomics that the
+// scenario's threads read live, so those verbs change a value, wake the threads
+// (scenario::controls_changed: a pause stops the token the threads wait with) and return at once.
+// Each verb that changes something says so in the event log, so the log reads as the history of
+// the run.
 //
 // The scenario's threads live in scenario.cpp, their pacing in pacing.cpp, the sampler thread
 // and the snapshots in sampler.cpp, the event log in event_log.cpp.
@@ -138,6 +140,7 @@ std::string engine::configure(const settings& s) {
   settings_ = s;
   producer_rate_ = s.producer_rate;
   consumer_rate_ = s.consumer_rate;
+  sc_->controls_changed();  // a thread waiting for its next slot at the old rate wakes now
   if (pipeline_changed) {
     rebuild_pipeline_locked();
     if (s.scenario == scenario_kind::pipeline)
@@ -204,6 +207,7 @@ void engine::start_all_locked() {
       to_ns(clock_type::now()) + static_cast<std::int64_t>(settings_.consumer_delay_s * 1e9);
   producer_running_ = true;
   consumer_running_ = true;
+  sc_->controls_changed();
 }
 
 void engine::start_all() {
@@ -219,12 +223,14 @@ void engine::start_all() {
 void engine::start_producer() {
   std::lock_guard lock(control_m_);
   if (shut_down_ || producer_running_.exchange(true)) return;
+  sc_->controls_changed();
   post(event_kind::control, "producer started");
 }
 
 void engine::stop_producer() {
   std::lock_guard lock(control_m_);
   if (shut_down_ || !producer_running_.exchange(false)) return;
+  sc_->controls_changed();  // a producer waiting in the strategy gives its item up at once
   post(event_kind::control, "producer stopped");
 }
 
@@ -232,13 +238,16 @@ void engine::start_consumer() {
   std::lock_guard lock(control_m_);
   if (shut_down_) return;
   consumer_not_before_ns_ = 0;
-  if (consumer_running_.exchange(true)) return;
+  const bool was_running = consumer_running_.exchange(true);
+  sc_->controls_changed();  // a consumer waiting for its delayed start starts now
+  if (was_running) return;
   post(event_kind::control, "consumer started");
 }
 
 void engine::stop_consumer() {
   std::lock_guard lock(control_m_);
   if (shut_down_ || !consumer_running_.exchange(false)) return;
+  sc_->controls_changed();
   post(event_kind::control, "consumer stopped");
 }
 

@@ -22,6 +22,10 @@ engine::scenario::scenario(engine& e, const settings& s) : eng(e), cfg(s) {
   for (int i = 0; i < s.producers; ++i) slots.push_back(std::make_unique<producer_slot>());
 }
 
+engine::scenario::~scenario() {
+  stop_threads();
+}
+
 strategy_hooks engine::scenario::hooks() {
   strategy_hooks h;
   h.on_request = [this](std::int64_t n, std::int64_t outstanding) {
@@ -49,6 +53,7 @@ void engine::scenario::summarize_suppressed() {
 }
 
 void engine::scenario::start_threads() {
+  controls_changed();
   for (int i = 0; i < cfg.producers; ++i)
     threads.emplace_back([this, i](std::stop_token st) { produce(st, *slots[i]); });
   for (int i = 0; i < cfg.consumers; ++i)
@@ -56,22 +61,30 @@ void engine::scenario::start_threads() {
 }
 
 void engine::scenario::stop_threads() {
+  // Each thread wakes at once from whatever it waits in: its period's token, its jthread's
+  // token and close() cover every wait.
+  producers_on.close();
+  consumers_on.close();
   for (auto& t : threads) t.request_stop();
   strat->close();
   threads.clear();  // joins
+}
+
+void engine::scenario::controls_changed() {
+  producers_on.update(eng.producer_running_);
+  consumers_on.update(eng.consumer_running_);
 }
 
 // What the strategy tells the producer's thread while it hands an item over.
 struct engine::scenario::producer_ctx final : producer_context {
   scenario& sc;
   producer_slot& slot;
-  std::stop_token st;
+  std::stop_token period;     // the running period's: stopped by a pause or the scenario's end
   std::uint64_t current = 0;  // sequence number of the item being offered
-  producer_ctx(scenario& s, producer_slot& p, std::stop_token t) : sc(s), slot(p), st(t) {}
+  producer_ctx(scenario& s, producer_slot& p, std::stop_token t)
+      : sc(s), slot(p), period(std::move(t)) {}
 
-  bool keep_going() const noexcept override {
-    return !st.stop_requested() && sc.eng.producer_running_.load(std::memory_order_relaxed);
-  }
+  std::stop_token stop_token() const noexcept override { return period; }
   void begin_wait(wait_reason why) noexcept override {
     slot.reason.store(static_cast<int>(why), std::memory_order_relaxed);
     slot.wait_started_ns.store(to_ns(clock_type::now()), std::memory_order_relaxed);
@@ -122,23 +135,30 @@ struct engine::scenario::producer_ctx final : producer_context {
 };
 
 void engine::scenario::produce(std::stop_token st, producer_slot& slot) {
-  producer_ctx ctx(*this, slot, st);
   pacer pace;
-  while (!st.stop_requested()) {
-    if (!eng.producer_running_.load(std::memory_order_relaxed)) {
-      std::this_thread::sleep_for(slice / 5);
-      pace.restart();
-      continue;
+  while (const auto period = producers_on.wait_on(st)) {
+    pace.restart();
+    producer_ctx ctx(*this, slot, *period);
+    while (produce_one(pace, ctx)) {
     }
-    const double rate = eng.producer_rate_.load(std::memory_order_relaxed) / cfg.producers;
-    if (!pace.due(rate)) continue;
+  }
+}
+
+bool engine::scenario::produce_one(pacer& pace, producer_ctx& ctx) {
+  const std::stop_token& period = ctx.period;
+  if (!wait_slot(pace, producers_on, eng.producer_rate_, cfg.producers, period)) return false;
+  {
     item it;
     it.seq = ctx.current = next_seq.fetch_add(1, std::memory_order_relaxed);
     it.payload.assign(cfg.payload_bytes, static_cast<unsigned char>(it.seq));
     it.born = clock_type::now();
     const std::uint64_t seq = it.seq;
     const offer_result r = strat->offer(std::move(it), ctx);
-    if (r == offer_result::stopped) continue;  // never offered to the end: not counted
+    if (r == offer_result::stopped) {  // never offered to the end: not counted
+      // Closed under a running period: the scenario is ending; nothing to do until it stops.
+      if (!period.stop_requested()) producers_on.wait_stopped(period);
+      return false;
+    }
     produced.fetch_add(1, std::memory_order_relaxed);
     switch (r) {
       case offer_result::accepted:
@@ -164,6 +184,7 @@ void engine::scenario::produce(std::stop_token st, producer_slot& slot) {
       case offer_result::capped:
         capped.fetch_add(1, std::memory_order_relaxed);
         if (eng.producer_running_.exchange(false)) {
+          producers_on.update(eng.producer_running_);  // every producer leaves its wait now
           std::lock_guard lock(eng.state_m_);
           eng.post_locked(
               event_kind::cap,
@@ -177,34 +198,44 @@ void engine::scenario::produce(std::stop_token st, producer_slot& slot) {
         break;
     }
   }
+  return true;
 }
 
 void engine::scenario::consume(std::stop_token st) {
   pacer pace;
-  while (!st.stop_requested()) {
-    const auto not_before = eng.consumer_not_before_ns_.load(std::memory_order_relaxed);
-    if (!eng.consumer_running_.load(std::memory_order_relaxed) ||
-        to_ns(clock_type::now()) < not_before) {
-      std::this_thread::sleep_for(slice / 5);
-      pace.restart();
-      continue;
+  while (const auto period = consumers_on.wait_on(st)) {
+    // A delayed start (Burst): start_consumer() or a pause wakes the wait at once.
+    for (;;) {
+      const auto seen = consumers_on.generation();
+      const auto not_before = eng.consumer_not_before_ns_.load(std::memory_order_relaxed);
+      if (period->stop_requested() || to_ns(clock_type::now()) >= not_before) break;
+      consumers_on.wait_until(clock_type::time_point(std::chrono::nanoseconds(not_before)), seen,
+                              *period);
     }
-    const double rate = eng.consumer_rate_.load(std::memory_order_relaxed) / cfg.consumers;
-    if (!pace.due(rate)) continue;
-    // Take one item, waiting (in slices) while the buffer is empty.
-    const auto asked = clock_type::now();
-    std::optional<item> it;
-    while (!it && !st.stop_requested() && eng.consumer_running_.load(std::memory_order_relaxed))
-      it = strat->take(slice);
-    if (!it) continue;
-    const auto now = clock_type::now();
-    // It waited for the item (the buffer was empty): idle time is not banked as a burst.
-    if (now - asked > 2ms) pace.restart();
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - it->born).count();
-    latency[latency_histogram::bucket_of(static_cast<std::uint64_t>(std::max<long long>(0, us)))]
-        .fetch_add(1, std::memory_order_relaxed);
-    consumed.fetch_add(1, std::memory_order_relaxed);
+    pace.restart();
+    while (consume_one(pace, *period)) {
+    }
   }
+}
+
+bool engine::scenario::consume_one(pacer& pace, const std::stop_token& period) {
+  if (!wait_slot(pace, consumers_on, eng.consumer_rate_, cfg.consumers, period)) return false;
+  // Take one item, waiting while the buffer is empty; a pause or the end wakes the wait.
+  const auto asked = clock_type::now();
+  std::optional<item> it = strat->take(period);
+  if (!it) {
+    // Closed under a running period: the scenario is ending; nothing to do until it stops.
+    if (!period.stop_requested()) consumers_on.wait_stopped(period);
+    return false;
+  }
+  const auto now = clock_type::now();
+  // It waited for the item (the buffer was empty): idle time is not banked as a burst.
+  if (now - asked > 2ms) pace.restart();
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - it->born).count();
+  latency[latency_histogram::bucket_of(static_cast<std::uint64_t>(std::max<long long>(0, us)))]
+      .fetch_add(1, std::memory_order_relaxed);
+  consumed.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace bp::console

@@ -57,6 +57,10 @@ struct engine::scenario {
 
   event_throttle throttle;  // rate limiting of the event log (hot paths touch only atomics)
 
+  // The producers' and the consumers' running periods (pacing.hpp): pausing a side stops the
+  // stop_token its threads wait with. Before `threads`, which wait on them.
+  run_switch producers_on, consumers_on;
+
   std::vector<std::jthread> threads;
 
   sampler sampling{*this};  // the sampler thread only
@@ -64,6 +68,11 @@ struct engine::scenario {
   // The strategy is made last: a signal strategy requests demand (and reports it through the
   // hooks) while it is being built.
   scenario(engine& e, const settings& s);
+  // Stops and joins the threads if stop_threads() was not called: they wait with the running
+  // periods' tokens, which only stop_threads() (or a pause) stops.
+  ~scenario();
+  scenario(const scenario&) = delete;
+  scenario& operator=(const scenario&) = delete;
 
   double now_s() const {
     return std::chrono::duration<double>(clock_type::now() - started).count();
@@ -86,12 +95,18 @@ struct engine::scenario {
 
   void start_threads();
   void stop_threads();
+  // The engine changed a live control (running flags, rates, the consumer's delayed start):
+  // opens or ends the running periods to match and wakes every waiting thread to read them.
+  void controls_changed();
 
  private:
   struct producer_ctx;
   strategy_hooks hooks();
   void produce(std::stop_token st, producer_slot& slot);
+  // One item in a running period; false once the period is over.
+  bool produce_one(pacer& pace, producer_ctx& ctx);
   void consume(std::stop_token st);
+  bool consume_one(pacer& pace, const std::stop_token& period);
 };
 
 }  // namespace bp::console

@@ -12,14 +12,12 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+#include <stop_token>
 
 #include "strategy.hpp"
 
 namespace bp::console {
 namespace {
-
-using namespace std::chrono_literals;
-constexpr auto wait_slice = 50ms;
 
 class demand_publisher final : public rs::publisher<item>, public rs::subscription {
  public:
@@ -80,16 +78,12 @@ class demand_publisher final : public rs::publisher<item>, public rs::subscripti
         lock.unlock();
         ctx.begin_wait(wait_reason::no_demand);
         lock.lock();
-        while (demand_ == 0 && !cancelled_) {
-          if (!ctx.keep_going()) {
-            lock.unlock();
-            ctx.end_wait();
-            return offer_result::stopped;
-          }
-          cv_.wait_for(lock, wait_slice);
-        }
+        // request(n), cancel() or a stop request wakes it at once.
+        const bool woken =
+            cv_.wait(lock, ctx.stop_token(), [&] { return demand_ != 0 || cancelled_; });
         lock.unlock();
         ctx.end_wait();
+        if (!woken) return offer_result::stopped;
         lock.lock();
       }
       if (cancelled_ || demand_ == 0) return offer_result::stopped;
@@ -110,7 +104,7 @@ class demand_publisher final : public rs::publisher<item>, public rs::subscripti
  private:
   strategy_hooks hooks_;
   std::mutex m_;
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   std::mutex emit_m_;
   std::shared_ptr<rs::subscriber<item>> sub_;
   std::int64_t demand_ = 0;
@@ -129,9 +123,7 @@ class signal_strategy final : public strategy {
   offer_result offer(item&& it, producer_context& ctx) override {
     return pub_->offer(std::move(it), ctx);
   }
-  std::optional<item> take(std::chrono::milliseconds patience) override {
-    return ch_.recv_for(patience);
-  }
+  std::optional<item> take(const std::stop_token& stop) override { return ch_.recv(stop); }
   std::size_t depth() const noexcept override { return ch_.size(); }
   std::size_t capacity() const noexcept override { return ch_.capacity(); }
   void close() noexcept override {

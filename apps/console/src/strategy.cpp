@@ -7,15 +7,9 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 namespace bp::console {
 namespace {
-
-using namespace std::chrono_literals;
-
-// How long one wait lasts before the waiter checks whether it should give up.
-constexpr auto wait_slice = 50ms;
 
 // The producer context of the offer() running on this thread: drop_oldest evicts on the
 // sending thread, inside bp::channel::send, and reports the eviction through it.
@@ -27,6 +21,19 @@ struct current_producer_scope {
   current_producer_scope(const current_producer_scope&) = delete;
   current_producer_scope& operator=(const current_producer_scope&) = delete;
 };
+
+// Sends under the block policy: at once when there is room, else the producer waits for a free
+// slot until the channel closes or `stop` is stopped (an unsent value stays in `it`).
+offer_result send_blocking(channel<item>& ch, item&& it, producer_context& ctx,
+                           const std::stop_token& stop) {
+  status st = ch.try_send(std::move(it));
+  if (st == status::ok) return offer_result::accepted;
+  if (st == status::closed) return offer_result::stopped;
+  ctx.begin_wait(wait_reason::buffer_full);
+  st = ch.send(std::move(it), stop);
+  ctx.end_wait();
+  return st == status::ok ? offer_result::accepted : offer_result::stopped;
+}
 
 overflow to_overflow(strategy_kind k) {
   switch (k) {
@@ -56,8 +63,9 @@ class channel_strategy final : public strategy {
 
   offer_result offer(item&& it, producer_context& ctx) override {
     current_producer_scope scope(ctx);
+    const std::stop_token stop = ctx.stop_token();
     if (kind_ != strategy_kind::block) {
-      switch (ch_.send(std::move(it))) {  // never waits under these policies
+      switch (ch_.send(std::move(it), stop)) {  // never parks under these policies
         case status::ok:
           return offer_result::accepted;
         case status::dropped:
@@ -68,26 +76,10 @@ class channel_strategy final : public strategy {
           return offer_result::stopped;
       }
     }
-    status st = ch_.try_send(std::move(it));
-    if (st == status::ok) return offer_result::accepted;
-    if (st == status::closed) return offer_result::stopped;
-    // Full: the producer waits for a free slot, in slices, so that it can be stopped.
-    ctx.begin_wait(wait_reason::buffer_full);
-    for (;;) {
-      st = ch_.send_for(std::move(it), wait_slice);  // an unsent value stays in `it`
-      if (st == status::ok) break;
-      if (st == status::closed || !ctx.keep_going()) {
-        ctx.end_wait();
-        return offer_result::stopped;
-      }
-    }
-    ctx.end_wait();
-    return offer_result::accepted;
+    return send_blocking(ch_, std::move(it), ctx, stop);
   }
 
-  std::optional<item> take(std::chrono::milliseconds patience) override {
-    return ch_.recv_for(patience);
-  }
+  std::optional<item> take(const std::stop_token& stop) override { return ch_.recv(stop); }
   std::size_t depth() const noexcept override { return ch_.size(); }
   std::size_t capacity() const noexcept override { return ch_.capacity(); }
   void close() noexcept override { ch_.close(); }
@@ -127,8 +119,8 @@ class unbounded_strategy final : public strategy {
     return offer_result::stopped;
   }
 
-  std::optional<item> take(std::chrono::milliseconds patience) override {
-    auto it = ch_.recv_for(patience);
+  std::optional<item> take(const std::stop_token& stop) override {
+    auto it = ch_.recv(stop);
     if (it) bytes_.fetch_sub(it->footprint(), std::memory_order_relaxed);
     return it;
   }
@@ -165,38 +157,18 @@ class throttle_strategy final : public strategy {
   strategy_kind kind() const noexcept override { return strategy_kind::throttle; }
 
   offer_result offer(item&& it, producer_context& ctx) override {
+    const std::stop_token stop = ctx.stop_token();
     if (!bucket_.try_acquire()) {
       ctx.begin_wait(wait_reason::no_token);
-      // acquire_for parks only when the token comes within the slice; otherwise it answers at
-      // once and the producer sleeps a slice, so that it can be stopped meanwhile.
-      while (!bucket_.acquire_for(1, wait_slice)) {
-        if (!ctx.keep_going() || bucket_.is_closed()) {
-          ctx.end_wait();
-          return offer_result::stopped;
-        }
-        std::this_thread::sleep_for(wait_slice / 2);
-      }
+      // Parks until the token is due; closing the bucket or a stop request wakes it at once.
+      const bool granted = bucket_.acquire(1, stop) == status::ok;
       ctx.end_wait();
+      if (!granted) return offer_result::stopped;
     }
-    status st = ch_.try_send(std::move(it));
-    if (st == status::ok) return offer_result::accepted;
-    if (st == status::closed) return offer_result::stopped;
-    ctx.begin_wait(wait_reason::buffer_full);
-    for (;;) {
-      st = ch_.send_for(std::move(it), wait_slice);
-      if (st == status::ok) break;
-      if (st == status::closed || !ctx.keep_going()) {
-        ctx.end_wait();
-        return offer_result::stopped;
-      }
-    }
-    ctx.end_wait();
-    return offer_result::accepted;
+    return send_blocking(ch_, std::move(it), ctx, stop);
   }
 
-  std::optional<item> take(std::chrono::milliseconds patience) override {
-    return ch_.recv_for(patience);
-  }
+  std::optional<item> take(const std::stop_token& stop) override { return ch_.recv(stop); }
   std::size_t depth() const noexcept override { return ch_.size(); }
   std::size_t capacity() const noexcept override { return ch_.capacity(); }
   void close() noexcept override {

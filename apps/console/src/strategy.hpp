@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,8 +46,9 @@ enum class wait_reason { buffer_full, no_demand, no_token };
 class producer_context {
  public:
   virtual ~producer_context() = default;
-  // False once the producer should give up its current item (stop, reset, shutdown).
-  [[nodiscard]] virtual bool keep_going() const noexcept = 0;
+  // Stopped once the producer should give up its current item (pause, reset, shutdown). Every
+  // wait inside offer() watches it, so that a stop wakes the producer at once.
+  [[nodiscard]] virtual std::stop_token stop_token() const noexcept = 0;
   virtual void begin_wait(wait_reason why) noexcept = 0;
   virtual void end_wait() noexcept = 0;
   // A value accepted earlier was evicted to make room for a newer one (drop_oldest).
@@ -66,11 +68,12 @@ class strategy {
  public:
   virtual ~strategy() = default;
   [[nodiscard]] virtual strategy_kind kind() const noexcept = 0;
-  // Producer side. May wait (calling ctx.begin_wait / end_wait around the wait), and must then
-  // return within ~50 ms of ctx.keep_going() turning false.
+  // Producer side. May wait (calling ctx.begin_wait / end_wait around the wait), with
+  // ctx.stop_token() given to every blocking verb: a stop request ends the wait at once and
+  // offer() answers stopped, the item not taken.
   virtual offer_result offer(item&& it, producer_context& ctx) = 0;
-  // Consumer side: an item, or nothing when none came within `patience`.
-  virtual std::optional<item> take(std::chrono::milliseconds patience) = 0;
+  // Consumer side: waits for an item; nothing once `stop` is stopped or the strategy closed.
+  virtual std::optional<item> take(const std::stop_token& stop) = 0;
   // Items buffered now (best effort).
   [[nodiscard]] virtual std::size_t depth() const noexcept = 0;
   // Buffer slots shown in the UI (the unbounded strategy answers its cap in items, or 0).

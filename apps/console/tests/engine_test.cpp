@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stop_token>
 #include <thread>
 
 #include "json_io.hpp"
@@ -37,7 +39,7 @@ settings overload(strategy_kind k) {
 snapshot settle(engine& e) {
   e.stop_producer();
   e.stop_consumer();
-  std::this_thread::sleep_for(150ms);  // threads notice within one slice
+  std::this_thread::sleep_for(150ms);  // the last item in a consumer's hand is counted
   const auto seq = e.latest().seq;
   return e.wait_next(seq, 1s);
 }
@@ -290,6 +292,141 @@ TEST(Control, StopWhileBlockedReturnsPromptlyAndRestartsKeepAccounts) {
         return s.strategy == strategy_kind::drop_oldest && s.evicted > 0;
       },
       3s));
+}
+
+// A producer context whose stop token the test stops.
+struct stoppable_producer final : producer_context {
+  std::stop_source source;
+  std::atomic<int> waits{0};
+  std::stop_token stop_token() const noexcept override { return source.get_token(); }
+  void begin_wait(wait_reason) noexcept override { waits.fetch_add(1); }
+  void end_wait() noexcept override {}
+  void evicted(item&&) noexcept override {}
+};
+
+item make_item(std::uint64_t seq) {
+  item it;
+  it.seq = seq;
+  it.born = clock_type::now();
+  it.payload.assign(16, 0);
+  return it;
+}
+
+// Every strategy: a producer blocked in offer() (full buffer, no token, no demand, nobody at the
+// rendezvous) and a consumer blocked in take() (empty buffer) return within 100 ms of the stop
+// request, with no polling to wait out; the item not taken is not counted as taken.
+TEST(Control, StopWhileBlockedReturnsPromptlyInEveryStrategy) {
+  bp::test::watchdog dog(60s);
+  struct variant {
+    strategy_kind kind;
+    std::size_t capacity;
+  };
+  const variant variants[] = {
+      {strategy_kind::block, 2},       {strategy_kind::block, 0},  // rendezvous
+      {strategy_kind::drop_newest, 2}, {strategy_kind::drop_oldest, 2},
+      {strategy_kind::reject, 2},      {strategy_kind::unbounded, 2},
+      {strategy_kind::signal, 2},      {strategy_kind::throttle, 2},
+  };
+  for (const variant& v : variants) {
+    if (!is_available(v.kind)) continue;
+    SCOPED_TRACE(std::string(to_string(v.kind)) + " capacity " + std::to_string(v.capacity));
+    settings s;
+    s.strategy = v.kind;
+    s.capacity = v.capacity;
+    s.throttle_rate = 1;  // one token a second: the second offer waits for a token
+    s.throttle_burst = 1;
+    auto strat = make_strategy(s);
+
+    // Consumer side first, on the empty buffer.
+    {
+      std::stop_source consumer;
+      std::atomic<bool> returned{false};
+      std::thread t([&] {
+        EXPECT_FALSE(strat->take(consumer.get_token()).has_value());
+        returned = true;
+      });
+      std::this_thread::sleep_for(50ms);
+      EXPECT_FALSE(returned.load()) << "take() waits while the buffer is empty";
+      const auto t0 = std::chrono::steady_clock::now();
+      consumer.request_stop();
+      ASSERT_TRUE(bp::test::eventually([&] { return returned.load(); }, 2s));
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+      t.join();
+    }
+
+    // Producer side: fill until an offer would wait, then stop it while it waits.
+    stoppable_producer ctx;
+    std::atomic<bool> blocked_returned{false};
+    offer_result last = offer_result::accepted;
+    std::thread producer([&] {
+      for (std::uint64_t seq = 1; seq <= 64 && !ctx.source.stop_requested(); ++seq)
+        last = strat->offer(make_item(seq), ctx);
+      blocked_returned = true;
+    });
+    const bool waits = v.kind == strategy_kind::block || v.kind == strategy_kind::signal ||
+                       v.kind == strategy_kind::throttle;
+    if (waits) {
+      ASSERT_TRUE(bp::test::eventually([&] { return ctx.waits.load() > 0; }, 2s));
+      std::this_thread::sleep_for(20ms);  // parked in the wait by now
+      EXPECT_FALSE(blocked_returned.load());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    ctx.source.request_stop();
+    ASSERT_TRUE(bp::test::eventually([&] { return blocked_returned.load(); }, 2s));
+    if (waits) {
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+      EXPECT_EQ(last, offer_result::stopped);
+    }
+    producer.join();
+    strat->close();
+  }
+}
+
+// A pause stops the producers' running period: a producer blocked on the full buffer leaves
+// its wait at once (not within a polling slice), and so does the whole scenario on reset.
+TEST(Control, PauseAndResetWakeABlockedProducerAtOnce) {
+  bp::test::watchdog dog(30s);
+  for (strategy_kind k : {strategy_kind::block, strategy_kind::signal, strategy_kind::throttle}) {
+    if (!is_available(k)) continue;
+    SCOPED_TRACE(std::string(to_string(k)));
+    settings cfg = overload(k);
+    cfg.throttle_rate = 1;
+    cfg.throttle_burst = 1;
+    engine e(cfg, fast());
+    e.start_producer();  // no consumer: the producer blocks
+    ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting == 1; }, 3s));
+    e.stop_producer();
+    // The sampler samples every 20 ms; the producer itself leaves at once.
+    ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting == 0; }, 3s));
+    const snapshot paused = settle(e);
+    expect_accounting(paused);
+    e.start_producer();
+    ASSERT_TRUE(bp::test::eventually([&] { return e.latest().producers_waiting == 1; }, 3s));
+    const auto t0 = std::chrono::steady_clock::now();
+    e.reset();  // joins the producer: it must not be stuck in a wait
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  }
+}
+
+// A producer waiting for its next slot at a slow rate wakes on a rate change, not when the old
+// interval ends.
+TEST(Control, RateChangeWakesAProducerWaitingForItsSlot) {
+  bp::test::watchdog dog(30s);
+  settings cfg = overload(strategy_kind::block);
+  cfg.producer_rate = 0.5;  // one item every 2 s
+  cfg.consumer_rate = 1000;
+  engine e(cfg, fast());
+  e.start_all();
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().produced >= 1; }, 3s));
+  std::this_thread::sleep_for(100ms);
+  const auto before = e.latest().produced;
+  settings faster = e.current();
+  faster.producer_rate = 100;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(e.configure(faster), "");
+  ASSERT_TRUE(bp::test::eventually([&] { return e.latest().produced > before; }, 3s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms)
+      << "the producer slept through the rate change (its old slot was ~2 s away)";
 }
 
 TEST(Control, RatesChangeLiveWithoutRestart) {

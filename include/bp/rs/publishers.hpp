@@ -42,6 +42,7 @@
 #include "../detail/wait.hpp"
 #include "detail/demand.hpp"
 #include "detail/emitter.hpp"
+#include "detail/owned_pump.hpp"
 #include "interfaces.hpp"
 
 namespace bp::rs {
@@ -187,11 +188,24 @@ class generate_publisher final : public publisher<T> {
 // while demand is outstanding and is the only thread that signals. request/cancel just record
 // and wake it; cancel also stops the receive the pump may be parked in (a std::stop_token), so
 // an idle channel costs no polling and a cancel is seen at once.
+//
+// The pump thread belongs to the subscription (owned_pump): it keeps the subscription alive
+// while it runs, since a subscriber may drop its reference and still expect the elements it
+// requested, and the last reference joins it. No thread outlives the stream it serves.
 template <class T, class Rx>
-class channel_source final : public subscription {
+class channel_source final : public subscription,
+                             public std::enable_shared_from_this<channel_source<T, Rx>> {
  public:
   channel_source(std::shared_ptr<subscriber<T>> s, Rx rx)
       : down_(std::move(s)), rx_(std::move(rx)) {}
+
+  // Starts the pump; once, after on_subscribe.
+  void start() {
+    pump_.start([self = this->shared_from_this()]() mutable {
+      self->run();
+      self.reset();  // may be the last reference: then ~channel_source runs on this thread
+    });
+  }
 
   void request(std::int64_t n) override {
     if (n <= 0) {
@@ -245,6 +259,7 @@ class channel_source final : public subscription {
   std::atomic<bool> cancelled_{false};
   std::stop_source stop_;
   alignas(bp::detail::cache_line) bp::detail::event_count wake_;
+  owned_pump pump_;  // last: joined before the members above are destroyed
 };
 
 // Adapts a receiver<T> to the pointer-like interface channel_source uses.
@@ -262,7 +277,7 @@ class channel_publisher final : public publisher<T> {
     check_subscriber(s, "bp::rs::from_channel");
     auto src = std::make_shared<channel_source<T, Rx>>(s, rx_);
     s->on_subscribe(src);
-    std::thread([src] { src->run(); }).detach();  // ends on completion, error or cancel
+    src->start();  // ends on completion, error or cancel; joined by the last reference
   }
 
  private:
@@ -325,8 +340,10 @@ requires std::invocable<F&>
 
 // Receives from a channel as demand allows: with n outstanding, at most n recv calls. Completes
 // when the channel is closed and drained. Each subscription runs one thread (receiving may
-// block); it ends on completion, cancel (within a few milliseconds) or error. Several
-// subscribers of one channel compete for its values, as several receivers would.
+// block); it ends on completion, error or cancel (at once: cancel stops the receive it waits
+// in). The thread belongs to the subscription: whoever drops the last reference to it joins
+// the thread, so none outlives the stream. Several subscribers of one channel compete for its
+// values, as several receivers would.
 template <class T>
 [[nodiscard]] publisher_ptr<T> from_channel(std::shared_ptr<bp::channel<T>> ch) {
   if (!ch) throw std::invalid_argument("bp::rs::from_channel: channel ch is null");

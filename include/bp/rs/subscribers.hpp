@@ -6,10 +6,11 @@
 //   bp::rs::subscription_handle    cancel(), done(), wait_for(timeout)
 //   bp::rs::subscription_channel   a bp::channel fed by a publisher, requesting only as its slots
 //                                  free up (Signal -> Block): recv / try_recv / recv_for /
-//                                  range-for
+//                                  recv(stop_token) / range-for
 //   bp::rs::to_channel(pub, cap)   subscribes and returns that subscription_channel
 //   bp::rs::into_channel(pub, ch)  feeds an existing channel (or sender), requesting only as the
-//                                  channel accepts values (Signal -> Block into your channel)
+//                                  channel accepts values (Signal -> Block into your channel),
+//                                  from a pump thread the subscription owns
 //   bp::rs::to_iterable(pub, n)    a blocking range over a publisher, n elements prefetched; an
 //                                  optional per-element timeout throws bp::rs::timeout_error
 //
@@ -35,6 +36,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -44,6 +46,7 @@
 #include "../detail/recv_iterator.hpp"
 #include "../detail/wait.hpp"
 #include "detail/demand.hpp"
+#include "detail/owned_pump.hpp"
 #include "interfaces.hpp"
 
 namespace bp::rs {
@@ -357,6 +360,11 @@ class subscription_channel {
   [[nodiscard]] std::optional<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
     return credited(st().ch.recv_for(timeout));
   }
+  // Cancellable: std::nullopt at once when `stop` is stopped while waiting (the stream goes on;
+  // a later recv gets the next value).
+  [[nodiscard]] std::optional<T> recv(const std::stop_token& stop) {
+    return credited(st().ch.recv(stop));
+  }
 
   // The stream's error, once receiving ended; null if it completed (or is still running).
   [[nodiscard]] std::exception_ptr error() const {
@@ -397,7 +405,9 @@ namespace detail {
 // buffer of `prefetch` (what is requested ahead); a pump thread moves them into the target with
 // a blocking send and requests more only as the target accepts them (low tide: prefetch -
 // prefetch/4 at a time). The publisher's thread never blocks; the target's fullness reaches
-// the publisher as missing demand.
+// the publisher as missing demand. cancel() stops the send the pump may be parked in (a
+// std::stop_token) and closes the buffer, so the pump leaves at once, without polling. The
+// pump thread belongs to the feeder and is joined by its last reference (owned_pump).
 template <class T, class Target>
 class channel_feeder final : public subscriber<T>,
                              public std::enable_shared_from_this<channel_feeder<T, Target>> {
@@ -420,7 +430,10 @@ class channel_feeder final : public subscriber<T>,
       }
       sub_ = s;
     }
-    std::thread([self = this->shared_from_this()] { self->pump(); }).detach();
+    pump_thread_.start([self = this->shared_from_this()]() mutable {
+      self->pump();
+      self.reset();  // may be the last reference: then ~channel_feeder runs on this thread
+    });
     s->request(static_cast<std::int64_t>(buf_.capacity()));
   }
   void on_next(T v) override {
@@ -446,6 +459,7 @@ class channel_feeder final : public subscriber<T>,
       s = sub_;
     }
     if (s) s->cancel();
+    stop_.request_stop();  // wakes a send to the target at once
     buf_.close();
   }
   done_latch& latch() noexcept { return latch_; }
@@ -458,10 +472,6 @@ class channel_feeder final : public subscriber<T>,
     }
     buf_.close();
   }
-  bool is_cancelled() {
-    std::lock_guard lock(m_);
-    return cancelled_;
-  }
   void upstream_ended() {
     std::lock_guard lock(m_);
     ended_ = true;
@@ -469,12 +479,9 @@ class channel_feeder final : public subscriber<T>,
 
   void pump() {
     std::int64_t accepted = 0;
+    const std::stop_token stopped = stop_.get_token();
     while (auto v = buf_.recv()) {
-      status st;
-      while ((st = target_->send_for(std::move(*v), std::chrono::milliseconds(5))) ==
-                 status::timeout &&
-             !is_cancelled()) {
-      }
+      const status st = target_->send(std::move(*v), stopped);
       if (st != status::ok) {  // closed by its receivers (or we were cancelled): stop upstream
         cancel();
         break;
@@ -510,6 +517,8 @@ class channel_feeder final : public subscriber<T>,
   bool ended_ = false;
   std::exception_ptr error_;
   done_latch latch_;
+  std::stop_source stop_;   // stopped by cancel()
+  owned_pump pump_thread_;  // last: joined before the members above are destroyed
 };
 
 template <class T>

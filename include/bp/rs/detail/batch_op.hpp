@@ -1,6 +1,7 @@
 // Internal: batch(n, max_wait). Collects up to n elements into a std::vector; a batch goes out
 // when it is full, when upstream completes (the partial one), or, with max_wait > 0, when its
-// first element has waited max_wait (a timer thread per subscription flushes it). Downstream
+// first element has waited max_wait (a timer thread per subscription flushes it; the thread
+// belongs to the operator and is joined by its last reference, see owned_pump.hpp). Downstream
 // demand of k batches becomes k*n upstream (saturating). Ready batches wait in a queue served
 // by the emitter drain loop; they never exceed outstanding upstream demand, so memory stays
 // bounded by demand * n elements.
@@ -16,7 +17,6 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -25,6 +25,7 @@
 #include "../../detail/wait.hpp"
 #include "../interfaces.hpp"
 #include "emitter.hpp"
+#include "owned_pump.hpp"
 
 namespace bp::rs::detail {
 
@@ -47,7 +48,10 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
     up_ = std::move(s);
     if (max_wait_ > clock::duration::zero()) {
       auto self = std::static_pointer_cast<batch_op>(this->shared_from_this());
-      std::thread([self] { self->timer_loop(); }).detach();  // ends on release
+      timer_thread_.start([self]() mutable {  // ends on release or upstream's end
+        self->timer_loop();
+        self.reset();  // may be the last reference: then ~batch_op runs on this thread
+      });
     }
     auto down = std::move(pending_down_);
     down->on_subscribe(this->shared_from_this());
@@ -178,6 +182,7 @@ class batch_op : public subscriber<T>, public emitter<std::vector<T>, batch_op<T
   std::exception_ptr error_;
   bool done_ = false;
   bool stopped_ = false;
+  owned_pump timer_thread_;  // last: joined before the members above are destroyed
 };
 
 }  // namespace bp::rs::detail
