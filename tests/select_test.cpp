@@ -245,6 +245,40 @@ TEST(SelectRendezvous, SelectsOnBothSidesAndPlainPartiesNothingLostNothingDuplic
   for (std::size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i].load(), 1) << "value " << i;
 }
 
+// Selects that time out at once, against senders that arrive at any moment: a sender that finds
+// the node of a select that is giving up must move on (the select is taking its node back under
+// the same mutex), and every value is either received once or stays with its sender.
+TEST(SelectRendezvous, SelectsGivingUpRaceSendersNothingLostNoDeadlock) {
+  bp::test::watchdog dog(120s);
+  bp::channel<int> c(0);
+  constexpr int rounds = 20'000;
+  std::atomic<int> sent{0}, received{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      int x = -1;
+      for (int i = 0; i < rounds; ++i) {
+        const auto r = bp::select_for(std::chrono::microseconds(i % 3), bp::recv_case(c, x));
+        if (r.index == 0 && r.answer == status::ok) received.fetch_add(1);
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        if (c.send_for(1, std::chrono::microseconds(50)) == status::ok) sent.fetch_add(1);
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  done = true;
+  threads[2].join();
+  threads[3].join();
+  EXPECT_EQ(sent.load(), received.load());
+}
+
 bp::task<void> select_sender(bp::channel<int>& a, bp::channel<int>& b, int first, int n,
                              bp::thread_pool::executor_type ex) {
   for (int i = 0; i < n; ++i) {

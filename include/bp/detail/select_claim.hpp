@@ -11,6 +11,7 @@
 //   busy      the select itself is trying one of its cases right now (it holds at most the
 //             mutex of that one case's channel, and takes no lock while busy)
 //   index + 1 that case completed; nobody completes another
+//   given_up  the select ended without a case (timeout, stop); nobody completes one
 //
 // A party that finds the select busy while it holds a channel's mutex waits until it is not
 // (briefly: a busy select is doing one bounded attempt), except a select meeting another busy
@@ -33,11 +34,14 @@ namespace bp::detail {
 struct select_claim {
   static constexpr std::uint32_t open = 0;
   static constexpr std::uint32_t busy = std::numeric_limits<std::uint32_t>::max();
+  // Not busy: a party that meets it must not wait (it never changes again), it moves on.
+  static constexpr std::uint32_t given_up = busy - 1;
 
   enum class result { claimed, taken, busy };
 
-  // Another party completes case `index`: claimed, or taken (something else completed first),
-  // or busy (the select is trying a case of its own: wait, or give way, see above).
+  // Another party completes case `index`: claimed, or taken (something else completed first, or
+  // the select gave up), or busy (the select is trying a case of its own: wait, or give way, see
+  // above).
   result claim(std::uint32_t index) noexcept {
     std::uint32_t e = open;
     if (decided.compare_exchange_strong(e, index + 1, std::memory_order_acq_rel)) {
@@ -62,7 +66,8 @@ struct select_claim {
   // case another party completed just before, if one did.
   std::optional<std::uint32_t> close_out() noexcept {
     std::uint32_t e = open;
-    if (decided.compare_exchange_strong(e, busy, std::memory_order_acq_rel)) return std::nullopt;
+    if (decided.compare_exchange_strong(e, given_up, std::memory_order_acq_rel))
+      return std::nullopt;
     return e - 1;
   }
 
