@@ -1,7 +1,7 @@
 // bench_nats: cross-process throughput of bp::nats beside raw nats.c, in the same run, against
 // a nats-server it starts on loopback (and stops by PID at the end).
 //
-//   bench_nats [count=20000] [size=128] [storage=file|memory]
+//   bench_nats [count=20000] [size=128] [storage=file|memory] [peer=PATH] [rows=REGEX]
 //
 // Every figure is messages per second over `count` messages of `size` bytes, each side in its
 // own process (bp_nats_peer for bp::nats, this program re-executed for raw nats.c):
@@ -13,12 +13,17 @@
 //             acknowledging each message
 // "buffered" rows leave nats.c's default (publishes and pull requests flushed by its background
 // thread); "send_asap" rows send each at once (bp::nats's default).
+// "raw with ..." rows give raw nats.c part of what bp::nats does per message, to isolate its
+// cost: msg ids (a Nats-Msg-Id header, deduplicated by the server), MaxWait (nats.c tracks a
+// deadline per asynchronous publish), bp's safety (both, and an acknowledgement handler).
 // Prints a Markdown table (docs/distributed.md keeps one).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -74,6 +79,22 @@ natsConnection* raw_connect(const kv_t& kv) {
   return nc;
 }
 
+// ackhandler=1: what a producer needs to learn that an asynchronous publish was refused or
+// timed out (bp::nats retries those): every acknowledgement is parsed and handed to a handler,
+// which counts it under a lock, as bp::nats's window does.
+struct ack_counter {
+  std::mutex mu;
+  long ok = 0, failed = 0;
+};
+void on_raw_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*, void* closure) {
+  auto* c = static_cast<ack_counter*>(closure);
+  {
+    std::lock_guard lock(c->mu);
+    ++(pa != nullptr ? c->ok : c->failed);
+  }
+  natsMsg_Destroy(msg);
+}
+
 int raw_produce(const kv_t& kv) {
   const long count = num(kv, "count", 1000);
   const long window = num(kv, "window", 0);
@@ -83,12 +104,21 @@ int raw_produce(const kv_t& kv) {
   jsOptions jo;
   jsOptions_Init(&jo);
   if (window > 0) jo.PublishAsync.MaxPending = window;
+  ack_counter acks;
+  if (num(kv, "ackhandler", 0) != 0) {
+    jo.PublishAsync.AckHandler = &on_raw_ack;
+    jo.PublishAsync.AckHandlerClosure = &acks;
+  }
   jsCtx* js = nullptr;
   if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) die("jetstream", s);
   long waits = 0;
   const bool msgid = num(kv, "msgid", 0) != 0;  // a Nats-Msg-Id per message, as bp::nats sends
   jsPubOptions po;
   jsPubOptions_Init(&po);
+  // maxwait=ms (asynchronous publishes): nats.c times out an acknowledgement that does not
+  // come (bp::nats sets request_timeout, so that a lost answer is retried, not waited forever).
+  po.MaxWait = num(kv, "maxwait", 0);
+  const bool with_options = msgid || po.MaxWait > 0;
   std::string id;
   const auto t0 = steady_clock::now();
   for (long i = 0; i < count; ++i) {
@@ -97,8 +127,9 @@ int raw_produce(const kv_t& kv) {
       po.MsgId = id.c_str();
     }
     if (window > 0) {
-      natsStatus s = js_PublishAsync(js, subject.c_str(), payload.data(),
-                                     static_cast<int>(payload.size()), msgid ? &po : nullptr);
+      natsStatus s =
+          js_PublishAsync(js, subject.c_str(), payload.data(), static_cast<int>(payload.size()),
+                          with_options ? &po : nullptr);
       if (s != NATS_OK) die("publish async", s);
       continue;
     }
@@ -106,8 +137,9 @@ int raw_produce(const kv_t& kv) {
     milliseconds delay(1);
     for (;;) {
       jsErrCode jerr = static_cast<jsErrCode>(0);
-      natsStatus s = js_Publish(nullptr, js, subject.c_str(), payload.data(),
-                                static_cast<int>(payload.size()), msgid ? &po : nullptr, &jerr);
+      natsStatus s =
+          js_Publish(nullptr, js, subject.c_str(), payload.data(), static_cast<int>(payload.size()),
+                     with_options ? &po : nullptr, &jerr);
       if (s == NATS_OK) break;
       if (jerr != 10077) die("publish", s);
       ++waits;
@@ -122,6 +154,7 @@ int raw_produce(const kv_t& kv) {
     if (natsStatus s = js_PublishAsyncComplete(js, &po); s != NATS_OK) die("complete", s);
   }
   const double secs = duration<double>(steady_clock::now() - t0).count();
+  if (acks.failed > 0) die("acknowledgements", NATS_ERR);
   std::printf("summary ok=%ld waits=%ld seconds=%.6f\n", count, waits, secs);
   std::fflush(stdout);
   jsCtx_Destroy(js);
@@ -271,7 +304,7 @@ struct driver {
 };
 
 void row(const std::string& what, double bp_rate, double raw_rate, const std::string& note = "") {
-  std::printf("| %-48s | %10.0f | %10.0f | %5.2f | %s\n", what.c_str(), bp_rate, raw_rate,
+  std::printf("| %-66s | %10.0f | %10.0f | %5.2f | %s\n", what.c_str(), bp_rate, raw_rate,
               raw_rate > 0 ? bp_rate / raw_rate : 0.0, note.c_str());
   std::fflush(stdout);
 }
@@ -294,37 +327,64 @@ int main(int argc, char** argv) {
   d.size = num(kv, "size", 128);
   std::printf("bench_nats: %ld messages of %ld bytes, %s storage, nats-server on loopback\n\n",
               d.count, d.size, d.storage.c_str());
-  std::printf("| %-48s | %10s | %10s | %5s | note\n", "scenario (msg/s)", "bp::nats", "raw nats.c",
+  std::printf("| %-66s | %10s | %10s | %5s | note\n", "scenario (msg/s)", "bp::nats", "raw nats.c",
               "ratio");
-  std::printf("|%s|%s|%s|%s|---\n", std::string(50, '-').c_str(), std::string(12, '-').c_str(),
+  std::printf("|%s|%s|%s|%s|---\n", std::string(68, '-').c_str(), std::string(12, '-').c_str(),
               std::string(12, '-').c_str(), std::string(7, '-').c_str());
-  row("publish, synchronous (wait for each ack)", d.publish(false, {}), d.publish(true, {}));
+  // rows=REGEX: only the rows whose name matches (the others are not measured).
+  const std::regex only(str(kv, "rows", "."));
+  const auto want = [&](const std::string& name) { return std::regex_search(name, only); };
+  // One row: bp::nats in bp_nats_peer, then raw nats.c with `raw` extra arguments.
+  const auto publish_row = [&](const std::string& name, const std::vector<std::string>& bp_args,
+                               const std::vector<std::string>& raw_args) {
+    if (want(name)) row(name, d.publish(false, bp_args), d.publish(true, raw_args));
+  };
+  publish_row("publish, synchronous (wait for each ack)", {}, {});
+  publish_row("publish, synchronous, raw with msg ids", {}, {"msgid=1"});
+  // "raw with bp's safety": message ids (exactly once on retry), MaxWait (a lost acknowledgement
+  // times out instead of holding its slot) and an acknowledgement handler (a refused publish is
+  // seen): what bp::nats's window does per message besides its own bookkeeping.
+  const std::vector<std::string> safety{"msgid=1", "maxwait=5000", "ackhandler=1"};
+  const auto with = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
   for (int w : {16, 256}) {
     const std::string ws = "window=" + std::to_string(w);
-    row("publish, window " + std::to_string(w) + ", buffered",
-        d.publish(false, {ws, "send_asap=0"}), d.publish(true, {ws, "send_asap=0"}));
-    row("publish, window " + std::to_string(w) + ", send_asap, raw with msg ids",
-        d.publish(false, {ws, "send_asap=1"}), d.publish(true, {ws, "send_asap=1", "msgid=1"}));
-    row("publish, window " + std::to_string(w) + ", send_asap",
-        d.publish(false, {ws, "send_asap=1"}), d.publish(true, {ws, "send_asap=1"}));
+    const std::string name = "publish, window " + std::to_string(w);
+    const std::vector<std::string> buffered{ws, "send_asap=0"}, asap{ws, "send_asap=1"};
+    publish_row(name + ", buffered", buffered, buffered);
+    publish_row(name + ", buffered, raw with bp's safety", buffered, with(buffered, safety));
+    publish_row(name + ", send_asap", asap, asap);
+    publish_row(name + ", send_asap, raw with msg ids", asap, with(asap, {"msgid=1"}));
+    publish_row(name + ", send_asap, raw with msg ids + MaxWait", asap,
+                with(asap, {"msgid=1", "maxwait=5000"}));
+    publish_row(name + ", send_asap, raw with bp's safety", asap, with(asap, safety));
   }
-  {
+  // nats.c 3.4 keeps each MaxWait deadline after its acknowledgement and, when it passes,
+  // queues a timeout message that its handler then discards: a cost per publish that a run
+  // shorter than MaxWait (5 s above) never sees. With 100 ms it falls inside the run.
+  publish_row("publish, window 256, send_asap, raw with msg ids + MaxWait 100 ms",
+              {"window=256", "send_asap=1"},
+              {"window=256", "send_asap=1", "msgid=1", "maxwait=100"});
+  if (want("block, cap 100, sync producer + pull 32")) {
     const auto b = d.block(false, {"send_asap=1"});
     const auto r = d.block(true, {"send_asap=1"});
     row("block, cap 100, sync producer + pull 32", b.first, r.first,
         "waits bp " + std::to_string(static_cast<long>(b.second)) + ", raw " +
             std::to_string(static_cast<long>(r.second)));
-    const auto bw = d.block(false, {"window=256", "send_asap=1"});
-    row("block, cap 100, window 256 + pull 32 (bp only)", bw.first, 0);
-    const auto b64 = d.block(false, {"window=64", "send_asap=1"});
-    row("block, cap 100, window 64 + pull 32 (bp only)", b64.first, 0);
   }
-  for (int batch : {1, 32, 256})
-    row("pull, batch " + std::to_string(batch) + ", buffered", d.pull(false, batch, false),
-        d.pull(true, batch, false));
-  for (int batch : {1, 32, 256})
-    row("pull, batch " + std::to_string(batch) + ", send_asap", d.pull(false, batch, true),
-        d.pull(true, batch, true));
+  for (int w : {256, 64}) {
+    const std::string name = "block, cap 100, window " + std::to_string(w) + " + pull 32 (bp only)";
+    if (want(name))
+      row(name, d.block(false, {"window=" + std::to_string(w), "send_asap=1"}).first, 0);
+  }
+  for (bool asap : {false, true})
+    for (int batch : {1, 32, 256}) {
+      const std::string name =
+          "pull, batch " + std::to_string(batch) + (asap ? ", send_asap" : ", buffered");
+      if (want(name)) row(name, d.pull(false, batch, asap), d.pull(true, batch, asap));
+    }
   server.stop();
   return 0;
 }

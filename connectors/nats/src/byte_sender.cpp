@@ -8,9 +8,11 @@
 // after a backoff.
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <limits>
@@ -111,6 +113,9 @@ struct byte_sender::impl {
   std::string last_async_error;
   bool stopping = false;
   std::thread retrier;  // window mode: publishes refused messages again after their backoff
+  // A send waiting for room in a full window is woken once this many slots are free (an
+  // eighth of the window), not at every acknowledgement: see on_async_ack.
+  std::size_t wake_room = 1;
   // Last member, so the first to go: from then on no acknowledgement handler reaches us.
   ack_registration acks{this};
 
@@ -121,6 +126,7 @@ struct byte_sender::impl {
     id << std::hex << rd() << rd() << '-' << ::getpid() << '-';
     id_prefix = id.str();
     backoff = o.retry_backoff_min;
+    wake_room = std::max<std::size_t>(1, o.max_in_flight / 8);
     if (o.max_in_flight > 0) {
       jsOptions jo = api_options(o);
       // Our window bounds the publishes; nats.c's own stall is a safety net above it.
@@ -203,7 +209,19 @@ struct byte_sender::impl {
     }
   }
 
-  std::string next_msg_id() { return id_prefix + std::to_string(next_id.fetch_add(1)); }
+  // A message id: id_prefix (at most 28 characters: two 32-bit hex numbers, the pid, two
+  // dashes) and a counter, formatted on the stack: publishing allocates no string for it.
+  struct msg_id {
+    char text[64];
+  };
+  msg_id next_msg_id() {
+    msg_id id;
+    const std::size_t n = std::min(id_prefix.size(), sizeof id.text - 21);
+    std::memcpy(id.text, id_prefix.data(), n);
+    char* end = std::to_chars(id.text + n, id.text + sizeof id.text - 1, next_id.fetch_add(1)).ptr;
+    *end = '\0';
+    return id;
+  }
 
   // How long a publish whose answers are lost keeps trying: publish_retry_for, or one attempt of
   // request_timeout when that is 0.
@@ -221,10 +239,10 @@ struct byte_sender::impl {
   // the scheduler's latency) nor an untimed one its retry budget.
   status publish_sync(natsMsg* msg, std::size_t size, bool may_wait, clock::time_point deadline,
                       bool force_wait) {
-    const std::string id = next_msg_id();
+    const msg_id id = next_msg_id();
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = id.c_str();
+    po.MsgId = id.text;
     milliseconds delay = o.retry_backoff_min;
     bool waited = false;
     clock::time_point give_up = clock::time_point::max();  // set by the first lost answer
@@ -334,55 +352,86 @@ struct byte_sender::impl {
       return;
     }
     impl& self = *static_cast<impl*>(it->second);
-    std::lock_guard lock(self.mu);
-    self.settle_async(msg, pa, pae);
-    // Announced before the locks are released: the moment they are, the sender may be gone.
-    self.changed.notify_all();
+    natsMsg* done = nullptr;  // freed after the locks: a sender waiting for them is not held up
+    {
+      std::lock_guard lock(self.mu);
+      done = self.settle_async(msg, pa, pae);
+      // Wake-ups only where they matter: the retrier when a message was refused, flush when the
+      // window is empty, a sender waiting for room once wake_room slots are free. Waking that
+      // sender at the first free slot would make a full window cost a thread wake-up (two
+      // context switches) per message, each to publish one message; this way it publishes
+      // wake_room in a row. A waiter never depends on this for progress: it also wakes by
+      // itself (its deadline, retry_backoff_max, the retry time) and then takes any free slot.
+      // Announced before the locks are released: the moment they are, the sender may be gone.
+      const std::size_t used = self.in_flight + self.refused.size();
+      const std::size_t room = self.o.max_in_flight - std::min(used, self.o.max_in_flight);
+      if (done == nullptr || self.in_flight == 0 || room >= self.wake_room)
+        self.changed.notify_all();
+    }
+    natsMsg_Destroy(done);
   }
 
-  void settle_async(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
+  // Settles one answer of the window under `mu`; returns the message when it is finished with
+  // (the caller frees it), nullptr when it was queued to be published again.
+  natsMsg* settle_async(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
     --in_flight;
     if (pa != nullptr) {
       ++sent;
       backoff = o.retry_backoff_min;
-      natsMsg_Destroy(msg);
-    } else if (pae != nullptr &&
-               ((pae->ErrCode == js_store_failed && o.policy == overflow::block) ||
-                is_transient(pae->Err))) {
+      return msg;
+    }
+    if (pae != nullptr && ((pae->ErrCode == js_store_failed && o.policy == overflow::block) ||
+                           is_transient(pae->Err))) {
       // Refused for lack of room (block), or never acknowledged (server restart, election):
       // publish it again later with the same id, which the server deduplicates.
       ++retries;
       refused.push_back(msg);
       retry_at = clock::now() + backoff;
       backoff = std::min(backoff * 2, o.retry_backoff_max);
-    } else {
-      ++failed;
-      if (pae != nullptr)
-        last_async_error = pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
-      natsMsg_Destroy(msg);
+      return nullptr;
     }
+    ++failed;
+    if (pae != nullptr)
+      last_async_error = pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
+    return msg;
   }
 
-  // Publishes `m` into the window (the lock is released around the nats.c call). False when
-  // nats.c's own pending limit stalled it (PublishAsync.StallWait): `m` is then queued with the
-  // refused messages, still in the window, and published again after the backoff.
-  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
-    ++in_flight;
-    lock.unlock();
+  // js_PublishMsgAsync for a message already counted in in_flight, called without the lock
+  // (the acknowledgement handler and other senders are not held up by the publish). On
+  // NATS_OK nats.c owns `m`; otherwise the caller does.
+  natsStatus publish_counted(natsMsg* m) {
     jsPubOptions po;
     jsPubOptions_Init(&po);
+    // A lost acknowledgement comes back as a timeout after MaxWait, and the message is
+    // retried with its id: without it a lost answer would hold its slot in the window forever.
     po.MaxWait = o.request_timeout.count();
-    natsStatus s = js_PublishMsgAsync(conn->js, &m, &po);
-    lock.lock();
-    if (s == NATS_OK) return true;
+    return js_PublishMsgAsync(conn->js, &m, &po);
+  }
+
+  // After publish_counted failed, with the lock held. False when nats.c's own pending limit
+  // stalled it (PublishAsync.StallWait): `m` is then queued with the refused messages, still in
+  // the window, and published again after the backoff. Any other failure throws.
+  bool requeue_or_fail(natsStatus s, natsMsg* m) {
     --in_flight;
     if (s == NATS_TIMEOUT) {
       refused.push_front(m);
       retry_at = clock::now() + backoff;
+      changed.notify_all();
       return false;
     }
+    changed.notify_all();
     natsMsg_Destroy(m);
     throw_nats("asynchronous publish to '" + facts.subject + "' failed", s);
+  }
+
+  // Publishes `m` into the window (the lock is released around the nats.c call); false when
+  // stalled (see requeue_or_fail).
+  bool publish_async(std::unique_lock<std::mutex>& lock, natsMsg* m) {
+    ++in_flight;
+    lock.unlock();
+    const natsStatus s = publish_counted(m);
+    lock.lock();
+    return s == NATS_OK || requeue_or_fail(s, m);
   }
 
   // Republishes refused messages whose backoff has elapsed (block policy, lost answers), until
@@ -435,25 +484,39 @@ struct byte_sender::impl {
 
   status send_windowed(std::span<const std::byte> payload, bool may_wait,
                        clock::time_point deadline) {
-    std::unique_lock lock(mu);
-    resend_refused(lock, deadline);
-    auto has_room = [&] { return in_flight + refused.size() < o.max_in_flight; };
-    if (!has_room()) {
-      if (!may_wait) {
-        ++rejected;
-        return status::full;
+    {
+      std::unique_lock lock(mu);
+      resend_refused(lock, deadline);
+      auto has_room = [&] { return in_flight + refused.size() < o.max_in_flight; };
+      if (!has_room()) {
+        if (!may_wait) {
+          ++rejected;
+          return status::full;
+        }
+        ++send_waits;
+        if (expired(deadline) || !wait_in_window(lock, deadline, has_room)) return status::timeout;
       }
-      ++send_waits;
-      if (expired(deadline) || !wait_in_window(lock, deadline, has_room)) return status::timeout;
+      // The slot is taken here; the message is built (allocations, the id header) and
+      // published outside the lock, so the acknowledgement handler never waits for that work.
+      ++in_flight;
     }
-    natsMsg* m = make_msg(payload);
-    const std::string id = next_msg_id();
-    natsStatus s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
-    if (s != NATS_OK) {
+    natsMsg* m = nullptr;
+    try {
+      m = make_msg(payload);
+      const msg_id id = next_msg_id();
+      const natsStatus s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.text);
+      if (s != NATS_OK) throw_nats("cannot set the message id", s);
+    } catch (...) {
       natsMsg_Destroy(m);
-      throw_nats("cannot set the message id", s);
+      std::lock_guard lock(mu);
+      --in_flight;
+      changed.notify_all();
+      throw;
     }
-    (void)publish_async(lock, m);  // stalled: queued for a retry, still in the window
+    const natsStatus s = publish_counted(m);
+    if (s == NATS_OK) return status::ok;
+    std::lock_guard lock(mu);
+    (void)requeue_or_fail(s, m);  // stalled: queued for a retry, still in the window
     return status::ok;
   }
 

@@ -42,6 +42,25 @@ TEST_F(receiver_test, range_for_drains_then_ends_after_the_senders_close) {
   EXPECT_TRUE(bp::test::eventually([&] { return rx.size() == 0; }, 5000ms));
 }
 
+// The end-of-stream marker is told from a value by its empty payload first, then by its
+// header: an empty value (from a synchronous and from a window sender) stays a value.
+TEST_F(receiver_test, empty_values_are_values_and_only_the_marker_ends) {
+  sender<std::string> tx(opts(16, overflow::block));
+  auto wo = opts(16, overflow::block);
+  wo.max_in_flight = 4;
+  sender<std::string> wtx(wo);
+  receiver<std::string> rx(opts(16, overflow::block));
+  ASSERT_EQ(tx.send(""), status::ok);
+  ASSERT_EQ(wtx.send(""), status::ok);
+  ASSERT_EQ(wtx.flush_for(5s), status::ok);
+  ASSERT_EQ(tx.send("x"), status::ok);
+  EXPECT_EQ(tx.close(), status::ok);
+  std::vector<std::string> got;
+  for (std::string v : rx) got.push_back(v);
+  EXPECT_EQ(got, (std::vector<std::string>{"", "", "x"}));
+  EXPECT_TRUE(rx.is_closed());
+}
+
 TEST_F(receiver_test, recv_for_times_out_and_try_recv_does_not_wait) {
   receiver<std::string> rx(opts(4, overflow::block));
   const auto t0 = std::chrono::steady_clock::now();
@@ -148,6 +167,13 @@ TEST_F(receiver_test, term_removes_a_poison_message_and_a_decode_error_terms_it)
   EXPECT_EQ(rx.recv_for(1500ms), std::nullopt);  // terminated: not delivered again
   EXPECT_TRUE(bp::test::eventually([&] { return rx.size() == 0; }, 5000ms));
 }
+
+// The built-in codecs send a value's own bytes (no encoded copy); a user codec that only
+// encodes is still a codec.
+static_assert(bp::nats::viewing_codec<bp::nats::default_codec<std::string>, std::string>);
+static_assert(bp::nats::viewing_codec<bp::nats::default_codec<std::vector<std::byte>>,
+                                      std::vector<std::byte>>);
+static_assert(bp::nats::viewing_codec<bp::nats::default_codec<double>, double>);
 
 TEST_F(receiver_test, bytes_and_arithmetic_codecs_round_trip) {
   {

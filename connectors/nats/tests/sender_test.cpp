@@ -227,6 +227,31 @@ TEST_F(sender_test, producer_window_delivers_everything_exactly_once_under_backp
   EXPECT_EQ(rx.try_recv(), std::nullopt);
 }
 
+// A send waiting for room in a full window is woken by the acknowledgements (once an eighth
+// of the window is free), never left to its own timer: with retry_backoff_max at 5 s a missed
+// wake-up would cost seconds per wait. Two threads share the window, as waiters compete.
+TEST_F(sender_test, producer_window_waiting_sends_are_woken_by_the_acknowledgements) {
+  for (std::size_t window : {1u, 3u, 16u}) {
+    auto o = opts(10000, overflow::block);
+    o.max_in_flight = window;
+    o.retry_backoff_max = 5s;
+    sender<std::string> tx(o);
+    constexpr int per_thread = 500;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto produce = [&] {
+      for (int i = 0; i < per_thread; ++i) ASSERT_EQ(tx.send(std::to_string(i)), status::ok);
+    };
+    std::thread other(produce);
+    produce();
+    other.join();
+    ASSERT_EQ(tx.flush_for(10s), status::ok);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GT(tx.stats().send_waits, 0u) << "window " << window;
+    EXPECT_LT(took, 4s) << "window " << window;
+    EXPECT_EQ(tx.stats().sent, 2u * per_thread);
+  }
+}
+
 TEST_F(sender_test, producer_window_try_send_answers_full_when_the_window_is_full) {
   auto o = opts(2, overflow::block);
   o.max_in_flight = 2;

@@ -2,6 +2,10 @@
 //
 //   bp::nats::codec_for<C, T>  the concept a codec satisfies: C::encode(const T&, bytes&) appends
 //                              the payload, C::decode(std::span<const std::byte>) -> T.
+//   bp::nats::viewing_codec    optional: C::view(const T&) -> std::span<const std::byte>, the
+//                              payload as it already is in memory; a sender then sends those
+//                              bytes without encoding a copy (std::string, byte vectors and
+//                              arithmetic types have it).
 //   bp::nats::default_codec<T> built in for std::string, std::vector<std::byte> and arithmetic
 //                              types (native byte order: both ends on the same architecture).
 //
@@ -35,14 +39,24 @@ concept codec_for = requires(const T& value, std::vector<std::byte>& out,
   { C::decode(in) } -> std::same_as<T>;
 };
 
+// A codec whose payload is the value's own bytes: C::view(value) gives them, valid while the
+// value is (a send copies them into the message before it returns).
+template <class C, class T>
+concept viewing_codec = requires(const T& value) {
+  { C::view(value) } -> std::convertible_to<std::span<const std::byte>>;
+};
+
 template <class T>
 struct default_codec;  // no default for other types: pass a codec
 
 template <>
 struct default_codec<std::string> {
   static void encode(const std::string& s, std::vector<std::byte>& out) {
-    const auto* p = reinterpret_cast<const std::byte*>(s.data());
-    out.insert(out.end(), p, p + s.size());
+    const auto v = view(s);
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  static std::span<const std::byte> view(const std::string& s) noexcept {
+    return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
   }
   static std::string decode(std::span<const std::byte> in) {
     return std::string(reinterpret_cast<const char*>(in.data()), in.size());
@@ -54,6 +68,7 @@ struct default_codec<std::vector<std::byte>> {
   static void encode(const std::vector<std::byte>& v, std::vector<std::byte>& out) {
     out.insert(out.end(), v.begin(), v.end());
   }
+  static std::span<const std::byte> view(const std::vector<std::byte>& v) noexcept { return v; }
   static std::vector<std::byte> decode(std::span<const std::byte> in) {
     return std::vector<std::byte>(in.begin(), in.end());
   }
@@ -64,8 +79,11 @@ template <class T>
 requires std::is_arithmetic_v<T>
 struct default_codec<T> {
   static void encode(const T& v, std::vector<std::byte>& out) {
-    const auto* p = reinterpret_cast<const std::byte*>(&v);
-    out.insert(out.end(), p, p + sizeof(T));
+    const auto b = view(v);
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  static std::span<const std::byte> view(const T& v) noexcept {
+    return {reinterpret_cast<const std::byte*>(&v), sizeof(T)};
   }
   static T decode(std::span<const std::byte> in) {
     if (in.size() != sizeof(T))

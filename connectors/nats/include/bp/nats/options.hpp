@@ -88,6 +88,8 @@ struct options {
   // 0: each send waits for the server's acknowledgement and answers exactly like bp::channel.
   // n > 0: producer window (Kafka's max.in.flight): up to n unacknowledged publishes, send()
   // answers ok once the message is in the window; flush_for() waits for the acknowledgements.
+  // A send waiting in a full window resumes once an eighth of it is free (a burst of sends per
+  // wake-up, not one), or at its deadline or retry_backoff_max with any free slot.
   // Only with policy block or drop_oldest (the others must answer at once).
   std::size_t max_in_flight = 0;
   // While a block-policy send waits for room it retries with this backoff, doubling from min

@@ -138,9 +138,13 @@ class sender {
   }
 
   status send_impl(const T& value, bool may_wait, detail::clock::time_point deadline) {
-    std::vector<std::byte> bytes;
-    Codec::encode(value, bytes);
-    return impl_->send(bytes, may_wait, deadline);
+    if constexpr (viewing_codec<Codec, T>) {
+      return impl_->send(Codec::view(value), may_wait, deadline);  // no copy before nats.c's
+    } else {
+      std::vector<std::byte> bytes;
+      Codec::encode(value, bytes);
+      return impl_->send(bytes, may_wait, deadline);
+    }
   }
 
   std::unique_ptr<detail::byte_sender> impl_;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <bp/nats/options.hpp>
 #include <bp/status.hpp>
@@ -42,6 +43,13 @@ struct connection;  // natsConnection + jsCtx, shared by the ends and the delive
 struct pending_message;
 
 // One fetched JetStream message; acknowledging needs the connection, which it keeps alive.
+// Reads a JetStream acknowledgement subject, the reply subject of every delivered message, into
+// `out`: "$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>[.<pending>]"
+// or, from servers that add a domain and an account, "$JS.ACK.<domain>.<account>.<stream>.
+// <consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>[.<token>...]". False (and
+// `out` unchanged) for anything else. It allocates nothing: a receiver reads this per message.
+bool parse_ack_subject(std::string_view reply, delivery_info& out) noexcept;
+
 class raw_delivery {
  public:
   raw_delivery() noexcept = default;
