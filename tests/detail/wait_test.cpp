@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include "test_util.hpp"
@@ -73,4 +74,33 @@ TEST(WaitLoop, TheProbeIsWhatTheSpinRetries) {
       ec, bp::detail::forever(), [] { return false; }, [&] { return ++probes == 3; },
       bp::detail::always_settled{}));
   EXPECT_EQ(probes, 3);
+}
+
+// The spin budget adapts per event count: a spin that ends in a park halves it (down to the
+// floor), one that catches its credit grows it back (up to the full budget). A wait that
+// parks because its own deadline is near does not count against spinning.
+TEST(WaitLoop, TheSpinBudgetShrinksWhenSpinsDoNotPayAndGrowsWhenTheyDo) {
+  if constexpr (!bp::detail::spin_adaptive) GTEST_SKIP() << "built with BP_SPIN_ADAPTIVE=0";
+  bp::detail::event_count ec;
+  EXPECT_EQ(ec.spin_budget(), bp::detail::spin_budget_ns);
+  // Nothing ever comes: each wait spins out its budget, then parks until its deadline.
+  std::int64_t last = ec.spin_budget();
+  for (int i = 0; i < 64 && ec.spin_budget() > bp::detail::spin_floor_ns; ++i) {
+    EXPECT_FALSE(bp::detail::wait_until(ec, bp::detail::deadline_after(1ms), [] { return false; }));
+    EXPECT_LE(ec.spin_budget(), last);
+    last = ec.spin_budget();
+  }
+  EXPECT_EQ(ec.spin_budget(), bp::detail::spin_floor_ns);
+  // Credit that comes within the spin (the third try): the budget grows back to the full one.
+  for (int i = 0; i < 64 && ec.spin_budget() < bp::detail::spin_budget_ns; ++i) {
+    int tries = 0;
+    EXPECT_TRUE(
+        bp::detail::wait_until(ec, bp::detail::deadline_after(20s), [&] { return ++tries >= 3; }));
+    EXPECT_GE(ec.spin_budget(), last);
+    last = ec.spin_budget();
+  }
+  EXPECT_EQ(ec.spin_budget(), bp::detail::spin_budget_ns);
+  // A past deadline ends the spin, not the budget: nothing is learnt from it.
+  EXPECT_FALSE(bp::detail::wait_until(ec, bp::detail::clock::now(), [] { return false; }));
+  EXPECT_EQ(ec.spin_budget(), bp::detail::spin_budget_ns);
 }

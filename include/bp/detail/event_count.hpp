@@ -42,6 +42,7 @@
 
 #include "config.hpp"
 #include "futex.hpp"
+#include "spin.hpp"
 
 namespace bp::detail {
 
@@ -188,6 +189,25 @@ class event_count {
     return (state_.load(std::memory_order_relaxed) & signal_mask) != 0;
   }
 
+  // The spin budget of this event count's waiting threads (detail/spin.hpp, adaptive spin):
+  // halved by a spin that ended in a park, doubled back by one that caught its credit, between
+  // spin_floor_ns and spin_budget_ns. Written only by waiters and only when it changes, so a
+  // budget that has settled (always paying on a quiet machine, never paying on a busy one)
+  // costs the notifiers' line nothing.
+  [[nodiscard]] std::int64_t spin_budget() const noexcept {
+    if constexpr (!spin_adaptive) return spin_budget_ns;
+    return spin_ns_.load(std::memory_order_relaxed);
+  }
+  void spin_paid(std::int64_t budget) noexcept {
+    if (!spin_adaptive || budget >= spin_budget_ns) return;
+    spin_ns_.store(std::min<std::int64_t>(spin_budget_ns, budget * 2 + spin_regrow_ns),
+                   std::memory_order_relaxed);
+  }
+  void spin_wasted(std::int64_t budget) noexcept {
+    if (!spin_adaptive || budget <= spin_floor_ns) return;
+    spin_ns_.store(std::max<std::int64_t>(spin_floor_ns, budget / 2), std::memory_order_relaxed);
+  }
+
   // How many threads are registered right now (a seq_cst load: usable in the protocol above).
   [[nodiscard]] std::uint32_t waiters() const noexcept {
     return static_cast<std::uint32_t>(state_.load(std::memory_order_seq_cst) >> 32);
@@ -260,6 +280,7 @@ class event_count {
   std::atomic<bool> list_lock_{false};
   std::atomic<async_waiter*> async_head_{nullptr};
   async_waiter* async_tail_ = nullptr;
+  std::atomic<std::int64_t> spin_ns_{spin_budget_ns};
 };
 
 }  // namespace bp::detail

@@ -3,7 +3,8 @@
 // watermark buffer, the Reactive Streams adapters) waits here, and only here:
 //
 //   1. spin   retry for a short, time-bounded while (detail/spin.hpp): credit that another
-//             core is about to hand over arrives without a system call on either side;
+//             core is about to hand over arrives without a system call on either side; the
+//             budget adapts per event count to what spinning has recently paid;
 //   2. register on the primitive's event count (detail/event_count.hpp);
 //   3. re-check: credit that arrived between 1 and 2 is seen now, or its notify sees us;
 //   4. deadline: past it, answer "not done" (the caller says `timeout`);
@@ -29,6 +30,7 @@
 // before the token is looked at, so credit handed to a woken waiter is taken, not lost.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <thread>
@@ -68,7 +70,12 @@ template <class Attempt, class Probe, class Settled>
   for (;;) {
     if constexpr (!std::is_same_v<std::decay_t<Probe>, no_spin_t>) {
       if (stop == nullptr || !stop->stop_requested()) {
-        if (spin_for_budget([&] { return static_cast<bool>(probe()); }, deadline)) return true;
+        const std::int64_t budget = ec.spin_budget();
+        if (spin_for_budget([&] { return static_cast<bool>(probe()); }, deadline, budget)) {
+          ec.spin_paid(budget);
+          return true;
+        }
+        if (!expired(deadline)) ec.spin_wasted(budget);  // the budget ran out, not the caller's
       }
     }
     const auto key = ec.prepare_wait();
