@@ -211,6 +211,28 @@ TEST(WatermarkBufferBudget, ItemsHoldBudgetBytesUntilRead) {
             std::string::npos);
 }
 
+// A budget's share lowers the high watermark in effect (here min(1000, 3/4 x 100) = 75); the
+// drain of such a crossing fires when the buffer is empty, Node's drain, not at a mark scaled
+// down from low_watermark: each pause moves a whole window of the share.
+TEST(WatermarkBufferBudget, UnderAShareTheDrainFiresOnceTheBufferIsEmpty) {
+  bp::memory_budget budget(100);
+  int drains = 0;
+  bp::watermark_buffer<std::string> b({.high_watermark = 1000,
+                                       .low_watermark = 500,
+                                       .on_drain = [&] { ++drains; },
+                                       .budget = &budget});
+  EXPECT_EQ(b.high_watermark_in_effect(), 75u);
+  for (int i = 0; i < 7; ++i) EXPECT_TRUE(b.write(bytes(10)));
+  EXPECT_FALSE(b.write(bytes(10)));  // 80 bytes reach 75
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(b.try_read().has_value());
+    EXPECT_EQ(drains, 0) << "10 bytes still buffered after read " << i + 1;
+  }
+  ASSERT_TRUE(b.try_read().has_value());
+  EXPECT_EQ(drains, 1);
+  EXPECT_EQ(b.stats().drains, 1u);
+}
+
 TEST(WatermarkBufferBudget, DestroyedBufferGivesItsBytesBack) {
   bp::memory_budget budget(100);
   {

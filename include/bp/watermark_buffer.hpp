@@ -117,9 +117,9 @@ concept watermark_element = std::is_object_v<T> && std::is_nothrow_move_construc
 // timeout, try_write answers full), and the budget's fairness rule shares it between buffers.
 // The advice adapts too (a global budget that adjusts the per-stream thresholds): the high
 // watermark in effect is max(1, min(high_watermark, fair_share / 4 * 3)) (a quarter of the share
-// kept back for items in flight), and the drain mark of that crossing keeps its ratio low/high,
-// rounded down. 500 buffers of 1 MiB under a 64 MiB budget therefore each ask their producer to
-// pause at ~96 KiB while all are busy, and producers rarely have to block in the budget at all.
+// kept back for items in flight), and the drain of a crossing below high_watermark fires once
+// the buffer is empty. 500 buffers of 1 MiB under a 64 MiB budget therefore each ask their producer
+// to pause at ~96 KiB while all are busy, and producers rarely have to block in the budget at all.
 // Without a budget no write ever waits.
 //
 // When to use: a producer that can pause (a socket reader, a file reader, a generator) feeding
@@ -346,11 +346,11 @@ class watermark_buffer {
       keep = bytes_ < limit;
       if (!keep) {
         need_drain_ = true;
-        // The drain mark keeps its ratio to the high mark in effect.
-        drain_at_ = limit == high_ ? low_
-                                   : static_cast<std::size_t>(static_cast<long double>(low_) *
-                                                              static_cast<long double>(limit) /
-                                                              static_cast<long double>(high_));
+        // Below the configured mark (a budget's share) the drain fires once the buffer is
+        // empty, Node's own drain: each pause then moves a whole window of the share, so 500
+        // streams under one budget pause and resume about half as often as with a drain mark
+        // scaled down from low_watermark (docs/memory.md has the measurements).
+        drain_at_ = limit == high_ ? low_ : 0;
         ++stats_.over_high;
       }
     }

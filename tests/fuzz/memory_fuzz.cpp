@@ -25,7 +25,7 @@
 //
 // Assumptions where the docs are silent about rounding: the high watermark in effect is
 // max(1, min(high_watermark, fair_share / 4 * 3)) in integers (docs/memory.md now says so), and
-// the drain mark of a crossing below high_watermark is floor(low * limit / high), exactly. An
+// the drain of a crossing below high_watermark fires when the buffer is empty. An
 // item refused by a closed channel or buffer is refused before its size is checked.
 #include <bp/budgeted_channel.hpp>
 #include <bp/memory_budget.hpp>
@@ -570,9 +570,7 @@ void run(bp::fuzz::input& in) {
               want.keep_writing = mw.bytes < limit;
               if (!want.keep_writing) {
                 mw.need_drain = true;
-                mw.drain_at = limit == high
-                                  ? low
-                                  : static_cast<std::size_t>(static_cast<u128>(low) * limit / high);
+                mw.drain_at = limit == high ? low : 0;
                 ++mw.st.over_high;
               }
             }
