@@ -101,11 +101,14 @@ struct byte_sender::impl {
 
   // Producer window (max_in_flight > 0): publishes not yet acknowledged, and publishes the
   // server refused for lack of room, to be published again after a backoff. Guarded by `mu`;
-  // every change that frees room, empties the window or moves the retry schedule is announced
-  // on `changed` after it is made (senders and flush wait there for acknowledgements, the
-  // retrier for its moment).
+  // every change that frees room or empties the window is announced on `changed` after it is
+  // made (senders and flush wait there for acknowledgements), every change of the retry
+  // schedule on `retry_changed` (the retrier waits there for its moment).
   std::mutex mu;
   alignas(bp::detail::cache_line) bp::detail::event_count changed;
+  // The retrier's own: a refusal, a moved retry schedule, stop. Apart from `changed` so that
+  // the acknowledgements that free room (one per message) do not wake the retrier each time.
+  alignas(bp::detail::cache_line) bp::detail::event_count retry_changed;
   std::size_t in_flight = 0;
   std::deque<natsMsg*> refused;
   clock::time_point retry_at{};
@@ -178,6 +181,7 @@ struct byte_sender::impl {
       stopping = true;
     }
     changed.notify_all();
+    retry_changed.notify_all();
     if (retrier.joinable()) retrier.join();
   }
 
@@ -203,7 +207,7 @@ struct byte_sender::impl {
         std::lock_guard relock(mu);
         return stopping || retry_at != seen || (idle && !refused.empty());
       };
-      (void)bp::detail::wait_loop(changed, wake, attempt, bp::detail::no_spin,
+      (void)bp::detail::wait_loop(retry_changed, wake, attempt, bp::detail::no_spin,
                                   bp::detail::always_settled{});
       lock.lock();
     }
@@ -367,6 +371,7 @@ struct byte_sender::impl {
       const std::size_t room = self.o.max_in_flight - std::min(used, self.o.max_in_flight);
       if (done == nullptr || self.in_flight == 0 || room >= self.wake_room)
         self.changed.notify_all();
+      if (done == nullptr) self.retry_changed.notify_all();
     }
     natsMsg_Destroy(done);
   }
@@ -417,6 +422,7 @@ struct byte_sender::impl {
       refused.push_front(m);
       retry_at = clock::now() + backoff;
       changed.notify_all();
+      retry_changed.notify_all();
       return false;
     }
     changed.notify_all();
