@@ -143,10 +143,14 @@ std::size_t http_parser::feed(std::string_view in) {
     const auto nl = rest.find('\n');
     const bool complete = nl != std::string_view::npos;
     const std::size_t take = complete ? nl + 1 : rest.size();
-    // Never hold more than the longest line allowed and its CRLF: a longer one fails here.
+    // Never hold more than the longest line allowed and its CRLF: a longer one fails here. A
+    // field line may be as long as the header line limit and what is left of the block (its
+    // CRLF counted, as the block counts it), so whatever the pieces the bytes arrive in, a line
+    // too long for both fails on the same limit.
+    const std::size_t block_room =
+        lim_.max_header_bytes > field_bytes_ + 2 ? lim_.max_header_bytes - field_bytes_ - 2 : 0;
     const std::size_t longest =
-        have_request_line_ ? std::min(lim_.max_header_line, lim_.max_header_bytes - field_bytes_)
-                           : lim_.max_request_line;
+        have_request_line_ ? std::min(lim_.max_header_line, block_room) : lim_.max_request_line;
     if (line_.size() + take > longest + 2) {
       check_limits(longest + 1);
       return used;
@@ -177,7 +181,9 @@ bool http_parser::check_limits(std::size_t len) {
     fail(431, "header line too long (limit " + std::to_string(lim_.max_header_line) + " bytes)");
     return false;
   }
-  if (field_bytes_ + len > lim_.max_header_bytes) {
+  // A field line counts with its CRLF (field_bytes_ adds it once the line is complete); the
+  // empty line that ends the head is not a field.
+  if (len > 0 && field_bytes_ + len + 2 > lim_.max_header_bytes) {
     fail(431, "header block too large (limit " + std::to_string(lim_.max_header_bytes) + " bytes)");
     return false;
   }
