@@ -87,6 +87,7 @@ struct byte_receiver::impl {
     const int cap = static_cast<int>(
         std::min<std::int64_t>(o.fetch_batch, std::max<std::int64_t>(1, o.max_ack_pending)));
     const int want = max_batch > 0 ? std::min(max_batch, cap) : cap;
+    conn->bin.flush();  // the settled deliveries of the last batch, while we wait anyway
     natsMsgList list{nullptr, 0};
     jsErrCode jerr = static_cast<jsErrCode>(0);
     natsStatus s;

@@ -119,6 +119,9 @@ struct byte_sender::impl {
   // A send waiting for room in a full window is woken once this many slots are free (an
   // eighth of the window), not at every acknowledgement: see on_async_ack.
   std::size_t wake_room = 1;
+  // Acknowledged messages, freed in runs (see message_bin): before `acks`, so that it outlives
+  // every acknowledgement handler that reaches us.
+  message_bin bin;
   // Last member, so the first to go: from then on no acknowledgement handler reaches us.
   ack_registration acks{this};
 
@@ -317,10 +320,22 @@ struct byte_sender::impl {
     }
   }
 
-  natsMsg* make_msg(std::span<const std::byte> payload) {
+  // Throws bp::nats::error for a payload above what the server accepts (its max_payload, which
+  // the message's headers count towards too; nats.c refuses the rest at publish). Called before
+  // any wait for room, so such a send fails at once instead of after waiting for a slot.
+  void check_size(std::span<const std::byte> payload) const {
     if (payload.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw error("bp::nats: message of " + std::to_string(payload.size()) +
                   " bytes is larger than any NATS server accepts");
+    const std::int64_t max = natsConnection_GetMaxPayload(conn->nc);
+    if (max > 0 && static_cast<std::int64_t>(payload.size()) > max)
+      throw error("bp::nats: message of " + std::to_string(payload.size()) +
+                  " bytes is larger than the server's max_payload of " + std::to_string(max) +
+                  " bytes");
+  }
+
+  natsMsg* make_msg(std::span<const std::byte> payload) {
+    check_size(payload);
     natsMsg* m = nullptr;
     check(natsMsg_Create(&m, facts.subject.c_str(), nullptr,
                          reinterpret_cast<const char*>(payload.data()),
@@ -331,6 +346,7 @@ struct byte_sender::impl {
 
   status send(std::span<const std::byte> payload, bool may_wait, clock::time_point deadline) {
     if (closed.load(std::memory_order_acquire)) return status::closed;
+    check_size(payload);
     if (o.max_in_flight > 0) return send_windowed(payload, may_wait, deadline);
     natsMsg* m = make_msg(payload);
     status st;
@@ -340,7 +356,7 @@ struct byte_sender::impl {
       natsMsg_Destroy(m);
       throw;
     }
-    natsMsg_Destroy(m);
+    bin.put(m);
     if (st == status::ok) ++sent;
     return st;
   }
@@ -373,7 +389,7 @@ struct byte_sender::impl {
         self.changed.notify_all();
       if (done == nullptr) self.retry_changed.notify_all();
     }
-    natsMsg_Destroy(done);
+    self.bin.put(done);  // still registered (r.mu is held), so `self` is alive
   }
 
   // Settles one answer of the window under `mu`; returns the message when it is finished with
@@ -417,17 +433,22 @@ struct byte_sender::impl {
   // stalled it (PublishAsync.StallWait): `m` is then queued with the refused messages, still in
   // the window, and published again after the backoff. Any other failure throws.
   bool requeue_or_fail(natsStatus s, natsMsg* m) {
-    --in_flight;
+    give_back_slot();
     if (s == NATS_TIMEOUT) {
       refused.push_front(m);
       retry_at = clock::now() + backoff;
-      changed.notify_all();
       retry_changed.notify_all();
       return false;
     }
-    changed.notify_all();
     natsMsg_Destroy(m);
     throw_nats("asynchronous publish to '" + facts.subject + "' failed", s);
+  }
+
+  // With the lock held: a message that took a slot is not in flight after all (it failed, or
+  // waits among the refused ones, which count apart), announced to waiting senders and flush.
+  void give_back_slot() {
+    --in_flight;
+    changed.notify_all();
   }
 
   // Publishes `m` into the window (the lock is released around the nats.c call); false when
@@ -515,8 +536,7 @@ struct byte_sender::impl {
     } catch (...) {
       natsMsg_Destroy(m);
       std::lock_guard lock(mu);
-      --in_flight;
-      changed.notify_all();
+      give_back_slot();
       throw;
     }
     const natsStatus s = publish_counted(m);

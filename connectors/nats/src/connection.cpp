@@ -1,6 +1,10 @@
 // Connecting to NATS and turning nats.c's failures into bp::nats::error. Every option of the
 // connection part of bp::nats::options is applied here and nowhere else, so the sender, the
 // receiver and the token bucket connect alike; a failure names the option it came from.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +37,30 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 }  // namespace
+
+void message_bin::put(natsMsg* m) noexcept {
+  if (m == nullptr) return;
+  std::unique_lock lock(mu_);
+  held_[count_++] = m;
+  bytes_ += static_cast<std::size_t>(natsMsg_GetDataLength(m));
+  if (count_ == max_run || bytes_ >= max_bytes) release(lock);
+}
+
+void message_bin::flush() noexcept {
+  std::unique_lock lock(mu_);
+  if (count_ > 0) release(lock);
+}
+
+void message_bin::release(std::unique_lock<std::mutex>& lock) noexcept {
+  std::array<natsMsg*, max_run> run;
+  const std::size_t n = count_;
+  std::copy_n(held_.begin(), n, run.begin());
+  count_ = 0;
+  bytes_ = 0;
+  lock.unlock();
+  // In one go, so the collector thread is woken once for the run.
+  for (std::size_t i = 0; i < n; ++i) natsMsg_Destroy(run[i]);
+}
 
 void throw_nats(const std::string& what, natsStatus s, int js) {
   std::string msg = "bp::nats: " + what + ": " + describe(s);

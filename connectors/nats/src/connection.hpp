@@ -5,9 +5,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -18,14 +21,57 @@
 
 namespace bp::nats::detail {
 
+// Where finished messages go instead of natsMsg_Destroy one at a time.
+//
+// nats.c frees every message on one library-wide collector thread, and natsMsg_Destroy wakes
+// that thread whenever it sleeps. Destroying messages one by one, as deliveries are settled or
+// acknowledgements of a window come back, therefore costs a thread wake-up (two context
+// switches) per message: a consumer made 4x the futex calls of a raw nats.c loop that frees
+// each fetched batch at once, and lost a tenth of its throughput. The bin hands messages over
+// in runs: when `max_run` messages (a large fetch batch) or `max_bytes` of payload have
+// gathered, when flush() is called (a receiver does before it fetches, since it is about to
+// wait anyway) and when it goes. What it holds back is bounded by those two limits. Thread
+// safe; allocates nothing.
+class message_bin {
+ public:
+  static constexpr std::size_t max_run = 256;
+  static constexpr std::size_t max_bytes = 256 * 1024;
+
+  message_bin() = default;
+  message_bin(const message_bin&) = delete;
+  message_bin& operator=(const message_bin&) = delete;
+  ~message_bin() { flush(); }
+
+  // Takes `m` (nullptr: nothing) to destroy with the next run.
+  void put(natsMsg* m) noexcept;
+  // Destroys what is held now.
+  void flush() noexcept;
+  // How many messages wait for the next run.
+  [[nodiscard]] std::size_t held() noexcept {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+
+ private:
+  // Destroys the held run; called with `lock` held, returns with it released.
+  void release(std::unique_lock<std::mutex>& lock) noexcept;
+
+  std::mutex mu_;
+  std::array<natsMsg*, max_run> held_{};
+  std::size_t count_ = 0;
+  std::size_t bytes_ = 0;
+};
+
 // natsConnection + jsCtx, shared by the ends and the deliveries.
 struct connection {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
+  message_bin bin;  // for the messages of this connection's deliveries
   connection() = default;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   ~connection() {
+    bin.flush();
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
   }

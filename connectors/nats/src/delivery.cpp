@@ -27,7 +27,7 @@ raw_delivery::raw_delivery(raw_delivery&& o) noexcept
     : conn_(std::move(o.conn_)), msg_(std::exchange(o.msg_, nullptr)), settled_(o.settled_) {}
 raw_delivery& raw_delivery::operator=(raw_delivery&& o) noexcept {
   if (this != &o) {
-    natsMsg_Destroy(static_cast<natsMsg*>(msg_));
+    discard();
     conn_ = std::move(o.conn_);
     msg_ = std::exchange(o.msg_, nullptr);
     settled_ = o.settled_;
@@ -35,7 +35,15 @@ raw_delivery& raw_delivery::operator=(raw_delivery&& o) noexcept {
   return *this;
 }
 raw_delivery::~raw_delivery() {
-  natsMsg_Destroy(static_cast<natsMsg*>(msg_));
+  discard();
+}
+void raw_delivery::discard() noexcept {
+  auto* m = static_cast<natsMsg*>(std::exchange(msg_, nullptr));
+  if (conn_) {
+    conn_->bin.put(m);
+  } else {
+    natsMsg_Destroy(m);
+  }
 }
 
 std::span<const std::byte> raw_delivery::data() const noexcept {

@@ -130,6 +130,22 @@ TEST_F(sender_test, oversize_message_is_a_clear_error) {
   EXPECT_EQ(tx.stats().sent, 1u);
 }
 
+TEST_F(sender_test, oversize_message_fails_at_once_even_when_the_window_is_full) {
+  auto o = opts(2, overflow::block);
+  o.max_in_flight = 2;
+  sender<std::string> tx(o);
+  // Two fill the stream, two more are refused by the server and hold the window's slots.
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(tx.send_for(std::to_string(i), 2s), status::ok);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)tx.send_for(std::string(2 << 20, 'x'), 5s);
+    FAIL() << "a message above the server's max_payload was accepted";
+  } catch (const bp::nats::error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_payload"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "it waited for room first";
+}
+
 // --- each strategy's answers --------------------------------------------------------------------
 
 TEST_F(sender_test, reject_answers_full_at_once_and_keeps_the_first) {

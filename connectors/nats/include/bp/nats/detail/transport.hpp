@@ -71,6 +71,8 @@ class raw_delivery {
   void term();
 
  private:
+  void discard() noexcept;  // hands the message to the connection's bin
+
   std::shared_ptr<connection> conn_;
   void* msg_ = nullptr;  // natsMsg*
   bool settled_ = false;
