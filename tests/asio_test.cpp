@@ -14,9 +14,11 @@
 #include <bp/concurrency_limiter.hpp>
 #include <bp/leaky_bucket.hpp>
 #include <bp/memory_budget.hpp>
+#include <bp/select.hpp>
 #include <bp/semaphore.hpp>
 #include <bp/token_bucket.hpp>
 #include <bp/unbounded_channel.hpp>
+#include <bp/watermark_buffer.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -291,6 +293,134 @@ TEST(AsioBuckets, AcquireSleepsUntilTheTokensAreDueAndCancelGivesThemBack) {
   clock.advance(100ms);
   EXPECT_TRUE(tb.try_acquire()) << "the cancelled wait gave its token back";
   EXPECT_THROW(bpa::async_acquire(tb, 2, asio::detached), std::invalid_argument);
+}
+
+TEST(AsioBuckets, AcquireForAnswersTimeoutAtOnceWhenTheTokensCannotComeInTime) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::manual_clock clock;
+  bp::token_bucket tb(10, 1, clock);  // one token per 100 ms
+  bp::leaky_bucket lb(10, 1, clock);
+  ASSERT_TRUE(tb.try_acquire());
+  ASSERT_TRUE(lb.try_acquire());
+  std::vector<status> answers;
+  auto record = asio::bind_executor(io, [&](status s) { answers.push_back(s); });
+  bpa::async_acquire_for(tb, 1, 10ms, record);  // due in 100 ms: not within 10 ms
+  bpa::async_acquire_for(lb, 1, 10ms, record);
+  run_to_end(io);
+  EXPECT_EQ(answers, std::vector<status>(2, status::timeout));
+  answers.clear();
+  bpa::async_acquire_for(tb, 1, 1s, record);  // due in 100 ms: waits for it
+  bpa::async_acquire_for(lb, 1, 1s, record);
+  io.restart();
+  io.poll();
+  EXPECT_TRUE(answers.empty()) << "not due yet";
+  clock.advance(100ms);
+  run_to_end(io);
+  EXPECT_EQ(answers, std::vector<status>(2, status::ok));
+  EXPECT_THROW(bpa::async_acquire_for(tb, 2, 1s, asio::detached), std::invalid_argument);
+}
+
+TEST(AsioWatermark, WaitDrainWithEachTokenAndCancel) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::watermark_buffer<std::string> buf({.high_watermark = 8});
+  std::vector<status> answers;
+  bpa::async_wait_drain(buf, asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  run_to_end(io);
+  EXPECT_EQ(answers, std::vector<status>{status::ok}) << "not paused: ok at once";
+  ASSERT_FALSE(buf.write(std::string(10, 'x')).keep_writing);
+  spawn(io, [&]() -> asio::awaitable<void> {
+    answers.push_back(co_await bpa::async_wait_drain(buf, asio::use_awaitable));
+  });
+  auto deferred_op = bpa::async_wait_drain(buf, asio::experimental::deferred);
+  std::move(deferred_op)(asio::bind_executor(io, [&](status s) { answers.push_back(s); }));
+  io.poll();
+  EXPECT_EQ(answers.size(), 1u) << "paused: both wait";
+  ASSERT_TRUE(buf.try_read());  // empty: the drain
+  run_to_end(io);
+  EXPECT_EQ(answers, std::vector<status>(3, status::ok));
+
+  ASSERT_FALSE(buf.write(std::string(10, 'x')).keep_writing);
+  asio::cancellation_signal cancel;
+  std::optional<status> cancelled;
+  bpa::async_wait_drain(
+      buf, asio::bind_cancellation_slot(cancel.slot(),
+                                        asio::bind_executor(io, [&](status s) { cancelled = s; })));
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(cancelled);
+  asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  run_to_end(io);
+  EXPECT_EQ(cancelled, status::cancelled);
+  std::optional<status> closed;
+  bpa::async_wait_drain(buf, asio::bind_executor(io, [&](status s) { closed = s; }));
+  io.restart();
+  io.poll();
+  buf.close();
+  run_to_end(io);
+  EXPECT_EQ(closed, status::closed);
+}
+
+TEST(AsioSelect, TakesFromTheReadyCaseAndConsumesNothingElse) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::channel<int> a(1), b(1), full(1);
+  ASSERT_EQ(full.send(1), status::ok);
+  int from_a = 0, from_b = 0, unsent = 5;
+  std::optional<bp::select_result> got;
+  spawn(io, [&]() -> asio::awaitable<void> {
+    got = co_await bpa::async_select(bp::recv_case(a, from_a), bp::recv_case(b, from_b),
+                                     bp::send_case(full, unsent), asio::use_awaitable);
+  });
+  EXPECT_FALSE(got) << "nothing ready: it waits";
+  std::thread sender([&] { EXPECT_EQ(b.send(42), status::ok); });
+  run_to_end(io);
+  sender.join();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->index, 1u);
+  EXPECT_EQ(got->answer, status::ok);
+  EXPECT_EQ(from_b, 42);
+  EXPECT_EQ(from_a, 0);
+  EXPECT_EQ(unsent, 5) << "the send case not chosen keeps its value";
+  EXPECT_EQ(full.size(), 1u);
+
+  // A callback, and a closed channel's case is ready with `closed`.
+  a.close();
+  std::optional<bp::select_result> cb;
+  bpa::async_select(bp::recv_case(a, from_a), bp::recv_case(b, from_b),
+                    asio::bind_executor(io, [&](bp::select_result r) { cb = r; }));
+  run_to_end(io);
+  EXPECT_EQ(cb, (bp::select_result{0, status::closed}));
+}
+
+TEST(AsioSelect, SelectForTimesOutAndCancelTakesNothing) {
+  watchdog dog(60s);
+  asio::io_context io;
+  bp::channel<int> a(1), b(1);
+  int x = 0, y = 0;
+  std::optional<bp::select_result> timed;
+  const auto t0 = std::chrono::steady_clock::now();
+  bpa::async_select_for(30ms, bp::recv_case(a, x), bp::recv_case(b, y),
+                        asio::bind_executor(io, [&](bp::select_result r) { timed = r; }));
+  run_to_end(io);
+  EXPECT_EQ(timed, (bp::select_result{bp::select_none, status::timeout}));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 30ms);
+
+  asio::cancellation_signal cancel;
+  std::optional<bp::select_result> cancelled;
+  bpa::async_select(
+      bp::recv_case(a, x), bp::recv_case(b, y),
+      asio::bind_cancellation_slot(
+          cancel.slot(), asio::bind_executor(io, [&](bp::select_result r) { cancelled = r; })));
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(cancelled);
+  asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+  run_to_end(io);
+  EXPECT_EQ(cancelled, (bp::select_result{bp::select_none, status::cancelled}));
+  ASSERT_EQ(a.send(9), status::ok);
+  EXPECT_EQ(a.try_recv(), std::optional<int>(9)) << "the cancelled select took nothing";
 }
 
 TEST(AsioBudgeted, ABudgetedChannelSendsLikeAChannel) {

@@ -13,11 +13,16 @@
 //   bp::asio_interop::async_reserve(budget, bytes, token)    void(bp::memory_permit)
 //   bp::asio_interop::async_reserve_for(budget, bytes, d, token)  void(bp::memory_permit)
 //   bp::asio_interop::async_acquire(bucket, n, token)        void(bp::status)
+//   bp::asio_interop::async_acquire_for(bucket, n, d, token) void(bp::status)
+//   bp::asio_interop::async_wait_drain(buf, token)           void(bp::status)
+//   bp::asio_interop::async_select(cases..., token)          void(bp::select_result)
+//   bp::asio_interop::async_select_for(d, cases..., token)   void(bp::select_result)
 //
 // `ch` is a bp::channel<T>, a bp::sender<T> / bp::receiver<T> (bp/channel_ends.hpp) or, for
 // receiving, a bp::unbounded_channel<T>; `sem` a bp::semaphore; `limiter` a
 // bp::concurrency_limiter; `budget` a bp::memory_budget or one of its streams; `bucket` a
-// bp::token_bucket or bp::leaky_bucket. A bp::budgeted_channel<T> sends like a channel. The token
+// bp::token_bucket or bp::leaky_bucket; `buf` a bp::watermark_buffer<T>; `cases` bp::recv_case /
+// bp::send_case (bp/select.hpp). A bp::budgeted_channel<T> sends like a channel. The token
 // is any asio completion token: asio::use_awaitable, a plain callable, asio::deferred
 // (asio::experimental::deferred before asio 1.24), asio::bind_executor(ex, ...),
 // asio::bind_cancellation_slot(slot, ...), ...
@@ -55,8 +60,9 @@
 // Lifetimes: the primitive (channel, end, semaphore, limiter) must outlive the operation, as
 // an I/O object does in asio. A send's `value` is taken by reference, like a buffer: it is
 // moved from only when the answer is `ok`, and must stay alive until the handler runs (with
-// use_awaitable a local of the coroutine does). Before destroying an io_context whose handlers
-// wait on bp, close the primitive or cancel the waits: a wait that never ends keeps its
+// use_awaitable a local of the coroutine does). So must the variables a select's cases name
+// (the receive cases' `out`, the send cases' values). Before destroying an io_context whose
+// handlers wait on bp, close the primitive or cancel the waits: a wait that never ends keeps its
 // handler (and its work count) forever.
 //
 // Cost: one allocation per operation, the frame of a small coroutine that awaits the bp verb
@@ -91,9 +97,11 @@
 #include "detail/async_op.hpp"
 #include "leaky_bucket.hpp"
 #include "memory_budget.hpp"
+#include "select.hpp"
 #include "semaphore.hpp"
 #include "status.hpp"
 #include "token_bucket.hpp"
+#include "watermark_buffer.hpp"
 
 namespace bp::asio_interop {
 
@@ -303,6 +311,58 @@ struct bucket_op {
   std::tuple<status> finish(result r) { return {r.value()}; }
 };
 
+template <class Bucket, class Duration>
+struct bucket_for_op {
+  Bucket* bucket;
+  std::size_t n;
+  Duration timeout;
+  auto start(async_options o) { return bucket->async_acquire_for(n, timeout, std::move(o)); }
+  std::tuple<status> finish(result r) { return {r.value()}; }
+};
+
+template <class Buffer>
+struct drain_op {
+  Buffer* buf;
+  auto start(async_options o) { return buf->async_wait_drain(std::move(o)); }
+  std::tuple<status> finish(status s) { return {s}; }
+};
+
+template <class T>
+inline constexpr bool is_watermark_buffer = false;
+template <class T>
+inline constexpr bool is_watermark_buffer<watermark_buffer<T>> = true;
+
+// A select's cases, kept until the bridge starts the select; `timeout` (a duration) or none.
+template <class Timeout, class... Cases>
+struct select_cases_op {
+  std::tuple<Cases...> cases;
+  Timeout timeout;
+  auto start(async_options o) {
+    return std::apply(
+        [&](Cases&... c) {
+          if constexpr (std::is_same_v<Timeout, std::nullptr_t>) {
+            return bp::async_select(std::move(o), c...);
+          } else {
+            return bp::async_select_for(timeout, std::move(o), c...);
+          }
+        },
+        cases);
+  }
+  std::tuple<select_result> finish(select_result r) { return {r}; }
+};
+
+// The completion token is the last argument, after the cases: splits it off.
+template <class Timeout, class Args, std::size_t... I>
+auto initiate_select(Timeout timeout, Args&& args, std::index_sequence<I...>) {
+  using op = select_cases_op<Timeout, std::remove_cvref_t<std::tuple_element_t<I, Args>>...>;
+  static_assert((select_case<std::tuple_element_t<I, Args>> && ...),
+                "bp::asio_interop::async_select: every argument but the last (the completion "
+                "token) must be a bp::recv_case or bp::send_case");
+  auto&& token = std::get<sizeof...(I)>(args);
+  return asio::async_initiate<decltype(token), void(select_result)>(
+      initiate{}, token, op{{std::get<I>(args)...}, timeout});
+}
+
 }  // namespace detail
 
 // Sends `value` into `ch` (a bp::channel<T> or bp::sender<T>): void(bp::status), the answers
@@ -402,6 +462,47 @@ auto async_acquire(Bucket& bucket, std::size_t n, CompletionToken&& token) {
   detail::check_tokens(bucket, n);
   return asio::async_initiate<CompletionToken, void(status)>(detail::initiate{}, token,
                                                              detail::bucket_op<Bucket>{&bucket, n});
+}
+
+// As async_acquire, answering `timeout` at once when the tokens cannot be due within `timeout`
+// (as the bucket's acquire_for: nothing is claimed then).
+template <class Bucket, class Rep, class Period, class CompletionToken>
+requires detail::rate_bucket<Bucket>
+auto async_acquire_for(Bucket& bucket, std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                       CompletionToken&& token) {
+  detail::check_tokens(bucket, n);
+  using op = detail::bucket_for_op<Bucket, std::chrono::duration<Rep, Period>>;
+  return asio::async_initiate<CompletionToken, void(status)>(detail::initiate{}, token,
+                                                             op{&bucket, n, timeout});
+}
+
+// Waits until the watermark buffer `buf` drains (Node's 'drain'): void(bp::status), ok at once
+// when it is not paused, closed, or cancelled; as buf.wait_drain().
+template <class Buffer, class CompletionToken>
+requires detail::is_watermark_buffer<Buffer>
+auto async_wait_drain(Buffer& buf, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(status)>(detail::initiate{}, token,
+                                                             detail::drain_op<Buffer>{&buf});
+}
+
+// bp::select as an asio operation: async_select(case, case, ..., token) completes with
+// void(bp::select_result) once one case completed (its index and answer), or with
+// {select_none, cancelled} on cancellation; the cases' semantics are bp::select's (one case
+// completes, the others consume nothing, random among the ready ones). The variables the cases
+// name must live until the handler runs.
+template <class... Args>
+requires(sizeof...(Args) >= 2) auto async_select(Args&&... args) {
+  return detail::initiate_select(nullptr, std::forward_as_tuple(std::forward<Args>(args)...),
+                                 std::make_index_sequence<sizeof...(Args) - 1>{});
+}
+
+// As async_select, completing with {select_none, timeout} once `timeout` passes first (counted
+// from the start).
+template <class Rep, class Period, class... Args>
+requires(sizeof...(Args) >= 2) auto async_select_for(std::chrono::duration<Rep, Period> timeout,
+                                                     Args&&... args) {
+  return detail::initiate_select(timeout, std::forward_as_tuple(std::forward<Args>(args)...),
+                                 std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
 }  // namespace bp::asio_interop
