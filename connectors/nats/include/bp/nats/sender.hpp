@@ -57,7 +57,8 @@ namespace bp::nats {
 // Errors: invalid options throw std::invalid_argument naming the field; an unreachable
 // server, a missing stream with stream_setup::bind, a message larger than the stream or
 // server accepts, or a publish not acknowledged within publish_retry_for throw
-// bp::nats::error. A full stream is never an exception: it is the status answer.
+// bp::nats::error (a payload above the server's max_payload before any wait for room). A full
+// stream is never an exception: it is the status answer.
 //
 // Delivery: a send answered ok is stored exactly once. A publish whose acknowledgement was lost
 // is retried with the same message id, which the server deduplicates inside duplicate_window;
