@@ -229,6 +229,18 @@ TEST(AsioLimiter, AcquireWithEachToken) {
     permits.back().on_ignore();
   }
   EXPECT_EQ(lim.in_flight(), 0u);
+  // Timed: an empty permit answering timeout, and nothing held.
+  auto held = lim.try_acquire();
+  ASSERT_TRUE(held);
+  std::optional<bp::limiter_permit> timed;
+  bpa::async_acquire_for(lim, 20ms, asio::bind_executor(io, [&](bp::limiter_permit p) {
+                           timed.emplace(std::move(p));
+                         }));
+  run_to_end(io);
+  ASSERT_TRUE(timed);
+  EXPECT_FALSE(*timed);
+  EXPECT_EQ(timed->answer(), status::timeout);
+  EXPECT_EQ(lim.in_flight(), 1u);
 }
 
 TEST(AsioBudget, ReserveWaitsForBytesOnTheBudgetAndOnAStream) {

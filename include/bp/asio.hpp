@@ -10,6 +10,7 @@
 //   bp::asio_interop::async_acquire(sem, n, token)           void(bp::status)
 //   bp::asio_interop::async_acquire_for(sem, n, d, token)    void(bp::status)
 //   bp::asio_interop::async_acquire(limiter, token)          void(bp::limiter_permit)
+//   bp::asio_interop::async_acquire_for(limiter, d, token)   void(bp::limiter_permit)
 //   bp::asio_interop::async_reserve(budget, bytes, token)    void(bp::memory_permit)
 //   bp::asio_interop::async_reserve_for(budget, bytes, d, token)  void(bp::memory_permit)
 //   bp::asio_interop::async_acquire(bucket, n, token)        void(bp::status)
@@ -253,6 +254,14 @@ struct limiter_op {
   std::tuple<limiter_permit> finish(limiter_permit p) { return {std::move(p)}; }
 };
 
+template <class Duration>
+struct limiter_for_op {
+  concurrency_limiter* lim;
+  Duration timeout;
+  auto start(async_options o) { return lim->async_acquire_for(timeout, std::move(o)); }
+  std::tuple<limiter_permit> finish(limiter_permit p) { return {std::move(p)}; }
+};
+
 template <class Budget>
 concept byte_budget =
     std::same_as<Budget, memory_budget> || std::same_as<Budget, memory_budget::stream>;
@@ -429,6 +438,15 @@ template <class CompletionToken>
 auto async_acquire(concurrency_limiter& lim, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(limiter_permit)>(detail::initiate{}, token,
                                                                      detail::limiter_op{&lim});
+}
+
+// As async_acquire, an empty permit answering `timeout` once `timeout` passes first.
+template <class Rep, class Period, class CompletionToken>
+auto async_acquire_for(concurrency_limiter& lim, std::chrono::duration<Rep, Period> timeout,
+                       CompletionToken&& token) {
+  using op = detail::limiter_for_op<std::chrono::duration<Rep, Period>>;
+  return asio::async_initiate<CompletionToken, void(limiter_permit)>(detail::initiate{}, token,
+                                                                     op{&lim, timeout});
 }
 
 // Reserves `bytes` of `budget` (a bp::memory_budget or one of its streams), with the budget's

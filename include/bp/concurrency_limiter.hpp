@@ -147,6 +147,12 @@ class concurrency_limiter {
   // co_await lim.async_acquire([opts]): a permit, or an empty one answering `closed` or
   // `cancelled` (docs/async.md). Await at once.
   [[nodiscard]] inline auto async_acquire(async_options opts = {});
+  // As async_acquire, or an empty permit answering `timeout` once `timeout` (real time) passes
+  // first. A coroutine resumed by its timeout runs on bp's timer thread unless the options name
+  // an executor (bp::resume_on). Cancel safe: a wait that ends without a slot holds none.
+  template <class Rep, class Period>
+  [[nodiscard]] auto async_acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                       async_options opts = {});
 
   // Cancellable: an empty permit answering `cancelled` once `stop` is stopped while waiting.
   [[nodiscard]] inline limiter_permit acquire(const std::stop_token& stop);
@@ -314,14 +320,23 @@ struct concurrency_limiter::acquire_wait {
     if (lim->is_closed()) return closed = true;
     return lim->try_admit(n);
   }
-  limiter_permit result(bool cancelled) const {
+  // cancelled / timed_out: the wait ended without a slot (the attempt never succeeded).
+  limiter_permit result(bool cancelled, bool timed_out) const {
     if (cancelled) return limiter_permit(status::cancelled);
+    if (timed_out) return limiter_permit(status::timeout);
     return closed ? limiter_permit(status::closed) : limiter_permit(lim, n);
   }
 };
 
 inline auto concurrency_limiter::async_acquire(async_options opts) {
   return detail::attempt_awaiter<acquire_wait>(room_, acquire_wait{this}, std::move(opts));
+}
+
+template <class Rep, class Period>
+auto concurrency_limiter::async_acquire_for(std::chrono::duration<Rep, Period> timeout,
+                                            async_options opts) {
+  return detail::attempt_awaiter<acquire_wait>(room_, acquire_wait{this}, std::move(opts),
+                                               detail::deadline_after(timeout));
 }
 
 inline limiter_permit concurrency_limiter::acquire(const std::stop_token& stop) {

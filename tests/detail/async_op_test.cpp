@@ -507,6 +507,34 @@ TEST(AsyncLimiter, AcquireSuspendsUntilAPermitIsGivenBack) {
   EXPECT_EQ(third->answer(), status::closed);
 }
 
+// The answer as (has a permit, answer), published with release: a timed-out coroutine
+// resumes on bp's timer thread.
+detached limiter_acquire_for(bp::concurrency_limiter& lim, std::chrono::milliseconds timeout,
+                             std::optional<bp::limiter_permit>& got, std::atomic<int>& answer) {
+  got.emplace(co_await lim.async_acquire_for(timeout));
+  answer.store(static_cast<int>(got->answer()), std::memory_order_release);
+}
+
+TEST(AsyncLimiter, AcquireForAnswersTimeoutOrTheSlotGivenBackInTime) {
+  bp::concurrency_limiter lim(bp::fixed_limit{1});
+  std::optional<bp::limiter_permit> first, timed, in_time;
+  std::atomic<int> a1{-1}, a2{-1}, a3{-1};
+  limiter_acquire_for(lim, 0ms, first, a1);
+  ASSERT_EQ(a1.load(), static_cast<int>(status::ok)) << "a free slot is taken with no wait";
+  EXPECT_TRUE(static_cast<bool>(*first));
+  limiter_acquire_for(lim, 20ms, timed, a2);
+  ASSERT_TRUE(bp::test::eventually([&] { return a2.load(std::memory_order_acquire) != -1; }));
+  EXPECT_EQ(a2.load(), static_cast<int>(status::timeout));
+  EXPECT_FALSE(static_cast<bool>(*timed));
+  EXPECT_EQ(lim.in_flight(), 1u) << "the timed-out wait holds no slot";
+  limiter_acquire_for(lim, 10s, in_time, a3);
+  EXPECT_EQ(a3.load(), -1) << "the limit is 1: it waits";
+  first.reset();  // the slot goes back: the waiting coroutine takes it, on this thread
+  ASSERT_EQ(a3.load(), static_cast<int>(status::ok));
+  EXPECT_TRUE(static_cast<bool>(*in_time));
+  EXPECT_EQ(lim.in_flight(), 1u);
+}
+
 detached wait_drain(bp::watermark_buffer<std::string>& b, std::optional<status>& answer) {
   answer = co_await b.async_wait_drain();
 }
