@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -242,6 +243,50 @@ TEST_F(publisher_test, no_completion_while_a_value_before_the_marker_waits_for_d
   rec->subscription()->request(1);
   ASSERT_TRUE(rec->wait([](auto& r) { return r.completed_; }, 5s)) << "no on_complete";
   EXPECT_EQ(rec->values_, (std::vector<std::string>{"0", "1", "2"}));
+}
+
+}  // namespace
+
+namespace {
+
+// The process's virtual memory size (VmSize), in bytes.
+std::size_t virtual_memory() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::size_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmSize: %zu kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+
+// Cancels in on_subscribe: the subscription's worker ends as soon as it sees it.
+class canceller final : public bp::rs::subscriber<std::string> {
+ public:
+  void on_subscribe(std::shared_ptr<bp::rs::subscription> s) override { s->cancel(); }
+  void on_next(std::string) override {}
+  void on_error(std::exception_ptr) override {}
+  void on_complete() override {}
+};
+
+TEST_F(publisher_test, finished_subscriptions_do_not_pile_up_in_a_long_lived_publisher) {
+  auto pub = std::make_shared<bp::nats::publisher<std::string>>(opts(10, overflow::block));
+  // Each worker thread has a stack (8 MiB of address space by default) that stays mapped
+  // until the thread is joined; a publisher that joined its workers only when destroyed held
+  // one per subscription it ever had.
+  pub->subscribe(std::make_shared<canceller>());
+  std::this_thread::sleep_for(200ms);
+  const std::size_t before = virtual_memory();
+  constexpr int rounds = 30;
+  for (int i = 0; i < rounds; ++i) {
+    pub->subscribe(std::make_shared<canceller>());
+    std::this_thread::sleep_for(30ms);  // the worker connects, sees the cancel and ends
+  }
+  const std::size_t grown = virtual_memory() - before;
+  EXPECT_LT(grown, std::size_t{rounds} * (8u << 20) / 3)
+      << "address space grew by " << (grown >> 20) << " MiB over " << rounds << " subscriptions";
 }
 
 }  // namespace

@@ -97,6 +97,9 @@ class pull_subscription final : public bp::rs::subscription {
     }
   }
   bool cancelled() const { return cancelled_.load(); }
+  // Set by the worker as its last step: its thread can be joined without waiting for a pull.
+  void mark_finished() { finished_.store(true, std::memory_order_release); }
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
 
  private:
   // bad_n_ holds the n of the first request(n <= 0), or this value (> 0) while none came.
@@ -106,6 +109,7 @@ class pull_subscription final : public bp::rs::subscription {
   std::atomic<std::int64_t> demand_{0};
   std::atomic<std::int64_t> bad_n_{no_bad_request};
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> finished_{false};
   alignas(bp::detail::cache_line) bp::detail::event_count ec_;
 };
 
@@ -141,15 +145,33 @@ class pull_publisher : public bp::rs::publisher<Item> {
     if (!s) throw std::invalid_argument("bp::nats::publisher::subscribe: subscriber is null");
     auto sub = std::make_shared<pull_subscription<Item>>();
     std::lock_guard lock(mu_);
+    reap_finished();
     subscriptions_.push_back(sub);
     workers_.emplace_back([opts = options_, s = std::move(s), sub]() mutable {
-      run(opts, std::move(s), std::move(sub));
+      run(opts, s, sub);
+      s.reset();  // the subscriber goes before the thread says it is done
+      sub->mark_finished();
     });
   }
 
  private:
-  static void run(const options& o, std::shared_ptr<bp::rs::subscriber<Item>> s,
-                  std::shared_ptr<pull_subscription<Item>> sub) {
+  // Joins the workers whose subscriptions ended (with `mu_` held): a thread's stack stays mapped
+  // until it is joined, so a long-lived publisher would otherwise hold one per subscription it
+  // ever had. A finished worker has returned from run(), so the join does not wait for a pull.
+  void reap_finished() {
+    for (std::size_t i = 0; i < workers_.size();) {
+      if (subscriptions_[i]->finished()) {
+        workers_[i].join();
+        workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(i));
+        subscriptions_.erase(subscriptions_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  static void run(const options& o, const std::shared_ptr<bp::rs::subscriber<Item>>& s,
+                  const std::shared_ptr<pull_subscription<Item>>& sub) {
     s->on_subscribe(sub);
     std::unique_ptr<byte_receiver> rx;
     try {
@@ -260,7 +282,9 @@ class pull_publisher : public bp::rs::publisher<Item> {
 // std::invalid_argument for request(n <= 0).
 //
 // Thread safety: request and cancel from any thread; signals come serially from one worker
-// thread per subscription. Cancelling stops the worker within options.fetch_wait; the
+// thread per subscription. Cancelling stops the worker within options.fetch_wait; the worker
+// of a subscription that ended (cancelled, completed, failed) is joined by the next
+// subscribe(), so a long-lived publisher holds threads only for its live subscriptions; the
 // publisher's destructor cancels and joins every worker.
 template <class T, class Codec = default_codec<T>>
 requires codec_for<Codec, T>
