@@ -321,8 +321,9 @@ struct byte_sender::impl {
   }
 
   // Throws bp::nats::error for a payload above what the server accepts (its max_payload, which
-  // the message's headers count towards too; nats.c refuses the rest at publish). Called before
-  // any wait for room, so such a send fails at once instead of after waiting for a slot.
+  // the message's headers count towards too; nats.c refuses the rest at publish). Called once
+  // per send, before any wait for room, so such a send fails at once instead of after waiting
+  // for a slot.
   void check_size(std::span<const std::byte> payload) const {
     if (payload.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw error("bp::nats: message of " + std::to_string(payload.size()) +
@@ -334,8 +335,8 @@ struct byte_sender::impl {
                   " bytes");
   }
 
+  // A message of `payload`, whose size send() has checked (check_size).
   natsMsg* make_msg(std::span<const std::byte> payload) {
-    check_size(payload);
     natsMsg* m = nullptr;
     check(natsMsg_Create(&m, facts.subject.c_str(), nullptr,
                          reinterpret_cast<const char*>(payload.data()),
