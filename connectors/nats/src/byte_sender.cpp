@@ -119,6 +119,9 @@ struct byte_sender::impl {
   // A send waiting for room in a full window is woken once this many slots are free (an
   // eighth of the window), not at every acknowledgement: see on_async_ack.
   std::size_t wake_room = 1;
+  // The server's max_payload when we connected: payloads up to it skip reading the current
+  // value, which takes the connection's lock (see check_size).
+  std::int64_t max_payload_at_connect = 0;
   // Acknowledged messages, freed in runs (see message_bin): before `acks`, so that it outlives
   // every acknowledgement handler that reaches us.
   message_bin bin;
@@ -148,6 +151,7 @@ struct byte_sender::impl {
       jsOptions jo = api_options(o);
       conn = open_connection(o, &jo);
     }
+    max_payload_at_connect = natsConnection_GetMaxPayload(conn->nc);
     try {
       facts = ensure_stream(*conn, o);
     } catch (...) {
@@ -323,11 +327,14 @@ struct byte_sender::impl {
   // Throws bp::nats::error for a payload above what the server accepts (its max_payload, which
   // the message's headers count towards too; nats.c refuses the rest at publish). Called once
   // per send, before any wait for room, so such a send fails at once instead of after waiting
-  // for a slot.
+  // for a slot. A payload within the limit seen at connect is not checked further, so the
+  // common send takes no lock here; a larger one is checked against the current server's
+  // limit (a reconnect may have reached a server with another one).
   void check_size(std::span<const std::byte> payload) const {
     if (payload.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
       throw error("bp::nats: message of " + std::to_string(payload.size()) +
                   " bytes is larger than any NATS server accepts");
+    if (static_cast<std::int64_t>(payload.size()) <= max_payload_at_connect) return;
     const std::int64_t max = natsConnection_GetMaxPayload(conn->nc);
     if (max > 0 && static_cast<std::int64_t>(payload.size()) > max)
       throw error("bp::nats: message of " + std::to_string(payload.size()) +
